@@ -1,0 +1,183 @@
+"""Headless workbench: `python -m workbench {train,data,methods,presets,runs,chat}`.
+
+Every command calls the same core functions as the UI. `train` prints a progress bar on stderr and, as its last
+line on stdout, one JSON object describing the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+USER_ERRORS = (ValueError, RuntimeError, FileNotFoundError, KeyError)
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from workbench.data import DataError, read_examples
+
+    try:
+        report = read_examples(args.file, kind=args.kind)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary(max_problems=args.max_problems))
+    return 0 if report.good else 1
+
+
+def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from workbench.methods import KNOBS
+
+    overrides = {f"method.{name}": getattr(args, name) for name in KNOBS if getattr(args, name) is not None}
+    if args.method:
+        overrides["method.name"] = args.method
+    return overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from workbench.config import RunConfig, load_preset
+    from workbench.jobs import execute_run
+    from workbench.store import RunStore, default_store
+
+    config = load_preset(args.preset) if args.preset else RunConfig()
+    overrides = _method_overrides(args)
+    if args.data:
+        overrides["data.path"] = args.data
+    if args.max_steps is not None:
+        overrides["train.max_steps"] = args.max_steps
+    if args.name:
+        overrides["name"] = args.name
+    config = config.with_overrides(overrides)
+    store = RunStore(args.output_dir) if args.output_dir else default_store()
+    record = store.create_run(config)
+    bar = tqdm(total=None, unit="step", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
+
+    def on_event(event: Any) -> None:
+        bar.total = event.total_steps
+        if event.kind == "start":
+            for note in event.values.get("notes", []):
+                bar.write(f"note: {note}")
+        if event.kind == "step":
+            bar.update(event.step - bar.n)
+            bar.set_postfix(loss=f"{event.values['train_loss']:.3f}", tok_s=f"{event.values['tokens_per_s']:.0f}")
+        if event.kind == "eval":
+            bar.write(f"step {event.step}: val_loss {event.values['val_loss']:.4f}")
+
+    try:
+        result = execute_run(store, record.run_id, config, on_event=on_event)
+    finally:
+        bar.close()
+    summary = {"run_id": record.run_id, **result.to_dict(), "run_dir": str(store.run_dir(record.run_id))}
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from workbench.methods import KNOBS, METHODS
+
+    for spec in METHODS.values():
+        needs = "CUDA GPU" if spec.needs_cuda else "runs on CPU"
+        print(f"{spec.name:<16} {spec.label} ({spec.family}; {needs})\n    {spec.summary}")
+        for name in spec.knobs:
+            knob = KNOBS[name]
+            valid = ", ".join(knob.choices) if knob.choices else f"{knob.minimum:g}–{knob.maximum:g}"
+            print(f"    --{name:<12} default {knob.default!r:<12} [{valid}]")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from workbench.config import load_preset
+
+    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+        config = load_preset(path)
+        print(f"{path.stem:<24} method={config.method.name} data={config.data.path} "
+              f"steps={config.train.max_steps or f'{config.train.epochs:g} epoch(s)'}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from workbench.store import default_store
+
+    for run in default_store().list_runs():
+        loss = f"{run.train_loss:.3f}" if run.train_loss is not None else "–"
+        print(f"{run.run_id}  {run.status:<11} {run.method:<8} steps {run.steps}/{run.total_steps} loss {loss}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from workbench.chat import ChatEngine, SamplingConfig, Side
+    from workbench.config import ModelConfig
+
+    engine = ChatEngine(ModelConfig(name_or_path=args.model))
+    sides = [Side("base")]
+    if args.adapter:
+        engine.ensure_adapter("adapter", args.adapter)
+        sides.append(Side("adapter", "adapter"))
+    sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                              seed=args.seed)
+    history = [{"role": "user", "content": args.prompt}]
+    for side in sides:
+        state = engine.answer(side, history, sampling)
+        print(json.dumps({"side": side.label, "text": state.text, "new_tokens": state.new_tokens,
+                          "seconds": round(state.seconds, 3)}, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from workbench.methods import KNOBS
+
+    parser = argparse.ArgumentParser(prog="python -m workbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect data files").add_subparsers(dest="data_command", required=True)
+    check = data.add_parser("check", help="validate a data file row by row and print the report")
+    check.add_argument("file")
+    check.add_argument("--kind", default="auto", choices=("auto", "sft", "preference"))
+    check.add_argument("--max-problems", type=int, default=200)
+    check.set_defaults(func=cmd_data_check)
+
+    train = sub.add_parser("train", help="train one run with the same engine as the UI")
+    train.add_argument("--preset", help="a YAML preset, e.g. presets/classroom-lora.yaml")
+    train.add_argument("--data", help="training data file (overrides the preset), or sample:NAME")
+    train.add_argument("--max-steps", type=int, help="stop after N optimiser steps")
+    train.add_argument("--output-dir", help="run store folder (default: $WORKBENCH_HOME/runs)")
+    train.add_argument("--name", help="a name for the run")
+    train.add_argument("--method", help="fine-tuning method (see `methods`)")
+    for name, knob in KNOBS.items():
+        kind = str if knob.choices else type(knob.default)
+        train.add_argument(f"--{name}", type=kind, default=None, help=knob.help)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    sub.add_parser("methods", help="list fine-tuning methods and their knobs").set_defaults(func=cmd_methods)
+    sub.add_parser("presets", help="list presets").set_defaults(func=cmd_presets)
+    sub.add_parser("runs", help="list stored runs").set_defaults(func=cmd_runs)
+
+    chat = sub.add_parser("chat", help="answer one prompt with the base model (and an adapter)")
+    chat.add_argument("--prompt", required=True)
+    chat.add_argument("--adapter", help="adapter folder (a run's adapter/)")
+    chat.add_argument("--model", default="embedded")
+    chat.add_argument("--temperature", type=float, default=0.0)
+    chat.add_argument("--top-p", type=float, default=1.0)
+    chat.add_argument("--max-new-tokens", type=int, default=64)
+    chat.add_argument("--seed", type=int, default=0)
+    chat.set_defaults(func=cmd_chat)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

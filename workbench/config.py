@@ -1,0 +1,245 @@
+"""Run configuration: what to train, on what, and how — one dataclass per part, saved as YAML presets.
+
+Every field carries its help text and valid range in its metadata; `__post_init__` checks them, so a bad value
+is refused where it enters (UI form, CLI flag or preset file) with an error naming the field, the value and the
+valid range. The UI reads the same metadata for its sliders and help texts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.methods import KNOBS, get_method
+
+EMBEDDED_MODEL = "embedded"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the field and the fix."""
+
+
+def knob(default: Any, help: str, minimum: float | None = None, maximum: float | None = None,
+         choices: tuple[str, ...] = ()) -> Any:
+    """A dataclass field with its help text and valid range attached."""
+    return field(default=default, metadata={"help": help, "min": minimum, "max": maximum, "choices": choices})
+
+
+def _check_field(section: str, f: dataclasses.Field, value: Any) -> None:
+    meta, where = f.metadata, f"{section}.{f.name}"
+    if not meta:
+        return
+    kind = type(f.default)
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"{where} is {value!r}; choose one of: {', '.join(meta['choices'])}")
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false; got {value!r}")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where} must be a whole number; got {value!r}")
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where} must be a number; got {value!r}")
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(f"{where} must be text; got {value!r}")
+    lo, hi = meta["min"], meta["max"]
+    if lo is not None and hi is not None and not lo <= value <= hi:
+        raise ConfigError(f"{where} must be between {lo:g} and {hi:g}; got {value!r}")
+
+
+def _check_all(obj: Any, section: str) -> None:
+    for f in dataclasses.fields(obj):
+        _check_field(section, f, getattr(obj, f.name))
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = knob(EMBEDDED_MODEL, "The base model: 'embedded' (SmolLM2-135M-Instruct, bundled, works "
+                             "offline), a Hugging Face Hub id such as 'HuggingFaceTB/SmolLM2-360M-Instruct', or a "
+                             "local folder with config.json and safetensors weights.")
+    dtype: str = knob("auto", "Weights and compute type. 'auto' = float32 on CPU, bfloat16 on a GPU that supports "
+                      "it.", choices=("auto", "float32", "bfloat16", "float16"))
+    trust_remote_code: bool = knob(False, "Run Python code shipped with a Hub model. Off unless you trust its "
+                                   "author.")
+
+    def __post_init__(self) -> None:
+        _check_all(self, "model")
+        if not self.name_or_path.strip():
+            raise ConfigError("model.name_or_path is empty; use 'embedded', a Hub id or a local folder")
+
+
+@dataclass
+class DataConfig:
+    path: str = knob("sample:en_ticket_triage", "The training data: a bundled sample ('sample:NAME') or a "
+                     "file (.jsonl, .json, .csv, .parquet).")
+    val_size: float = knob(0.1, "Share (0–0.5) or count (≥ 1) of examples held out to measure validation loss "
+                           "during training.", 0, 100_000)
+    test_size: float = knob(0.1, "Share (0–0.5) or count (≥ 1) of examples held out for evaluation after "
+                            "training.", 0, 100_000)
+    split_seed: int = knob(0, "Seed of the shuffle that splits train / val / test: the same seed gives the "
+                           "same split.", 0, 2**31 - 1)
+
+    def __post_init__(self) -> None:
+        _check_all(self, "data")
+        for name in ("val_size", "test_size"):
+            value = getattr(self, name)
+            if 0.5 < value < 1 or (value >= 1 and value != int(value)):
+                raise ConfigError(f"data.{name} must be a share between 0 and 0.5 or a whole count; got {value!r}")
+
+
+@dataclass
+class MethodConfig:
+    name: str = knob("lora", "The fine-tuning method (see `python -m workbench methods`).")
+    rank: int = KNOBS["rank"].default
+    alpha: int = KNOBS["alpha"].default
+    dropout: float = KNOBS["dropout"].default
+    targets: str = KNOBS["targets"].default
+
+    def __post_init__(self) -> None:
+        spec = get_method_or_error(self.name)
+        for name in spec.knobs:
+            problem = KNOBS[name].check(getattr(self, name))
+            if problem:
+                raise ConfigError(problem)
+
+
+def get_method_or_error(name: str):
+    try:
+        return get_method(name)
+    except ValueError as exc:
+        raise ConfigError(f"method.name: {exc}") from None
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = knob(1e-3, "Step size of the optimiser (AdamW). Adapters like 1e-4 to 2e-3; full "
+                                "fine-tuning wants 1e-5 to 5e-5.", 1e-8, 1.0)
+    epochs: float = knob(1.0, "Passes over the training split (ignored when max steps is set).", 0.01, 1000)
+    max_steps: int = knob(0, "Stop after this many optimiser steps; 0 = run the given epochs.", 0, 1_000_000)
+    batch_size: int = knob(4, "Examples per forward pass. Larger is faster per example but needs more "
+                           "memory.", 1, 1024)
+    grad_accum: int = knob(1, "Forward passes summed into one optimiser step: effective batch = batch size × "
+                           "this.", 1, 1024)
+    max_seq_len: int = knob(256, "Longest example in tokens; longer prompts are cut from the left so the "
+                            "answer is kept.", 16, 131_072)
+    warmup_ratio: float = knob(0.05, "Share of the steps over which the learning rate ramps up from 0.", 0, 0.5)
+    lr_schedule: str = knob("cosine", "How the learning rate falls after warm-up.",
+                            choices=("cosine", "linear", "constant"))
+    weight_decay: float = knob(0.0, "AdamW weight decay on the trained weights.", 0, 1)
+    eval_every: int = knob(10, "Compute the validation loss every N steps (0 = only at the end).", 0, 1_000_000)
+    seed: int = knob(0, "Random seed for initialisation, shuffling and dropout: the same seed repeats a run.",
+                     0, 2**31 - 1)
+
+    def __post_init__(self) -> None:
+        _check_all(self, "train")
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "train": TrainConfig}
+
+
+@dataclass
+class RunConfig:
+    name: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise ConfigError(f"name must be text; got {self.name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        """Build from nested plain data (a parsed preset), refusing unknown keys by name."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a run config must be a mapping of sections; got {type(raw).__name__}")
+        unknown = sorted(set(raw) - set(SECTIONS) - {"name"})
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {unknown}; valid keys: name, {', '.join(SECTIONS)}")
+        parts = {key: _section_from_dict(key, raw.get(key) or {}) for key in SECTIONS}
+        return cls(name=raw.get("name", "") or "", **parts)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
+        """A copy with dotted-key overrides applied, e.g. {"train.max_steps": 5}."""
+        raw = self.to_dict()
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if section == "name" and not key:
+                raw["name"] = value
+                continue
+            if section not in SECTIONS or not key:
+                raise ConfigError(f"unknown setting {dotted!r}; use section.field, e.g. train.max_steps")
+            raw[section][key] = value
+        return RunConfig.from_dict(raw)
+
+
+def _section_from_dict(key: str, values: Any) -> Any:
+    cls = SECTIONS[key]
+    if not isinstance(values, dict):
+        raise ConfigError(f"{key} must be a mapping of settings; got {values!r}")
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        raise ConfigError(f"unknown {key} setting(s) {unknown}; valid: {', '.join(sorted(valid))}")
+    values = dict(values)
+    for f in dataclasses.fields(cls):  # YAML reads 1e-3 as text in some spellings; accept numbers written as text
+        if f.name in values and type(f.default) is float and isinstance(values[f.name], str):
+            try:
+                values[f.name] = float(values[f.name])
+            except ValueError:
+                pass
+    return cls(**values)
+
+
+def field_help(section: str, name: str) -> str:
+    """The help text of a config field, for UI labels and CLI --help."""
+    if section == "method" and name in KNOBS:
+        return KNOBS[name].help
+    for f in dataclasses.fields(SECTIONS[section]):
+        if f.name == name:
+            return f.metadata.get("help", "")
+    raise KeyError(f"{section}.{name}")
+
+
+def field_range(section: str, name: str) -> tuple[float | None, float | None]:
+    for f in dataclasses.fields(SECTIONS[section]):
+        if f.name == name:
+            return f.metadata.get("min"), f.metadata.get("max")
+    raise KeyError(f"{section}.{name}")
+
+
+def load_preset(path: str | Path) -> RunConfig:
+    """Read a YAML preset into a checked RunConfig."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"preset file {str(path)!r} not found; presets live in presets/*.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"preset {path.name} is not valid YAML: {exc}") from None
+    try:
+        return RunConfig.from_dict(raw or {})
+    except ConfigError as exc:
+        raise ConfigError(f"preset {path.name}: {exc}") from None
+
+
+def dump_config(config: RunConfig, header: str = "") -> str:
+    """The YAML text of a config, with an optional comment header."""
+    body = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+    if header:
+        body = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines()) + body
+    return body
+
+
+def save_preset(config: RunConfig, path: str | Path, header: str = "") -> Path:
+    from workbench.store import write_atomic
+
+    return write_atomic(Path(path), dump_config(config, header))

@@ -1,0 +1,118 @@
+"""The application's shared parts and the plain-data answers the tabs display.
+
+A `Workbench` owns the run store, the job runner and one chat engine per base model; it is the only state shared
+between browser sessions. Each function here returns plain data; the UI maps it onto components.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from workbench.chat import ChatEngine
+from workbench.config import ModelConfig, RunConfig
+from workbench.jobs import JobRunner
+from workbench.store import RunRecord, RunStore, slugify
+
+UPLOAD_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
+
+
+class Workbench:
+    """Store + job queue + chat engines, created once per app (or per test)."""
+
+    def __init__(self, home: str | Path) -> None:
+        self.home = Path(home).expanduser()
+        self.store = RunStore(self.home / "runs")
+        self.jobs = JobRunner(self.store)
+        self.uploads = self.home / "uploads"
+        self._engines: dict[str, ChatEngine] = {}
+        self._lock = threading.Lock()
+
+    def engine(self, model: str) -> ChatEngine:
+        """The chat engine of a base model; one per model, shared by every side and session."""
+        with self._lock:
+            if model not in self._engines:
+                self._engines[model] = ChatEngine(ModelConfig(name_or_path=model))
+            return self._engines[model]
+
+    def save_upload(self, temp_path: str | Path) -> Path:
+        """Keep an uploaded file under the workbench home (uploads vanish from temp dirs; runs refer to it)."""
+        source = Path(temp_path)
+        if source.suffix.lower() not in UPLOAD_SUFFIXES:
+            raise ValueError(f"uploaded file {source.name!r} has an unsupported type; use one of: "
+                             f"{', '.join(UPLOAD_SUFFIXES)}")
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:10]
+        target = self.uploads / f"{slugify(source.stem, 60)}-{digest}{source.suffix.lower()}"
+        if not target.is_file():
+            self.uploads.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        return target
+
+    def adapters(self) -> list[RunRecord]:
+        """Runs whose adapter can be chatted with (finished or stopped, adapter saved)."""
+        return [r for r in self.store.list_runs()
+                if (self.store.adapter_dir(r.run_id) / "adapter_config.json").is_file()]
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+
+
+@lru_cache(maxsize=4)
+def cached_tokenizer(model: str) -> Any:
+    from workbench.models import load_tokenizer
+
+    return load_tokenizer(ModelConfig(name_or_path=model))
+
+
+@dataclass
+class DataView:
+    """What the Data tab shows about a chosen file and split."""
+
+    summary: str
+    good: int
+    splits: dict[str, list[dict]] = field(default_factory=dict)
+    lengths: dict[str, list[int]] = field(default_factory=dict)
+    truncated: int = 0
+
+
+def describe_data(path: str, val_size: float, test_size: float, seed: int, model: str = "embedded",
+                  max_len: int = 256, preview: int = 8) -> DataView:
+    """Read, validate and split a data file; token lengths per split with the model's chat template."""
+    from workbench.data import preview_rows, read_examples, split_examples
+    from workbench.formatting import encode_examples
+    from workbench.samples import resolve_data_path
+
+    report = read_examples(resolve_data_path(path), kind="sft")
+    parts = dict(zip(("train", "val", "test"), split_examples(report.examples, val_size, test_size, seed)))
+    tokenizer = cached_tokenizer(model)
+    lengths, truncated = {}, 0
+    for name, examples in parts.items():
+        encoded, stats = encode_examples(examples, tokenizer, 1_000_000)
+        lengths[name] = stats.lengths
+        truncated += sum(1 for n in stats.lengths if n > max_len)
+    sizes = ", ".join(f"{name} {len(examples)}" for name, examples in parts.items())
+    summary = f"{report.summary()}\n\nSplit (seed {seed}): {sizes}."
+    if truncated:
+        summary += f"\n{truncated} example(s) are longer than max_seq_len {max_len}; their prompts will be cut."
+    return DataView(summary=summary, good=report.good, lengths=lengths, truncated=truncated,
+                    splits={name: preview_rows(examples, preview) for name, examples in parts.items()})
+
+
+def estimate_parameters(config: RunConfig) -> tuple[int, int]:
+    """Trainable and total parameters of a config, counted on an empty (meta-device) copy of the model."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from workbench.models import resolve_model_source
+    from workbench.training import attach_method, count_parameters
+
+    source, extra = resolve_model_source(config.model.name_or_path)
+    model_config = AutoConfig.from_pretrained(source, trust_remote_code=config.model.trust_remote_code, **extra)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=config.model.trust_remote_code)
+    return count_parameters(attach_method(model, config))

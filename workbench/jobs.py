@@ -1,0 +1,190 @@
+"""Runs training in a background thread: a FIFO queue, one run at a time, stop at the next step, snapshots.
+
+`execute_run` is the one path from a RunConfig to a recorded run: the CLI calls it in the foreground and the
+JobRunner's worker thread calls it in the background. Both therefore write the same store rows and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.config import RunConfig
+from workbench.store import RunRecord, RunStore
+from workbench.training import RunResult, TrainEvent, run_training
+
+log = logging.getLogger(__name__)
+
+
+def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Callable[[], bool] | None = None,
+                on_event: Callable[[TrainEvent], None] | None = None) -> RunResult:
+    """Train a registered run, writing status, metrics and result to the store as it goes."""
+    store.update_run(run_id, status="running", error="")
+
+    def record(event: TrainEvent) -> None:
+        if event.kind == "start":
+            store.update_run(run_id, total_steps=event.total_steps,
+                             trainable_params=event.values["trainable_params"],
+                             total_params=event.values["total_params"])
+            store.write_json(run_id, "data_notes.json", event.values)
+        elif event.kind in ("step", "eval"):
+            row = {"step": event.step, **{k: v for k, v in event.values.items() if k != "eta"}}
+            store.append_metrics(run_id, [row])
+            if event.kind == "step":
+                store.update_run(run_id, steps=event.step, train_loss=event.values["train_loss"],
+                                 tokens=event.values["tokens"], seconds=event.values["elapsed"])
+            else:
+                store.update_run(run_id, val_loss=event.values["val_loss"])
+        if on_event:
+            on_event(event)
+
+    try:
+        result = run_training(config, store.run_dir(run_id), on_event=record, should_stop=should_stop)
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}".strip()
+        store.update_run(run_id, status="failed", error=message[:2000])
+        store.write_json(run_id, "error.json", {"error": message, "traceback": traceback.format_exc()})
+        raise
+    store.update_run(run_id, status=result.status, steps=result.steps, total_steps=result.total_steps,
+                     train_loss=result.train_loss, val_loss=result.val_loss, seconds=result.seconds,
+                     tokens=result.tokens)
+    store.write_json(run_id, "result.json", result.to_dict())
+    return result
+
+
+@dataclass
+class JobSnapshot:
+    """What the UI shows of one run right now (plain data; the UI maps it to components)."""
+
+    run_id: str
+    status: str
+    step: int = 0
+    total_steps: int = 0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    tokens_per_s: float | None = None
+    elapsed: float = 0.0
+    eta: float | None = None
+    queue_position: int | None = None
+    error: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("queued", "running")
+
+
+@dataclass
+class _Job:
+    run_id: str
+    config: RunConfig
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    live: dict[str, Any] = field(default_factory=dict)
+
+
+class JobRunner:
+    """One worker thread that trains queued runs in order. Shared by every browser session, on purpose."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._jobs: dict[str, _Job] = {}
+        self._order: list[str] = []
+        self._current: str | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self.store.mark_orphans_interrupted()
+        self._thread = threading.Thread(target=self._work, name="workbench-trainer", daemon=True)
+        self._thread.start()
+
+    def submit(self, config: RunConfig, name: str = "") -> RunRecord:
+        """Register a run and put it at the back of the queue."""
+        record = self.store.create_run(config, name=name)
+        job = _Job(record.run_id, config)
+        with self._lock:
+            self._jobs[record.run_id] = job
+            self._order.append(record.run_id)
+        self._queue.put(job)
+        return record
+
+    def stop(self, run_id: str) -> bool:
+        """Stop a running run at its next step (it saves what it learned), or cancel a queued one."""
+        with self._lock:
+            job = self._jobs.get(run_id)
+            if job is None or run_id not in self._order and run_id != self._current:
+                return False
+            job.stop_event.set()
+            if run_id != self._current:
+                self._order.remove(run_id)
+                self.store.update_run(run_id, status="cancelled", error="cancelled before it started")
+                self._done.notify_all()
+        return True
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1-based place in the waiting line, or None when not waiting."""
+        with self._lock:
+            return self._order.index(run_id) + 1 if run_id in self._order else None
+
+    @property
+    def current(self) -> str | None:
+        return self._current
+
+    def snapshot(self, run_id: str) -> JobSnapshot:
+        """Live numbers when this process runs the job, else what the store knows."""
+        record = self.store.get_run(run_id)
+        job = self._jobs.get(run_id)
+        live = dict(job.live) if job else {}
+        return JobSnapshot(
+            run_id=run_id, status=record.status, step=record.steps, total_steps=record.total_steps,
+            train_loss=record.train_loss, val_loss=record.val_loss, tokens_per_s=live.get("tokens_per_s"),
+            elapsed=live.get("elapsed", record.seconds), eta=live.get("eta") if record.status == "running" else None,
+            queue_position=self.queue_position(run_id), error=record.error,
+        )
+
+    def wait(self, run_id: str, timeout: float | None = None) -> JobSnapshot:
+        """Block until a run has finished (for the CLI and tests)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._done:
+            while self.store.get_run(run_id).status in ("queued", "running"):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"run {run_id} still {self.store.get_run(run_id).status} after {timeout}s")
+                self._done.wait(timeout=min(left, 1.0) if left is not None else 1.0)
+        return self.snapshot(run_id)
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.run_id not in self._order:  # cancelled while waiting
+                    continue
+                self._order.remove(job.run_id)
+                self._current = job.run_id
+
+            def on_event(event: TrainEvent, live: dict = job.live) -> None:
+                live.update({k: v for k, v in event.values.items() if isinstance(v, (int, float))})
+
+            try:
+                execute_run(self.store, job.run_id, job.config, job.stop_event.is_set, on_event)
+            except Exception:  # recorded as failed by execute_run; the worker lives on for the next run
+                log.exception("run %s failed", job.run_id)
+            finally:
+                with self._lock:
+                    self._current = None
+                    self._done.notify_all()
+
+    def shutdown(self) -> None:
+        for run_id in list(self._order) + ([self._current] if self._current else []):
+            self.stop(run_id)
+        self._queue.put(None)

@@ -1,0 +1,26 @@
+"""The bundled sample data sets, named `sample:<name>` in configs and the UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SAMPLES_DIR = Path(__file__).parent / "samples"
+SAMPLE_PREFIX = "sample:"
+DEFAULT_SAMPLE = "en_ticket_triage"
+GENERAL_REFERENCE = "general_reference"
+
+
+def list_samples() -> list[str]:
+    """Names of the bundled training sets (the general reference set is for forgetting checks, not listed)."""
+    return sorted(p.stem for p in SAMPLES_DIR.glob("*.jsonl") if p.stem != GENERAL_REFERENCE)
+
+
+def resolve_data_path(spec: str) -> Path:
+    """A config's data path as a file: `sample:NAME` → the bundled file, anything else → that path."""
+    if spec.startswith(SAMPLE_PREFIX):
+        name = spec[len(SAMPLE_PREFIX):]
+        path = SAMPLES_DIR / f"{name}.jsonl"
+        if name not in list_samples() + [GENERAL_REFERENCE] or not path.is_file():
+            raise FileNotFoundError(f"no bundled sample {name!r}; choose one of: {', '.join(list_samples())}")
+        return path
+    return Path(spec).expanduser()

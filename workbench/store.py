@@ -1,0 +1,222 @@
+"""Runs on disk: an SQLite index plus one folder per run.
+
+    <root>/index.sqlite             one row per run: status, method, losses, timings, error
+    <root>/<run_id>/config.yaml     the exact RunConfig
+    <root>/<run_id>/metrics.jsonl   one JSON object per logged step (appended and flushed as training goes)
+    <root>/<run_id>/adapter/        the trained weights in standard PEFT format
+    <root>/<run_id>/result.json     the final summary
+
+The UI holds nothing the store does not: a page reload or an app restart reads everything back from here.
+Whole files are written atomically (temp file, fsync, rename), so a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ACTIVE = ("queued", "running")
+RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9_-]{1,40}-[0-9a-f]{6}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, method TEXT NOT NULL, model TEXT NOT NULL, data_path TEXT NOT NULL,
+    steps INTEGER NOT NULL DEFAULT 0, total_steps INTEGER NOT NULL DEFAULT 0, train_loss REAL, val_loss REAL,
+    seconds REAL NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0, trainable_params INTEGER,
+    total_params INTEGER, error TEXT NOT NULL DEFAULT '', owner_pid INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class StoreError(ValueError):
+    """A run that does not exist or an unsafe run id."""
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write a whole file so that readers see the old or the new content, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    name: str
+    status: str
+    created_at: float
+    updated_at: float
+    method: str
+    model: str
+    data_path: str
+    steps: int = 0
+    total_steps: int = 0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    seconds: float = 0.0
+    tokens: int = 0
+    trainable_params: int | None = None
+    total_params: int | None = None
+    error: str = ""
+    owner_pid: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+COLUMNS = [f.name for f in fields(RunRecord)]
+
+
+def slugify(text: str, limit: int = 40) -> str:
+    """Lower-case letters, digits, '-' and '_' only: safe in a folder name whatever the user typed."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
+    return slug[:limit] or "run"
+
+
+class RunStore:
+    """The run index and folders under one root. Safe to share between threads and processes."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.root / "index.sqlite", timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of a run; refuses ids that could point outside the store."""
+        if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+            raise StoreError(f"invalid run id {run_id!r}; run ids look like 20260101-120000-lora-1a2b3c")
+        return self.root / run_id
+
+    def create_run(self, config: Any, name: str = "") -> RunRecord:
+        """Register a new run (status 'queued') and write its config."""
+        from workbench.config import dump_config
+
+        now = time.time()
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{slugify(config.method.name)}-" \
+                 f"{secrets.token_hex(3)}"
+        record = RunRecord(
+            run_id=run_id, name=(name or config.name or run_id)[:120], status="queued", created_at=now,
+            updated_at=now, method=config.method.name, model=config.model.name_or_path,
+            data_path=config.data.path, owner_pid=os.getpid(),
+        )
+        folder = self.run_dir(run_id)
+        folder.mkdir(parents=True)
+        write_atomic(folder / "config.yaml", dump_config(config))
+        with self._lock, self._connect() as db:
+            db.execute(f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                       [getattr(record, c) for c in COLUMNS])
+        return record
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        unknown = set(values) - set(COLUMNS)
+        if unknown:
+            raise StoreError(f"unknown run fields {sorted(unknown)}")
+        values["updated_at"] = time.time()
+        assignments = ", ".join(f"{key} = ?" for key in values)
+        with self._lock, self._connect() as db:
+            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values.values(), run_id])
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self.run_dir(run_id)
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in {self.root}")
+        return RunRecord(*row)
+
+    def list_runs(self) -> list[RunRecord]:
+        """Every run, newest first."""
+        with self._connect() as db:
+            rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY created_at DESC").fetchall()
+        return [RunRecord(*row) for row in rows]
+
+    def load_config(self, run_id: str) -> Any:
+        from workbench.config import load_preset
+
+        return load_preset(self.run_dir(run_id) / "config.yaml")
+
+    def adapter_dir(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "adapter"
+
+    def append_metrics(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Append logged rows and flush them to disk, so a crash keeps everything up to the last flush."""
+        if not rows:
+            return
+        with open(self.run_dir(run_id) / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read_metrics(self, run_id: str) -> list[dict[str, Any]]:
+        """Logged rows of a run; a torn last line (power cut mid-append) is skipped."""
+        path = self.run_dir(run_id) / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def write_json(self, run_id: str, name: str, payload: Any) -> Path:
+        return write_atomic(self.run_dir(run_id) / name, json.dumps(payload, indent=2, ensure_ascii=False))
+
+    def read_json(self, run_id: str, name: str) -> Any:
+        path = self.run_dir(run_id) / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def mark_orphans_interrupted(self) -> list[str]:
+        """Runs left 'queued' or 'running' by a process that is gone become 'interrupted'."""
+        orphaned = [r.run_id for r in self.list_runs() if r.status in ACTIVE and not _pid_alive(r.owner_pid)]
+        for run_id in orphaned:
+            self.update_run(run_id, status="interrupted",
+                            error="the process that ran this was stopped before the run finished")
+        return orphaned
+
+    def integrity_ok(self) -> bool:
+        with self._connect() as db:
+            return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def default_store() -> RunStore:
+    from workbench.models import workbench_home
+
+    return RunStore(workbench_home() / "runs")

@@ -1,0 +1,228 @@
+"""The training engine: `run_training(config, output_dir, on_event, should_stop) -> RunResult`.
+
+No threads and no UI here. The CLI calls it directly and the job runner calls it from its background thread;
+both get the same events. The loop reads top to bottom: data → model → method → optimiser → steps → save.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.config import RunConfig
+from workbench.formatting import IGNORE_INDEX, TokenizedExample, collate, encode_examples
+
+
+@dataclass
+class TrainEvent:
+    """Something the trainer reports: kind is 'start', 'step', 'eval' or 'end'."""
+
+    kind: str
+    step: int
+    total_steps: int
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    status: str  # "completed" | "stopped"
+    steps: int
+    total_steps: int
+    train_loss: float | None
+    val_loss: float | None
+    seconds: float
+    tokens: int
+    trainable_params: int
+    total_params: int
+    adapter_path: str
+    train_examples: int
+    val_examples: int
+    test_examples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class PreparedData:
+    train: list[TokenizedExample]
+    val: list[TokenizedExample]
+    test: list[Any]  # raw examples, scored after training
+    notes: list[str]
+
+
+def prepare_data(config: RunConfig, tokenizer: Any) -> PreparedData:
+    """Read, split and encode the configured data; raises DataError with the file's report when unusable."""
+    from workbench.data import read_examples, split_examples
+    from workbench.samples import resolve_data_path
+
+    report = read_examples(resolve_data_path(config.data.path), kind="sft")
+    train, val, test = split_examples(report.examples, config.data.val_size, config.data.test_size,
+                                      config.data.split_seed)
+    train_enc, stats = encode_examples(train, tokenizer, config.train.max_seq_len)
+    val_enc, _ = encode_examples(val, tokenizer, config.train.max_seq_len)
+    notes = list(report.notes)
+    if report.bad:
+        notes.append(f"{report.bad} bad row(s) skipped; see `python -m workbench data check`")
+    if stats.truncated:
+        notes.append(f"{stats.truncated} example(s) longer than {config.train.max_seq_len} tokens were cut")
+    if not train_enc:
+        raise ValueError("no training example is left after the split; lower data.val_size / data.test_size")
+    return PreparedData(train=train_enc, val=val_enc, test=test, notes=notes)
+
+
+def attach_method(model: Any, config: RunConfig) -> Any:
+    """Wrap the base model with the configured method; returns the model to train."""
+    from peft import get_peft_model
+
+    from workbench.methods import get_method
+
+    spec = get_method(config.method.name)
+    return get_peft_model(model, spec.build(config.method, model))
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def batches(data: list[TokenizedExample], batch_size: int, seed: int) -> Iterator[list[TokenizedExample]]:
+    """Endless batches: a fresh seeded shuffle every epoch."""
+    rng, epoch = random.Random(seed), 0
+    while True:
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            yield [data[i] for i in order[start:start + batch_size]]
+        epoch += 1
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at a (0-based) step."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
+    """Summed cross-entropy over answer tokens and their count (so micro-batches weigh by tokens)."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    logits = logits[:, :-1, :]
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
+                           ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss, int((labels != IGNORE_INDEX).sum())
+
+
+def evaluate_loss(model: Any, data: list[TokenizedExample], batch_size: int, pad_id: int, device: str) -> float:
+    """Mean answer-token loss over a data set."""
+    import torch
+
+    was_training, total, count = model.training, 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            batch = {k: v.to(device) for k, v in collate(data[start:start + batch_size], pad_id).items()}
+            loss, n = token_loss_sum(model, batch)
+            total, count = total + float(loss), count + n
+    model.train(was_training)
+    return total / max(1, count)
+
+
+def run_training(
+    config: RunConfig,
+    output_dir: str | Path,
+    on_event: Callable[[TrainEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Train one run to the end (or until should_stop() says so) and save its adapter under output_dir."""
+    import torch
+
+    from workbench.models import load_model
+
+    emit = on_event or (lambda event: None)
+    stop = should_stop or (lambda: False)
+    cfg, started = config.train, time.perf_counter()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    loaded = load_model(config.model)
+    tokenizer, device = loaded.tokenizer, loaded.device
+    data = prepare_data(config, tokenizer)
+    model = attach_method(loaded.model, config)
+    trainable, total_params = count_parameters(model)
+
+    steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * cfg.grad_accum))
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    warmup = int(cfg.warmup_ratio * total_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total_steps, warmup, cfg.lr_schedule))
+    stream = batches(data.train, cfg.batch_size, cfg.seed)
+    emit(TrainEvent("start", 0, total_steps, {
+        "trainable_params": trainable, "total_params": total_params, "train_examples": len(data.train),
+        "val_examples": len(data.val), "test_examples": len(data.test), "notes": data.notes, "device": device,
+    }))
+
+    model.train()
+    step, tokens, train_loss, val_loss, status = 0, 0, None, None, "completed"
+    loop_start = time.perf_counter()
+    while step < total_steps:
+        if stop():
+            status = "stopped"
+            break
+        micro = [{k: v.to(device) for k, v in collate(next(stream), tokenizer.pad_token_id).items()}
+                 for _ in range(cfg.grad_accum)]
+        answer_tokens = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro)
+        step_loss = 0.0
+        for batch in micro:  # loss summed over tokens, divided by the step's answer tokens: exact accumulation
+            loss_sum, _ = token_loss_sum(model, batch)
+            (loss_sum / max(1, answer_tokens)).backward()
+            step_loss += float(loss_sum.detach())
+            tokens += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        train_loss = step_loss / max(1, answer_tokens)
+        elapsed = time.perf_counter() - loop_start
+        emit(TrainEvent("step", step, total_steps, {
+            "train_loss": train_loss, "lr": scheduler.get_last_lr()[0], "tokens": tokens,
+            "epoch": step / steps_per_epoch, "elapsed": elapsed, "tokens_per_s": tokens / max(elapsed, 1e-9),
+            "eta": elapsed / step * (total_steps - step),
+        }))
+        if data.val and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
+            val_loss = evaluate_loss(model, data.val, cfg.batch_size, tokenizer.pad_token_id, device)
+            emit(TrainEvent("eval", step, total_steps, {"val_loss": val_loss}))
+
+    if data.val and step > 0:
+        val_loss = evaluate_loss(model, data.val, cfg.batch_size, tokenizer.pad_token_id, device)
+        emit(TrainEvent("eval", step, total_steps, {"val_loss": val_loss}))
+    adapter_path = Path(output_dir) / "adapter"
+    model.save_pretrained(adapter_path, safe_serialization=True)
+    result = RunResult(
+        status=status, steps=step, total_steps=total_steps, train_loss=train_loss, val_loss=val_loss,
+        seconds=time.perf_counter() - started, tokens=tokens, trainable_params=trainable,
+        total_params=total_params, adapter_path=str(adapter_path), train_examples=len(data.train),
+        val_examples=len(data.val), test_examples=len(data.test),
+    )
+    emit(TrainEvent("end", step, total_steps, result.to_dict()))
+    del model, optimizer, loaded  # free the weights before the next run starts
+    gc.collect()
+    return result

@@ -1,0 +1,31 @@
+"""Builds the tabbed app around a Workbench; handlers stay thin and call the core."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from workbench.context import Workbench
+from workbench.ui.compare_tab import build_compare_tab
+from workbench.ui.data_tab import build_data_tab
+from workbench.ui.runs_tab import build_runs_tab
+from workbench.ui.train_tab import build_train_tab
+
+INTRO = """# PEFT Workbench
+Fine-tune a small language model on your own instructions, watch it learn, then chat with the base model and the
+fine-tuned one side by side. **1 · Data** → **2 · Train** → **3 · Compare**. Everything runs on this machine."""
+
+
+def build_app(workbench: Workbench) -> gr.Blocks:
+    """The whole UI. Per-browser state lives in gr.State; the Workbench is the only shared state."""
+    with gr.Blocks(title="PEFT Workbench") as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("1 · Data", id="data"):
+                data = build_data_tab(workbench)
+            with gr.Tab("2 · Train", id="train"):
+                train = build_train_tab(workbench, data)
+            with gr.Tab("3 · Compare", id="compare"):
+                build_compare_tab(workbench, train)
+            with gr.Tab("Runs", id="runs"):
+                build_runs_tab(workbench)
+    return demo

@@ -1,0 +1,79 @@
+"""Data tab: pick a bundled sample or upload a file; see it validated, split, previewed and measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from workbench.config import DataConfig, field_help
+from workbench.context import Workbench, describe_data
+from workbench.plots import make_length_histogram
+from workbench.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
+
+PREVIEW_COLUMNS = ["line", "shape", "prompt", "answer"]
+
+
+@dataclass
+class DataTab:
+    data_path_box: gr.Textbox
+    val_size_slider: gr.Slider
+    test_size_slider: gr.Slider
+    split_seed_number: gr.Number
+    check_btn: gr.Button
+    inputs: list
+    outputs: list
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
+
+
+def build_data_tab(workbench: Workbench) -> DataTab:
+    defaults = DataConfig()
+    gr.Markdown("Choose the instructions to teach. Files may be JSONL, JSON, CSV or Parquet with Alpaca "
+                "(`instruction`, `input`, `output`), `prompt`/`completion`, or chat `messages` rows. Bad rows are "
+                "listed by line and left out; good rows are kept.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            sample_dropdown = gr.Dropdown(list_samples(), value=DEFAULT_SAMPLE, label="Bundled sample",
+                                          info="Ready-made tasks the base model cannot do yet.")
+            upload_file = gr.File(label="…or upload your own file", type="filepath",
+                                  file_types=[".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"])
+            val_size_slider = gr.Slider(0, 0.5, value=defaults.val_size, step=0.05, label="Validation share",
+                                        info=field_help("data", "val_size"))
+            test_size_slider = gr.Slider(0, 0.5, value=defaults.test_size, step=0.05, label="Test share",
+                                         info=field_help("data", "test_size"))
+            split_seed_number = gr.Number(defaults.split_seed, precision=0, label="Split seed",
+                                          info=field_help("data", "split_seed"))
+            check_btn = gr.Button("Check data", variant="primary")
+            data_path_box = gr.Textbox(label="Data used for training", interactive=False,
+                                       value=f"{SAMPLE_PREFIX}{DEFAULT_SAMPLE}")
+        with gr.Column(scale=2):
+            report_box = gr.Textbox(label="Validation report", lines=12, max_lines=30, buttons=["copy"])
+            length_plot = gr.Plot(label="Token lengths")
+    with gr.Tabs():
+        previews = []
+        for split in ("train", "val", "test"):
+            with gr.Tab(f"Preview · {split}"):
+                previews.append(gr.Dataframe(headers=PREVIEW_COLUMNS, wrap=True, max_height=360,
+                                             interactive=False))
+
+    def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float):
+        try:
+            path = str(workbench.save_upload(upload)) if upload else f"{SAMPLE_PREFIX}{sample}"
+            view = describe_data(path, val_size, test_size, int(seed or 0))
+        except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
+            gr.Warning(str(exc).splitlines()[0])
+            return gr.skip(), f"Not used: {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        frames = [_frame(view.splits[split]) for split in ("train", "val", "test")]
+        return path, view.summary, make_length_histogram(view.lengths, 256), *frames
+
+    inputs = [sample_dropdown, upload_file, val_size_slider, test_size_slider, split_seed_number]
+    outputs = [data_path_box, report_box, length_plot, *previews]
+    check_btn.click(on_check, inputs, outputs, api_name="check_data")
+    upload_file.upload(on_check, inputs, outputs, api_visibility="private")
+    sample_dropdown.input(on_check, inputs, outputs, api_visibility="private")
+    return DataTab(data_path_box, val_size_slider, test_size_slider, split_seed_number, check_btn,
+                   inputs, outputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 
 from workbench.models import workbench_home
 
@@ -21,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from workbench.context import Workbench
+    from workbench.context import Workbench, cached_tokenizer
     from workbench.ui.app import build_app
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("error: --auth must look like USER:PASSWORD")
         auth = (user, password)
     workbench = Workbench(args.home or workbench_home())
+    # Warm the default tokenizer (and the one-time model conversion) while the first page loads.
+    threading.Thread(target=cached_tokenizer, args=("embedded",), daemon=True).start()
     demo = build_app(workbench)
     demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, share=False,
                                                    auth=auth, max_file_size="200mb", show_error=True)

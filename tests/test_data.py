@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +51,8 @@ def test_alpaca_with_and_without_input(tmp_path):
     report = read_examples(path)
     assert (report.rows_read, report.good, report.bad) == (3, 3, 0)
     first, second, third = report.examples
-    assert first.messages == ({"role": "user", "content": "Translate\n\nHallo"}, {"role": "assistant", "content": "Hello"})
+    assert first.messages == ({"role": "user", "content": "Translate\n\nHallo"},
+                              {"role": "assistant", "content": "Hello"})
     assert second.messages[0]["content"] == "Say hi"
     assert third.messages[0] == {"role": "system", "content": "Be brief."}
     assert third.answer == " 1 2 3 "  # content is kept exactly, never stripped
@@ -477,12 +477,11 @@ def test_summary_text(tmp_path):
     assert "... and 2 more" in text and "ignored unknown keys: id (1 row)" in text
 
 
-def test_large_jsonl_is_fast(tmp_path):
-    path = write(tmp_path, "big.jsonl", jsonl(*[{"instruction": f"q{i}", "input": "", "output": "a"} for i in range(100_000)]))
-    start = time.perf_counter()
-    report = read_examples(path)
+def test_large_jsonl_keeps_every_row_in_order(tmp_path):
+    rows = [{"instruction": f"q{i}", "input": "", "output": "a"} for i in range(100_000)]
+    report = read_examples(write(tmp_path, "big.jsonl", jsonl(*rows)))
     assert report.good == 100_000
-    assert time.perf_counter() - start < 10
+    assert report.examples[-1].line == 100_000 and report.examples[-1].messages[0]["content"] == "q99999"
 
 
 # ---------------------------------------------------------------- fuzzing

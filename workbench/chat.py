@@ -66,6 +66,12 @@ class SideState:
                 f"prompt {self.prompt_tokens} tokens")
 
 
+def _peft_type(path: str | Path) -> str:
+    import json
+
+    return json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))["peft_type"]
+
+
 def sample_next(logits: Any, sampling: SamplingConfig, generator: Any) -> int:
     """Greedy at temperature 0, else temperature + nucleus (top-p) sampling."""
     import torch
@@ -82,13 +88,31 @@ def sample_next(logits: Any, sampling: SamplingConfig, generator: Any) -> int:
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+LORA_FAMILY = ("LORA",)
+SOFT_PROMPTS = ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")
+
+
+@dataclass
+class _Adapter:
+    kind: str  # "lora": in the shared LoRA model | "soft": a prompt wrapper on the shared base | "own": own copy
+    path: str
+    model: Any = None
+
+
 class ChatEngine:
-    """Holds one base model and the adapters loaded onto it; safe to share between browser sessions."""
+    """One base model and the adapters loaded around it; safe to share between browser sessions.
+
+    LoRA-family adapters (LoRA, DoRA, rsLoRA, QLoRA) live side by side in one PeftModel on the base. Soft prompts
+    (prompt tuning, P-tuning, prefix tuning) change no weights: a thin wrapper on the same base adds their virtual
+    tokens at the first forward pass, and decoding continues on the base with that cache. Methods that change the
+    layers in other ways (IA3, LLaMA-Adapter) or the weights themselves (selective, full) get their own copy.
+    """
 
     def __init__(self, model_config: ModelConfig) -> None:
         self.model_config = model_config
         self._loaded: LoadedModel | None = None
-        self._adapters: dict[str, str] = {}
+        self._lora: Any = None
+        self._adapters: dict[str, _Adapter] = {}
         self._lock = threading.RLock()
 
     @property
@@ -99,48 +123,60 @@ class ChatEngine:
             return self._loaded
 
     def ensure_adapter(self, name: str, path: str | Path) -> None:
-        """Load an adapter folder under a name, once; later calls with the same name are free."""
+        """Load a run's trained result under a name, once; later calls with the same name are free."""
+        from peft import PeftModel
+
+        from workbench.adapters import has_trained_weights, is_peft_adapter, load_trained
+
         with self._lock:
             if name in self._adapters:
                 return
-            if not (Path(path) / "adapter_config.json").is_file():
-                raise FileNotFoundError(f"no adapter at {path}: adapter_config.json is missing")
-            from peft import PeftModel
-
-            loaded = self.loaded
-            if isinstance(loaded.model, PeftModel):
-                loaded.model.load_adapter(str(path), adapter_name=name)
+            if not has_trained_weights(path):
+                raise FileNotFoundError(f"no trained weights at {path}: the run saved no adapter")
+            peft_type = _peft_type(path) if is_peft_adapter(path) else "WEIGHTS"
+            raw = self.loaded.model
+            if peft_type in LORA_FAMILY:
+                if self._lora is None:
+                    self._lora = PeftModel.from_pretrained(raw, str(path), adapter_name=name)
+                else:
+                    self._lora.load_adapter(str(path), adapter_name=name)
+                entry = _Adapter("lora", str(path), self._lora)
+            elif peft_type in SOFT_PROMPTS:
+                entry = _Adapter("soft", str(path), PeftModel.from_pretrained(raw, str(path)))
             else:
-                loaded.model = PeftModel.from_pretrained(loaded.model, str(path), adapter_name=name)
-            loaded.model.eval()
-            self._adapters[name] = str(path)
+                own = load_model(self.model_config, device=self.loaded.device).model
+                entry = _Adapter("own", str(path), load_trained(own, path))
+            entry.model.eval()
+            self._adapters[name] = entry
 
     def unload(self) -> None:
         """Drop the model and adapters; the next request loads the base again."""
         import gc
 
         with self._lock:
-            self._loaded, self._adapters = None, {}
+            self._loaded, self._lora, self._adapters = None, None, {}
         gc.collect()
 
     def _forward(self, adapter: str | None, input_ids: Any, past: Any) -> Any:
         import contextlib
 
-        from peft import PeftModel
-
-        model = self.loaded.model
-        if isinstance(model, PeftModel):
-            if adapter is None:
-                context = model.disable_adapter()
-            else:
-                model.set_adapter(adapter)
-                context = contextlib.nullcontext()
+        entry = self._adapters.get(adapter) if adapter else None
+        if adapter and entry is None:
+            raise ValueError(f"adapter {adapter!r} is not loaded; call ensure_adapter first")
+        raw, kwargs = self.loaded.model, {}
+        if entry is None or entry.kind == "soft":
+            # The base, or a soft prompt: LoRA layers (if any are loaded) must be off.
+            target = entry.model if entry is not None and past is None else raw
+            if target is not raw:
+                kwargs["attention_mask"] = input_ids.new_ones(input_ids.shape)
+            context = self._lora.disable_adapter() if self._lora is not None else contextlib.nullcontext()
+        elif entry.kind == "lora":
+            self._lora.set_adapter(adapter)
+            target, context = self._lora, contextlib.nullcontext()
         else:
-            if adapter is not None:
-                raise ValueError(f"adapter {adapter!r} is not loaded; call ensure_adapter first")
-            context = contextlib.nullcontext()
+            target, context = entry.model, contextlib.nullcontext()
         with context:
-            return model(input_ids=input_ids, past_key_values=past, use_cache=True)
+            return target(input_ids=input_ids, past_key_values=past, use_cache=True, **kwargs)
 
     def stream(self, sides: Sequence[Side], histories: Sequence[Sequence[dict]], sampling: SamplingConfig,
                ) -> Iterator[list[SideState]]:

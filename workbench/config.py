@@ -69,7 +69,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_all(self, "model")
         if not self.name_or_path.strip():
-            raise ConfigError("model.name_or_path is empty; use 'embedded', a Hub id or a local folder")
+            raise ConfigError(f"model.name_or_path is {self.name_or_path!r} (empty); use 'embedded', a Hub id or a "
+                              "local folder")
 
 
 @dataclass
@@ -93,16 +94,30 @@ class DataConfig:
 
 @dataclass
 class MethodConfig:
+    """The method and all its knobs; a method reads only its own knobs (see workbench.methods)."""
+
     name: str = knob("lora", "The fine-tuning method (see `python -m workbench methods`).")
     rank: int = KNOBS["rank"].default
     alpha: int = KNOBS["alpha"].default
     dropout: float = KNOBS["dropout"].default
     targets: str = KNOBS["targets"].default
+    bits: str = KNOBS["bits"].default
+    num_virtual_tokens: int = KNOBS["num_virtual_tokens"].default
+    init_text: str = KNOBS["init_text"].default
+    encoder_hidden_size: int = KNOBS["encoder_hidden_size"].default
+    adapter_len: int = KNOBS["adapter_len"].default
+    adapter_layers: int = KNOBS["adapter_layers"].default
+    trainable_layers: int = KNOBS["trainable_layers"].default
+    train_modules: str = KNOBS["train_modules"].default
 
     def __post_init__(self) -> None:
-        spec = get_method_or_error(self.name)
-        for name in spec.knobs:
-            problem = KNOBS[name].check(getattr(self, name))
+        if not isinstance(self.name, str):
+            raise ConfigError(f"method.name must be text; got {self.name!r}")
+        get_method_or_error(self.name)
+        if isinstance(self.bits, int) and not isinstance(self.bits, bool):  # YAML reads `bits: 4` as a number
+            self.bits = str(self.bits)
+        for name, spec in KNOBS.items():
+            problem = spec.check(getattr(self, name))
             if problem:
                 raise ConfigError(problem)
 
@@ -124,8 +139,8 @@ class TrainConfig:
                            "memory.", 1, 1024)
     grad_accum: int = knob(1, "Forward passes summed into one optimiser step: effective batch = batch size × "
                            "this.", 1, 1024)
-    max_seq_len: int = knob(256, "Longest example in tokens; longer prompts are cut from the left so the "
-                            "answer is kept.", 16, 131_072)
+    max_seq_len: int = knob(256, "Longest example in tokens. Longer examples lose the start of their prompt "
+                            "first; an answer longer than half of this is cut too.", 16, 131_072)
     warmup_ratio: float = knob(0.05, "Share of the steps over which the learning rate ramps up from 0.", 0, 0.5)
     lr_schedule: str = knob("cosine", "How the learning rate falls after warm-up.",
                             choices=("cosine", "linear", "constant"))
@@ -164,7 +179,7 @@ class RunConfig:
         unknown = sorted(set(raw) - set(SECTIONS) - {"name"})
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown}; valid keys: name, {', '.join(SECTIONS)}")
-        parts = {key: _section_from_dict(key, raw.get(key) or {}) for key in SECTIONS}
+        parts = {key: _section_from_dict(key, {} if raw.get(key) is None else raw[key]) for key in SECTIONS}
         return cls(name=raw.get("name", "") or "", **parts)
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.chat import ChatEngine
-from workbench.config import ModelConfig, RunConfig
+from workbench.config import ModelConfig
 from workbench.jobs import JobRunner
 from workbench.store import RunRecord, RunStore, slugify
 
@@ -101,18 +101,3 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
         summary += f"\n{truncated} example(s) are longer than max_seq_len {max_len}; their prompts will be cut."
     return DataView(summary=summary, good=report.good, lengths=lengths, truncated=truncated,
                     splits={name: preview_rows(examples, preview) for name, examples in parts.items()})
-
-
-def estimate_parameters(config: RunConfig) -> tuple[int, int]:
-    """Trainable and total parameters of a config, counted on an empty (meta-device) copy of the model."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from workbench.models import resolve_model_source
-    from workbench.training import attach_method, count_parameters
-
-    source, extra = resolve_model_source(config.model.name_or_path)
-    model_config = AutoConfig.from_pretrained(source, trust_remote_code=config.model.trust_remote_code, **extra)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=config.model.trust_remote_code)
-    return count_parameters(attach_method(model, config))

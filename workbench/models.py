@@ -160,13 +160,26 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
     return tokenizer
 
 
-def load_model(cfg: ModelConfig, device: str | None = None) -> LoadedModel:
+def quantization_config(bits: int) -> Any:
+    """bitsandbytes settings: 4-bit NF4 with double quantisation and bf16 compute (QLoRA), or 8-bit."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if bits == 4:
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=torch.bfloat16)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load_model(cfg: ModelConfig, device: str | None = None, quantize_bits: int | None = None) -> LoadedModel:
     """Load tokenizer and model onto a device, in the configured dtype, weights from safetensors only."""
     source, extra = resolve_model_source(cfg.name_or_path)
     device = device or pick_device()
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(cfg)
+    if quantize_bits:  # bitsandbytes places the weights itself
+        extra = {**extra, "quantization_config": quantization_config(quantize_bits), "device_map": {"": 0}}
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=pick_dtype(cfg, device), trust_remote_code=cfg.trust_remote_code,
@@ -174,7 +187,8 @@ def load_model(cfg: ModelConfig, device: str | None = None) -> LoadedModel:
         )
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load model {cfg.name_or_path!r}: {_first_line(exc)}") from None
-    model.to(device)
+    if not quantize_bits:
+        model.to(device)
     model.eval()
     label = EMBEDDED_LABEL if cfg.name_or_path == EMBEDDED_MODEL else cfg.name_or_path
     return LoadedModel(model=model, tokenizer=tokenizer, source=source, device=device, label=label)

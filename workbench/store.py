@@ -45,12 +45,22 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     """Write a whole file so that readers see the old or the new content, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
 
 
 @dataclass
@@ -105,7 +115,7 @@ class RunStore:
 
     def run_dir(self, run_id: str) -> Path:
         """The folder of a run; refuses ids that could point outside the store."""
-        if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
             raise StoreError(f"invalid run id {run_id!r}; run ids look like 20260101-120000-lora-1a2b3c")
         return self.root / run_id
 
@@ -133,10 +143,13 @@ class RunStore:
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise StoreError(f"unknown run fields {sorted(unknown)}")
+        self.run_dir(run_id)
         values["updated_at"] = time.time()
         assignments = ", ".join(f"{key} = ?" for key in values)
         with self._lock, self._connect() as db:
-            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values.values(), run_id])
+            changed = db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values.values(), run_id])
+            if changed.rowcount == 0:
+                raise StoreError(f"no run {run_id!r} in {self.root}")
 
     def get_run(self, run_id: str) -> RunRecord:
         self.run_dir(run_id)
@@ -164,7 +177,11 @@ class RunStore:
         """Append logged rows and flush them to disk, so a crash keeps everything up to the last flush."""
         if not rows:
             return
-        with open(self.run_dir(run_id) / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        path = self.run_dir(run_id) / "metrics.jsonl"
+        torn = path.is_file() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
+        with open(path, "a", encoding="utf-8") as handle:
+            if torn:  # a crash cut the last line: end it, so the next row starts on a line of its own
+                handle.write("\n")
             handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
             handle.flush()
             os.fsync(handle.fileno())

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.adapters import save_trained
 from workbench.config import RunConfig
 from workbench.formatting import IGNORE_INDEX, TokenizedExample, collate, encode_examples
+from workbench.preflight import check_runnable, quantize_bits
 
 
 @dataclass
@@ -78,12 +80,16 @@ def prepare_data(config: RunConfig, tokenizer: Any) -> PreparedData:
 
 
 def attach_method(model: Any, config: RunConfig) -> Any:
-    """Wrap the base model with the configured method; returns the model to train."""
-    from peft import get_peft_model
-
+    """Set the configured method up on the base model; returns the model to train."""
     from workbench.methods import get_method
 
     spec = get_method(config.method.name)
+    if not spec.uses_peft:
+        return spec.prepare(config.method, model)
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if getattr(model, "is_quantized", False):  # QLoRA: casts norms to fp32, enables input grads
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, spec.build(config.method, model))
 
 
@@ -121,8 +127,9 @@ def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     import torch.nn.functional as F
 
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    # Prompt tuning and P-tuning put their virtual tokens in front: their logits are longer than the labels.
+    logits = logits[:, -batch["labels"].size(1):-1, :]
     labels = batch["labels"][:, 1:]
-    logits = logits[:, :-1, :]
     loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
                            ignore_index=IGNORE_INDEX, reduction="sum")
     return loss, int((labels != IGNORE_INDEX).sum())
@@ -160,7 +167,8 @@ def run_training(
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    loaded = load_model(config.model)
+    check_runnable(config)
+    loaded = load_model(config.model, quantize_bits=quantize_bits(config))
     tokenizer, device = loaded.tokenizer, loaded.device
     data = prepare_data(config, tokenizer)
     model = attach_method(loaded.model, config)
@@ -215,7 +223,7 @@ def run_training(
         val_loss = evaluate_loss(model, data.val, cfg.batch_size, tokenizer.pad_token_id, device)
         emit(TrainEvent("eval", step, total_steps, {"val_loss": val_loss}))
     adapter_path = Path(output_dir) / "adapter"
-    model.save_pretrained(adapter_path, safe_serialization=True)
+    save_trained(model, config.method.name, adapter_path)
     result = RunResult(
         status=status, steps=step, total_steps=total_steps, train_loss=train_loss, val_loss=val_loss,
         seconds=time.perf_counter() - started, tokens=tokens, trainable_params=trainable,

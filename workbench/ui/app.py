@@ -28,4 +28,7 @@ def build_app(workbench: Workbench) -> gr.Blocks:
                 build_compare_tab(workbench, train)
             with gr.Tab("Runs", id="runs"):
                 build_runs_tab(workbench)
+        # Open ready to train: the default sample checked and the parameter count shown.
+        demo.load(data.on_check, data.inputs, data.outputs, api_visibility="private")
+        demo.load(train.on_form_change, train.form, train.params_md, api_visibility="private")
     return demo

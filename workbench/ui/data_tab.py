@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -24,6 +25,7 @@ class DataTab:
     check_btn: gr.Button
     inputs: list
     outputs: list
+    on_check: Callable
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -76,4 +78,4 @@ def build_data_tab(workbench: Workbench) -> DataTab:
     upload_file.upload(on_check, inputs, outputs, api_visibility="private")
     sample_dropdown.input(on_check, inputs, outputs, api_visibility="private")
     return DataTab(data_path_box, val_size_slider, test_size_slider, split_seed_number, check_btn,
-                   inputs, outputs)
+                   inputs, outputs, on_check)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 import gradio as gr
 
 from workbench.config import ConfigError, RunConfig, TrainConfig, field_help, field_range, load_preset
-from workbench.context import Workbench, estimate_parameters
+from workbench.context import Workbench
+from workbench.method_cards import method_card
 from workbench.methods import KNOBS, METHODS, get_method
 from workbench.plots import make_loss_figure
+from workbench.preflight import preflight
 from workbench.ui.data_tab import DataTab
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
@@ -22,6 +25,9 @@ DEFAULT_PRESET = "classroom-lora"
 class TrainTab:
     run_dropdown: gr.Dropdown
     model_box: gr.Textbox
+    form: list
+    params_md: gr.Markdown
+    on_form_change: Callable
 
 
 def list_presets() -> list[str]:
@@ -77,8 +83,11 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     model_box = gr.Textbox(config.model.name_or_path, label="Base model", info=field_help("model", "name_or_path"))
     method_dropdown = gr.Dropdown([(spec.label, name) for name, spec in METHODS.items()], value=config.method.name,
                                   label="Method", info=field_help("method", "name"))
+    card_md = gr.Markdown(method_card(config.method.name))
     with gr.Row():
         knob_components = {name: _knob_component(name, getattr(config.method, name)) for name in KNOBS}
+        for name, component in knob_components.items():
+            component.visible = name in get_method(config.method.name).knobs
     params_md = gr.Markdown()
     main_fields = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
     with gr.Row():
@@ -117,13 +126,13 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
 
     def on_form_change(*values):
         try:
-            trainable, total = estimate_parameters(config_from_form(*values))
+            return preflight(config_from_form(*values)).summary()
         except (ValueError, RuntimeError, OSError) as exc:
             return f"⚠️ {exc}"
-        return f"**Trainable parameters:** {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"
 
-    def on_method_change(method: str):
-        return [gr.update(visible=name in get_method(method).knobs) for name in knob_components]
+    def on_method_change(method: str):  # any change, also from a preset: card and visible knobs follow
+        spec = get_method(method)
+        return [method_card(method), *[gr.update(visible=name in spec.knobs) for name in knob_components]]
 
     def on_start(*values):
         try:
@@ -152,7 +161,11 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         return values
 
     preset_btn.click(on_preset, preset_dropdown, form, api_name="load_preset")
-    method_dropdown.change(on_method_change, method_dropdown, list(knob_components.values()), api_visibility="private")
+    method_dropdown.change(on_method_change, method_dropdown, [card_md, *knob_components.values()],
+                           api_visibility="private")
+    # Picked by hand: also take the method's usual learning rate (full fine-tuning wants ~100× less than LoRA).
+    method_dropdown.input(lambda method: get_method(method).learning_rate, method_dropdown,
+                          train_components["learning_rate"], api_visibility="private")
     for component in [model_box, method_dropdown, *knob_components.values()]:
         component.change(on_form_change, form, params_md, api_visibility="private", show_progress="hidden")
     start_btn.click(on_start, form, run_dropdown, api_name="start_run")
@@ -161,7 +174,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     run_dropdown.change(on_poll, run_dropdown, [progress_html, loss_plot], api_name="poll_run")
     run_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, run_dropdown,
                        api_visibility="private")
-    return TrainTab(run_dropdown=run_dropdown, model_box=model_box)
+    return TrainTab(run_dropdown, model_box, form, params_md, on_form_change)
 
 
 def _run_choices(workbench: Workbench) -> list[tuple[str, str]]:

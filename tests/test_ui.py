@@ -1,0 +1,285 @@
+"""The web app end to end, driven only through its public API with gradio_client, as a remote user would.
+
+One real app around one real Workbench in a temporary home, launched in-process on a free local port: check
+data (bundled sample, an upload with bad lines, an unusable upload), start a tiny run from the Train form, poll it
+to the end, chat with base and adapter side by side, then restart the app over the same home and find the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from gradio_client import Client, handle_file  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = "en_ticket_triage"
+SAMPLE_PATH = f"sample:{SAMPLE}"
+PROMPT = "Triage this customer message.\n\nI was charged twice for my order #1234."
+SKIPPED = {"__type__": "update"}  # how gr.skip() arrives through the client: an update that changes nothing
+TERMINAL = ("completed", "failed", "stopped", "cancelled", "interrupted")
+TRAIN_TIMEOUT_S = 300  # a 3-step run takes 20-60 s on 2 idle cores; far longer when the CPU is shared
+CALL_TIMEOUT_S = 180
+
+
+@dataclass
+class App:
+    home: Path
+    url: str
+    client: Client
+    workbench: Any
+    demo: Any
+    run_id: str | None = None
+    state: dict = field(default_factory=dict)
+    closed: bool = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.client.close()
+            self.demo.close()
+            self.workbench.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _launch(home: Path) -> App:
+    from workbench.context import Workbench
+    from workbench.ui.app import build_app
+
+    workbench = Workbench(home)
+    demo = build_app(workbench)
+    port = _free_port()
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, show_error=True,
+                        quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    return App(home=home, url=url, client=Client(url, verbose=False), workbench=workbench, demo=demo)
+
+
+def _call(app: App, api_name: str, *args: Any, timeout: float = CALL_TIMEOUT_S, **kwargs: Any) -> Any:
+    return app.client.submit(*args, api_name=api_name, **kwargs).result(timeout=timeout)
+
+
+def _value(update: Any) -> Any:
+    """A component value that may arrive bare or inside a gr.update(...) dict."""
+    return update["value"] if isinstance(update, dict) and update.get("__type__") == "update" else update
+
+
+def _figure(plot: Any) -> dict:
+    """A gr.Plot output through the client: {"type": "plotly", "plot": "<figure JSON>"}."""
+    assert isinstance(plot, dict) and plot.get("type") == "plotly", plot
+    figure = json.loads(plot["plot"])
+    assert isinstance(figure.get("data"), list)
+    return figure
+
+
+def _train_points(plot: Any) -> tuple[list, list]:
+    traces = [t for t in _figure(plot)["data"] if str(t.get("name", "")).endswith("train")]
+    assert len(traces) == 1, [t.get("name") for t in _figure(plot)["data"]]
+    return traces[0]["x"], traces[0]["y"]
+
+
+def _text(message: dict) -> str:
+    """A chatbot message's text; content comes back as a string or a list of {"type": "text", "text": ...}."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def _runs(app: App) -> dict[str, dict]:
+    table, _choices = _call(app, "/list_runs")
+    return {row["run_id"]: row for row in (dict(zip(table["headers"], r)) for r in table["data"])}
+
+
+def _form(app: App, **by_label: Any) -> dict[str, Any]:
+    """start_run's keyword arguments (param_0, param_1, ...) from the form's labels; the rest keep defaults."""
+    params = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/start_run"][
+        "parameters"]
+    wanted = {label.lower(): value for label, value in by_label.items()}
+    kwargs = {p["parameter_name"]: wanted.pop(str(p.get("label", "")).lower())
+              for p in params if str(p.get("label", "")).lower() in wanted}
+    assert not wanted, f"the Train form has no fields labelled {sorted(wanted)}; it has " \
+                       f"{[p.get('label') for p in params]}"
+    return kwargs
+
+
+def _tiny_run_form(app: App, **changes: Any) -> dict[str, Any]:
+    fields = {"Base model": "embedded", "Method": "lora", "Rank r": 4, "Max steps": 3, "Batch size": 2,
+              "Max seq len": 128, "Eval every": 2, "Data used for training": SAMPLE_PATH,
+              "Validation share": 0.1, "Test share": 0.1, "Split seed": 0, "Run name": ""}
+    return _form(app, **{**fields, **changes})
+
+
+def _poll_until_finished(app: App, run_id: str, timeout: float = TRAIN_TIMEOUT_S) -> tuple[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        html, plot = _call(app, "/poll_run", run_id)
+        status = re.search(r"<b>(\w+)</b>", html)
+        if status and status.group(1) in TERMINAL:
+            return html, plot
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {run_id} not finished after {timeout}s; last progress: {html}")
+        time.sleep(1.5)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    app = _launch(tmp_path_factory.mktemp("ui") / "home")
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def started_run(app) -> str:
+    """The tiny run, started through the Train form; it trains in the background while other tests go on."""
+    result = _call(app, "/start_run", **_tiny_run_form(app))
+    run_id = _value(result)
+    assert isinstance(run_id, str) and re.fullmatch(r"\d{8}-\d{6}-lora-\w+", run_id), result
+    if isinstance(result, dict):  # the Run dropdown is refreshed to list the new run
+        assert run_id in [choice[1] for choice in result["choices"]]
+    app.run_id = run_id
+    return run_id
+
+
+def test_start_run_rejects_a_bad_form_value_by_its_field_name(app):
+    before = set(_runs(app))
+    with pytest.raises(Exception) as caught:
+        _call(app, "/start_run", **_tiny_run_form(app, **{"Learning rate": -1}))
+    assert "train.learning_rate" in str(caught.value)
+    assert set(_runs(app)) == before  # nothing was registered
+
+
+def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
+    # The sample: 160 good rows, split 128 / 16 / 16, previews and a length histogram per split.
+    path, report, histogram, *previews = _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)
+    assert path == SAMPLE_PATH
+    assert "good: 160" in report and "bad: 0" in report
+    assert "train 128, val 16, test 16" in report
+    assert len(previews) == 3
+    for preview in previews:
+        assert {"prompt", "answer"} <= set(preview["headers"])
+        assert preview["data"], "a preview table is empty"
+    counts = {t["name"]: len(t["x"]) for t in _figure(histogram)["data"]}
+    assert counts == {"train": 128, "val": 16, "test": 16}
+
+    # An upload with 3 good rows, a broken JSON line (2) and an empty answer (4): bad lines named, good kept.
+    rows = [json.dumps({"instruction": "Say hi.", "input": "", "output": "Hi!"}),
+            '{"instruction": "broken", "output": ',
+            json.dumps({"instruction": "Add 2 and 3.", "input": "", "output": "5"}),
+            json.dumps({"instruction": "Say nothing.", "input": "", "output": ""}),
+            json.dumps({"instruction": "Name a colour.", "input": "one word", "output": "Blue"})]
+    upload = tmp_path / "mixed.jsonl"
+    upload.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path, report, histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(upload)), 0.1, 0.1, 0)
+    saved = Path(path)
+    assert saved.parent == app.home / "uploads" and saved.suffix == ".jsonl"
+    assert saved.read_bytes() == upload.read_bytes()
+    assert "good: 3" in report and "bad: 2" in report
+    assert re.search(r"line 2: .*JSON", report), report
+    assert re.search(r"line 4: .*output", report), report
+    assert not re.search(r"line [135]:", report), report
+    lines = {dict(zip(p["headers"], row))["line"] for p in previews for row in p["data"]}
+    assert lines == {1, 3, 5}
+    assert sum(len(t["x"]) for t in _figure(histogram)["data"]) == 3
+
+    # A file with no good row is not used: the data path and the other outputs stay as they were.
+    unusable = tmp_path / "unusable.jsonl"
+    unusable.write_text('{"instruction": \n' + json.dumps({"instruction": "x", "output": ""}) + "\n",
+                        encoding="utf-8")
+    assert _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)[0] == SAMPLE_PATH
+    path, report, histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(unusable)), 0.1, 0.1, 0)
+    assert report.startswith("Not used:"), report
+    assert "line 1" in report and "line 2" in report
+    assert path == SKIPPED
+    assert histogram == SKIPPED and previews == [SKIPPED] * 3
+
+
+def test_training_run_completes_with_progress_loss_curve_and_adapter(app, started_run):
+    html, plot = _poll_until_finished(app, started_run)
+    assert "<b>completed</b>" in html, html
+    assert "step 3 / 3" in html
+    x, y = _train_points(plot)
+    assert x == [1, 2, 3]
+    assert len(y) == 3 and all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in y), y
+
+    row = _runs(app)[started_run]
+    assert row["status"] == "completed" and row["steps"] == 3
+    assert row["train_loss"] == pytest.approx(y[-1], abs=1e-3)  # the table and the curve tell the same story
+    app.state["train_y"] = y
+
+    adapter = app.home / "runs" / started_run / "adapter"
+    assert (adapter / "adapter_config.json").is_file()
+    assert (adapter / "adapter_model.safetensors").stat().st_size > 10_000
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 4
+
+
+def test_compare_base_and_adapter_then_clear(app, started_run):
+    if app.state.get("train_y") is None:
+        pytest.skip("needs the finished run of the training test")
+    # A fresh API session sees the adapter dropdown as built; refreshing it lists the new run (as in a browser).
+    assert started_run in [choice[1] for choice in _call(app, "/list_adapters")["choices"]]
+
+    job = app.client.submit(PROMPT, started_run, 0.0, 0.9, 24, 0, api_name="/compare")
+    prompt, base, adapter, base_stats, adapter_stats = job.result(timeout=CALL_TIMEOUT_S)
+    assert len(job.outputs()) >= 2, "the answers should stream in, not arrive at once"
+    assert prompt == ""  # the prompt box is cleared for the next turn
+    for chat, stats in ((base, base_stats), (adapter, adapter_stats)):
+        assert [m["role"] for m in chat] == ["user", "assistant"]
+        assert _text(chat[0]) == PROMPT
+        assert _text(chat[1]).strip()
+        assert "tokens" in stats and "tok/s" in stats
+        new_tokens = int(re.match(r"\s*(\d+) tokens", stats).group(1))
+        assert 1 <= new_tokens <= 24
+    first_base_answer = _text(base[1])
+
+    assert _call(app, "/clear_compare") == ([], [], "", "")
+
+    # No adapter: the base side answers; the right side says to choose one. Cleared history + temperature 0:
+    # the base answer is the same as before.
+    prompt, base, adapter, base_stats, adapter_stats = _call(app, "/compare", PROMPT, None, 0.0, 0.9, 24, 0)
+    assert [m["role"] for m in base] == ["user", "assistant"]
+    assert _text(base[1]) == first_base_answer
+    assert "tok/s" in base_stats
+    assert [m["role"] for m in adapter] == ["user", "assistant"]
+    assert _text(adapter[1]) == "(choose an adapter)"
+    assert adapter_stats == ""
+
+    with pytest.raises(Exception, match="prompt"):
+        _call(app, "/compare", "   ", None, 0.0, 0.9, 24, 0)
+
+
+def test_runs_survive_an_app_restart(app, started_run):
+    train_y = app.state.get("train_y")
+    if train_y is None:
+        pytest.skip("needs the finished run of the training test")
+    app.close()  # the first app goes away, as when the process is restarted
+    second = _launch(app.home)
+    try:
+        row = _runs(second)[started_run]
+        assert row["status"] == "completed" and row["steps"] == 3
+        html, plot = _call(second, "/poll_run", started_run)
+        assert "<b>completed</b>" in html and "step 3 / 3" in html
+        x, y = _train_points(plot)
+        assert x == [1, 2, 3]
+        assert y == pytest.approx(train_y)
+        assert started_run in [c[1] for c in _call(second, "/list_adapters")["choices"]]
+    finally:
+        second.close()

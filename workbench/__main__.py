@@ -128,6 +128,23 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from workbench.export import merge_adapter, push_adapter, zip_adapter
+    from workbench.store import RunStore, default_store
+
+    store = RunStore(args.output_dir) if args.output_dir else default_store()
+    if args.zip:
+        print(json.dumps({"zip": str(zip_adapter(store, args.run_id))}))
+    if args.merge:
+        print(json.dumps({"merged": str(merge_adapter(store, args.run_id))}))
+    if args.push:
+        print(json.dumps({"pushed": push_adapter(store, args.run_id, args.push)}))
+    if not (args.zip or args.merge or args.push):
+        print("error: choose at least one of --zip, --merge, --push REPO", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from workbench.methods import KNOBS
 
@@ -157,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list fine-tuning methods and their knobs").set_defaults(func=cmd_methods)
     sub.add_parser("presets", help="list presets").set_defaults(func=cmd_presets)
     sub.add_parser("runs", help="list stored runs").set_defaults(func=cmd_runs)
+
+    export = sub.add_parser("export", help="zip, merge or push a run's adapter")
+    export.add_argument("run_id")
+    export.add_argument("--zip", action="store_true", help="write <run>/export/<run>-adapter.zip")
+    export.add_argument("--merge", action="store_true", help="fold the adapter into the base, save <run>/merged")
+    export.add_argument("--push", metavar="REPO", help="upload the adapter to a Hub repo (needs network + token)")
+    export.add_argument("--output-dir", help="run store folder (default: $WORKBENCH_HOME/runs)")
+    export.set_defaults(func=cmd_export)
 
     chat = sub.add_parser("chat", help="answer one prompt with the base model (and an adapter)")
     chat.add_argument("--prompt", required=True)

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from workbench.adapters import has_trained_weights
 from workbench.chat import ChatEngine
 from workbench.config import ModelConfig
 from workbench.jobs import JobRunner
@@ -55,8 +56,7 @@ class Workbench:
 
     def adapters(self) -> list[RunRecord]:
         """Runs whose adapter can be chatted with (finished or stopped, adapter saved)."""
-        return [r for r in self.store.list_runs()
-                if (self.store.adapter_dir(r.run_id) / "adapter_config.json").is_file()]
+        return [r for r in self.store.list_runs() if has_trained_weights(self.store.adapter_dir(r.run_id))]
 
     def close(self) -> None:
         self.jobs.shutdown()

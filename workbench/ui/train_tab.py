@@ -136,8 +136,12 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
 
     def on_start(*values):
         try:
-            record = workbench.jobs.submit(config_from_form(*values))
-        except (ConfigError, ValueError) as exc:
+            config = config_from_form(*values)
+            problems = preflight(config).problems
+            if problems:  # refuse before queueing: the reason and a way out, nothing started
+                raise ConfigError("; ".join(problems))
+            record = workbench.jobs.submit(config)
+        except (ConfigError, ValueError, RuntimeError) as exc:
             raise gr.Error(str(exc)) from None
         return gr.update(choices=_run_choices(workbench), value=record.run_id)
 

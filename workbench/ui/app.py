@@ -31,4 +31,5 @@ def build_app(workbench: Workbench) -> gr.Blocks:
         # Open ready to train: the default sample checked and the parameter count shown.
         demo.load(data.on_check, data.inputs, data.outputs, api_visibility="private")
         demo.load(train.on_form_change, train.form, train.params_md, api_visibility="private")
+        demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
     return demo

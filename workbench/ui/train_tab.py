@@ -28,6 +28,7 @@ class TrainTab:
     form: list
     params_md: gr.Markdown
     on_form_change: Callable
+    on_page_load: Callable
 
 
 def list_presets() -> list[str]:
@@ -178,7 +179,11 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     run_dropdown.change(on_poll, run_dropdown, [progress_html, loss_plot], api_name="poll_run")
     run_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, run_dropdown,
                        api_visibility="private")
-    return TrainTab(run_dropdown, model_box, form, params_md, on_form_change)
+    def on_page_load():  # a reload (or an app restart) shows the newest run and its curve again
+        choices = _run_choices(workbench)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    return TrainTab(run_dropdown, model_box, form, params_md, on_form_change, on_page_load)
 
 
 def _run_choices(workbench: Workbench) -> list[tuple[str, str]]:

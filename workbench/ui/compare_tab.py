@@ -26,7 +26,7 @@ def build_compare_tab(workbench: Workbench, train: TrainTab) -> None:
                 "One copy of the base model serves both: the right side switches the adapter on.")
     with gr.Row():
         adapter_dropdown = gr.Dropdown(_adapter_choices(workbench), label="Adapter (right side)",
-                                       info="A finished or stopped run.", scale=3)
+                                       info="A finished or stopped run.", scale=3, allow_custom_value=True)
         refresh_btn = gr.Button("↻ Refresh", scale=1)
     with gr.Row():
         temperature_slider = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature",

@@ -64,8 +64,9 @@ def build_data_tab(workbench: Workbench) -> DataTab:
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float):
         try:
+            view = describe_data(upload or f"{SAMPLE_PREFIX}{sample}", val_size, test_size, int(seed or 0))
+            # Keep a copy only of a file that is usable: runs refer to it after the temp upload is gone.
             path = str(workbench.save_upload(upload)) if upload else f"{SAMPLE_PREFIX}{sample}"
-            view = describe_data(path, val_size, test_size, int(seed or 0))
         except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
             gr.Warning(str(exc).splitlines()[0])
             return gr.skip(), f"Not used: {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip()

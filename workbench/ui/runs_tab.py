@@ -10,6 +10,7 @@ import pandas as pd
 from workbench.context import Workbench
 from workbench.export import ExportError, merge_adapter, push_adapter, zip_adapter
 from workbench.plots import make_loss_figure
+from workbench.store import StoreError
 
 COLUMNS = ["run_id", "name", "status", "method", "model", "steps", "train_loss", "val_loss", "seconds", "tokens",
            "trainable_params", "error"]
@@ -36,7 +37,7 @@ def build_runs_tab(workbench: Workbench) -> None:
     gr.Markdown("Every run stored on this machine. Runs survive page reloads and app restarts.")
     refresh_btn = gr.Button("↻ Refresh")
     runs_table = gr.Dataframe(runs_frame(workbench), interactive=False, wrap=True, max_height=420)
-    runs_dropdown = gr.Dropdown(label="Overlay loss curves of", multiselect=True,
+    runs_dropdown = gr.Dropdown(label="Overlay loss curves of", multiselect=True, allow_custom_value=True,
                                 choices=[r.run_id for r in workbench.store.list_runs()])
     log_checkbox = gr.Checkbox(False, label="Log scale")
     overlay_plot = gr.Plot(label="Loss curves")
@@ -45,12 +46,15 @@ def build_runs_tab(workbench: Workbench) -> None:
         return runs_frame(workbench), gr.update(choices=[r.run_id for r in workbench.store.list_runs()])
 
     def on_overlay(run_ids: list[str], log_y: bool):
-        return make_loss_figure({run_id: workbench.store.read_metrics(run_id) for run_id in run_ids or []},
-                                log_y=log_y)
+        try:
+            runs = {run_id: workbench.store.read_metrics(run_id) for run_id in run_ids or []}
+        except StoreError as exc:
+            raise gr.Error(str(exc)) from None
+        return make_loss_figure(runs, log_y=log_y)
 
     with gr.Accordion("Export a run", open=False):
         export_dropdown = gr.Dropdown(label="Run", choices=[r.run_id for r in workbench.adapters()],
-                                      info="A run with a saved adapter.")
+                                      info="A run with a saved adapter.", allow_custom_value=True)
         with gr.Row():
             zip_btn = gr.Button("Download adapter (.zip)")
             merge_btn = gr.Button("Merge into the base model")

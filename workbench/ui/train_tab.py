@@ -15,6 +15,7 @@ from workbench.method_cards import method_card
 from workbench.methods import KNOBS, METHODS, get_method
 from workbench.plots import make_loss_figure
 from workbench.preflight import preflight
+from workbench.store import StoreError
 from workbench.ui.data_tab import DataTab
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
@@ -44,6 +45,8 @@ def _knob_component(name: str, value: Any) -> gr.components.Component:
     knob = KNOBS[name]
     if knob.choices:
         return gr.Radio(list(knob.choices), value=value, label=knob.label, info=knob.help)
+    if isinstance(knob.default, str):
+        return gr.Textbox(value, label=knob.label, info=knob.help)
     return gr.Slider(knob.minimum, knob.maximum, value=value, step=knob.step, label=knob.label, info=knob.help)
 
 
@@ -150,12 +153,18 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         if run_id and workbench.jobs.stop(run_id):
             gr.Info("Stopping at the next step; the adapter trained so far will be saved.")
 
-    def on_poll(run_id: str):
+    def on_poll(run_id: str, seen: tuple | None = None):
         if not run_id:
-            return gr.skip(), gr.skip()
-        snapshot = workbench.jobs.snapshot(run_id)
-        figure = make_loss_figure({run_id: workbench.store.read_metrics(run_id)})
-        return format_progress(snapshot), figure
+            return gr.skip(), gr.skip(), seen
+        try:
+            snapshot = workbench.jobs.snapshot(run_id)
+            rows = workbench.store.read_metrics(run_id)
+        except StoreError as exc:
+            raise gr.Error(str(exc)) from None
+        key = (run_id, len(rows), snapshot.status)
+        # Redraw the chart only when there is something new: polling stays light while a run trains.
+        figure = gr.skip() if key == seen else make_loss_figure({run_id: rows})
+        return format_progress(snapshot), figure, key
 
     def on_preset(name: str):
         loaded = load_preset(PRESETS_DIR / f"{name}.yaml")
@@ -175,8 +184,11 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         component.change(on_form_change, form, params_md, api_visibility="private", show_progress="hidden")
     start_btn.click(on_start, form, run_dropdown, api_name="start_run")
     stop_btn.click(on_stop, run_dropdown, None, api_name="stop_run")
-    timer.tick(on_poll, run_dropdown, [progress_html, loss_plot], api_visibility="private", show_progress="hidden")
-    run_dropdown.change(on_poll, run_dropdown, [progress_html, loss_plot], api_name="poll_run")
+    seen_state = gr.State(None)
+    timer.tick(on_poll, [run_dropdown, seen_state], [progress_html, loss_plot, seen_state],
+               api_visibility="private", show_progress="hidden")
+    run_dropdown.change(lambda run_id: on_poll(run_id)[:2], run_dropdown, [progress_html, loss_plot],
+                        api_name="poll_run")
     run_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, run_dropdown,
                        api_visibility="private")
     def on_page_load():  # a reload (or an app restart) shows the newest run and its curve again

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=cached_tokenizer, args=("embedded",), daemon=True).start()
     demo = build_app(workbench)
     demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, share=False,
-                                                   auth=auth, max_file_size="200mb", show_error=True)
+                                                   auth=auth, max_file_size="200mb", show_error=True,
+                                                   footer_links=["api", "settings"])
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
         for split in ("train", "val", "test"):
             with gr.Tab(f"Preview · {split}"):
                 previews.append(gr.Dataframe(headers=PREVIEW_COLUMNS, wrap=True, max_height=360,
-                                             interactive=False))
+                                             interactive=False, column_widths=["7%", "9%", "50%", "34%"]))
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float):
         try:

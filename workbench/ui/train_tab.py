@@ -199,4 +199,5 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
 
 
 def _run_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [(f"{r.name} · {r.status}", r.run_id) for r in workbench.store.list_runs()]
+    # No status in the label: it would go stale in the list; the progress line shows the live status.
+    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.store.list_runs()]

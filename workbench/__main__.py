@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-USER_ERRORS = (ValueError, RuntimeError, FileNotFoundError, KeyError)
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -196,10 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from workbench.export import ExportError
+    from workbench.models import ModelError
+
+    # Problems with what the user gave (config, data, model, run id, export) are one clear line; anything else is
+    # a bug and keeps its traceback.
+    user_errors = (ValueError, FileNotFoundError, ModelError, ExportError)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
+    except user_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -129,13 +129,18 @@ def needs_problems(config: RunConfig) -> list[str]:
     return problems
 
 
+def weight_bytes_on(config: RunConfig, device: str) -> int:
+    """Bytes per weight in the dtype training will use (the same choice load_model makes)."""
+    from workbench.models import pick_dtype
+
+    return pick_dtype(config.model, device).itemsize
+
+
 def estimate_memory(config: RunConfig, trainable: int, total: int) -> MemoryEstimate:
     """Peak training memory, roughly: weights + grads + AdamW state + activations."""
     model_config = _model_config(config.model.name_or_path, config.model.trust_remote_code)
     device = "cuda" if cuda_available() else "cpu"
-    weight_bytes = 4 if device == "cpu" and config.model.dtype in ("auto", "float32") else 2
-    if config.model.dtype == "float32":
-        weight_bytes = 4
+    weight_bytes = weight_bytes_on(config, device)
     bits = quantize_bits(config)
     frozen = total - trainable
     weights = int(frozen * (bits / 8 + 0.05 if bits else weight_bytes)) + trainable * 4
@@ -153,7 +158,9 @@ def preflight(config: RunConfig) -> Preflight:
     problems = needs_problems(config)
     trainable, total = count_parameters_on_meta(config)
     spec = get_method(config.method.name)
-    adapter_bytes = trainable * (4 if spec.uses_peft else 4 if config.model.dtype in ("auto", "float32") else 2)
+    # PEFT keeps adapter weights in float32; selective / full save the model's own tensors in its dtype.
+    device = "cuda" if cuda_available() else "cpu"
+    adapter_bytes = trainable * (4 if spec.uses_peft else weight_bytes_on(config, device))
     memory = estimate_memory(config, trainable, total)
     if memory.total > 0.9 * memory.available:
         problems.append(f"this run needs about {_size(memory.total)} but only {_size(memory.available)} is free — "

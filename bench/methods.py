@@ -33,7 +33,7 @@ def measure_one(method: str, steps: int) -> dict:
     config = RunConfig().with_overrides({
         "method.name": method, "train.learning_rate": spec.learning_rate, "train.max_steps": steps,
         "train.batch_size": 4, "train.max_seq_len": 256, "train.eval_every": 0, "data.val_size": 16,
-        "data.test_size": 0, "train.seed": 0,
+        "data.test_size": 0, "train.seed": 0, "train.general_every": 0, "train.eval_test": False,
     })
     step_times: list[float] = []
     last = [time.perf_counter()]

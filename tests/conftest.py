@@ -26,7 +26,9 @@ def tiny_config():
 
     def make(**overrides):
         base = {"train.max_steps": 3, "train.batch_size": 2, "train.max_seq_len": 128, "train.eval_every": 2,
-                "train.learning_rate": 0.002, "train.warmup_ratio": 0.0, "data.val_size": 8, "data.test_size": 8}
+                "train.learning_rate": 0.002, "train.warmup_ratio": 0.0, "data.val_size": 8, "data.test_size": 8,
+                # The forgetting probe and test-split scoring have their own tests; off here to keep runs short.
+                "train.general_every": 0, "train.eval_test": False}
         return RunConfig().with_overrides({**base, **overrides})
 
     return make

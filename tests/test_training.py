@@ -90,7 +90,7 @@ def test_job_runner_trains_and_the_adapter_changes_answers(home, tiny_config):
     rows = runner.store.read_metrics(record.run_id)
     losses = [row["train_loss"] for row in rows if "train_loss" in row]
     assert len(losses) == 12 and losses[-1] < losses[0]
-    assert [row["step"] for row in rows if "val_loss" in row] == [6, 12]
+    assert [row["step"] for row in rows if "val_loss" in row] == [0, 6, 12]  # step 0: the starting point
     adapter = runner.store.adapter_dir(record.run_id)
     _assert_adapter_files(adapter)
 

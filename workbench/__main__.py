@@ -1,4 +1,4 @@
-"""Headless workbench: `python -m workbench {train,data,methods,presets,runs,chat}`.
+"""Headless workbench: `python -m workbench {train,eval,data,methods,presets,runs,chat,export}`.
 
 Every command calls the same core functions as the UI. `train` prints a progress bar on stderr and, as its last
 line on stdout, one JSON object describing the run.
@@ -65,7 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.update(event.step - bar.n)
             bar.set_postfix(loss=f"{event.values['train_loss']:.3f}", tok_s=f"{event.values['tokens_per_s']:.0f}")
         if event.kind == "eval":
-            bar.write(f"step {event.step}: val_loss {event.values['val_loss']:.4f}")
+            bar.write(f"step {event.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in event.values.items()
+                                                          if k.endswith("_loss")))
 
     try:
         result = execute_run(store, record.run_id, config, on_event=on_event)
@@ -127,6 +128,67 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_targets(args: argparse.Namespace, store: Any) -> list[Any]:
+    from workbench.evaluation import EvalTarget
+
+    targets = [EvalTarget("base")] if args.base or not (args.adapter or args.run) else []
+    for run_id in args.run or []:
+        store.run_dir(run_id)  # refuses ids that are not run ids, with the expected shape
+        targets.append(EvalTarget(store.get_run(run_id).name, str(store.adapter_dir(run_id)), key=run_id))
+    for path in args.adapter or []:
+        folder = Path(path).expanduser()
+        label = folder.parent.name if folder.name == "adapter" else folder.name
+        targets.append(EvalTarget(label, str(folder)))
+    seen: dict[str, int] = {}
+    for i, target in enumerate(targets):  # two adapters from folders of the same name still get their own label
+        seen[target.label] = seen.get(target.label, 0) + 1
+        if seen[target.label] > 1:
+            targets[i] = EvalTarget(f"{target.label} ({seen[target.label]})", target.adapter_path, target.key)
+    return targets
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from workbench.chat import ChatEngine
+    from workbench.config import ModelConfig
+    from workbench.evaluation import EvalOptions, evaluate, load_examples, run_split
+    from workbench.forgetting import GENERAL_SPEC, probe_examples
+    from workbench.store import RunStore, default_store
+
+    store = RunStore(args.output_dir) if args.output_dir else default_store()
+    targets = _eval_targets(args, store)
+    if args.general:
+        examples, data = probe_examples(args.limit or 50), f"{GENERAL_SPEC} (probe part)"
+    elif args.data:
+        examples, data = load_examples(args.data, args.split, args.val_size, args.test_size, args.split_seed,
+                                       args.limit), f"{args.data} · {args.split}"
+    elif args.run:
+        examples, data = run_split(store, args.run[0], "test")[:args.limit or None], f"{args.run[0]} · test"
+    else:
+        raise ValueError("choose what to score: --data FILE (or sample:NAME), --general, or --run RUN_ID")
+    options = EvalOptions(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                          similarity=not args.no_similarity, perplexity=not args.no_perplexity)
+    engine = ChatEngine(ModelConfig(name_or_path=args.model))
+    report = evaluate(engine, targets, examples, data, options,
+                      on_progress=lambda fraction, message: print(f"[{fraction:4.0%}] {message}", file=sys.stderr))
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame(report.example_rows()).to_csv(args.csv, index=False)
+    if args.report:
+        from workbench.store import write_atomic
+
+        write_atomic(Path(args.report), json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    print(f"{len(examples)} examples from {data}; similarity: {report.similarity_kind or 'off'}")
+    for note in report.notes:
+        print(f"note: {note}")
+    for row in report.summary_rows():
+        print("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    for model in report.models:  # the last lines: one JSON object per model
+        print(json.dumps({"model": model.label, "adapter": model.adapter_path, "examples": len(examples),
+                          **{k: round(v, 6) for k, v in model.metrics.items()}}, ensure_ascii=False))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from workbench.export import merge_adapter, push_adapter, zip_adapter
     from workbench.store import RunStore, default_store
@@ -181,6 +243,31 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--push", metavar="REPO", help="upload the adapter to a Hub repo (needs network + token)")
     export.add_argument("--output-dir", help="run store folder (default: $WORKBENCH_HOME/runs)")
     export.set_defaults(func=cmd_export)
+
+    evaluate = sub.add_parser("eval", help="score the base model and adapters on a data set; the last lines are "
+                              "one JSON object per model")
+    evaluate.add_argument("--data", help="file (.jsonl/.json/.csv/.parquet) or sample:NAME to score")
+    evaluate.add_argument("--split", default="all", choices=("all", "train", "val", "test"),
+                          help="score the whole file or one split of it (made as training makes it)")
+    evaluate.add_argument("--val-size", type=float, default=0.1, help="split sizes, as in training")
+    evaluate.add_argument("--test-size", type=float, default=0.1)
+    evaluate.add_argument("--split-seed", type=int, default=0)
+    evaluate.add_argument("--general", action="store_true",
+                          help="score on the general reference set's probe part (the forgetting probe)")
+    evaluate.add_argument("--base", action="store_true", help="include the base model (the default without adapters)")
+    evaluate.add_argument("--adapter", action="append", metavar="DIR", help="an adapter folder; repeat for more")
+    evaluate.add_argument("--run", action="append", metavar="RUN_ID",
+                          help="a stored run's adapter; without --data its test split is scored")
+    evaluate.add_argument("--model", default="embedded", help="the base model")
+    evaluate.add_argument("--limit", type=int, default=0, help="score only the first N examples (0 = all)")
+    evaluate.add_argument("--max-new-tokens", type=int, default=64)
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--no-similarity", action="store_true", help="skip the embedding similarity")
+    evaluate.add_argument("--no-perplexity", action="store_true", help="skip perplexity")
+    evaluate.add_argument("--csv", help="write the per-example table to this CSV file")
+    evaluate.add_argument("--report", help="write the whole report (answers included) to this JSON file")
+    evaluate.add_argument("--output-dir", help="run store folder (default: $WORKBENCH_HOME/runs)")
+    evaluate.set_defaults(func=cmd_eval)
 
     chat = sub.add_parser("chat", help="answer one prompt with the base model (and an adapter)")
     chat.add_argument("--prompt", required=True)

@@ -7,6 +7,7 @@ Timings are each side's own compute time, so a side is not charged for the time 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -157,9 +158,66 @@ class ChatEngine:
             self._loaded, self._lora, self._adapters = None, None, {}
         gc.collect()
 
-    def _forward(self, adapter: str | None, input_ids: Any, past: Any) -> Any:
-        import contextlib
+    @contextlib.contextmanager
+    def model_for(self, adapter: str | None) -> Iterator[Any]:
+        """The model that answers as `adapter` (None = the base), held under the engine's lock while in use."""
+        with self._lock:
+            entry = self._adapters.get(adapter) if adapter else None
+            if adapter and entry is None:
+                raise ValueError(f"adapter {adapter!r} is not loaded; call ensure_adapter first")
+            if entry is not None and entry.kind == "own":
+                yield entry.model
+            elif entry is not None and entry.kind == "lora":
+                self._lora.set_adapter(adapter)
+                yield self._lora
+            else:  # the base, or a soft prompt around it: LoRA layers (if any are loaded) must be off
+                with self._lora.disable_adapter() if self._lora is not None else contextlib.nullcontext():
+                    yield entry.model if entry is not None else self.loaded.model
 
+    def generate_batch(self, adapter: str | None, histories: Sequence[Sequence[dict]], max_new_tokens: int,
+                       batch_size: int = 8) -> list[SideState]:
+        """Greedy answers to many prompts, in left-padded batches of similar length (for scoring, not chat)."""
+        import torch
+
+        tokenizer, device = self.loaded.tokenizer, self.loaded.device
+        pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+        encoded = [encode_prompt(history, tokenizer) for history in histories]
+        results: list[SideState] = [SideState(label=str(adapter or "base")) for _ in encoded]
+        for chunk in self._chunks(adapter, [len(e) for e in encoded], batch_size):
+            width = max(len(encoded[i]) for i in chunk)
+            ids = torch.tensor([[pad_id] * (width - len(encoded[i])) + encoded[i] for i in chunk], device=device)
+            mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in chunk],
+                                device=device)
+            started = time.perf_counter()
+            with self.model_for(adapter) as model, torch.inference_mode():
+                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                     do_sample=False, temperature=None, top_p=None, top_k=None,
+                                     pad_token_id=pad_id, eos_token_id=eos_id)
+            seconds = (time.perf_counter() - started) / len(chunk)
+            for row, index in enumerate(chunk):
+                new = out[row, width:].tolist()
+                new = new[:new.index(eos_id)] if eos_id in new else new
+                results[index] = SideState(label=results[index].label, prompt_tokens=len(encoded[index]),
+                                           new_tokens=len(new), seconds=seconds, done=True, token_ids=new,
+                                           text=tokenizer.decode(new, skip_special_tokens=True))
+        return results
+
+    def _chunks(self, adapter: str | None, lengths: list[int], batch_size: int) -> list[list[int]]:
+        """Batches of prompt indices, sorted by length. Prompt tuning and P-tuning ignore position ids, so left
+        padding would shift their positions: they batch only prompts of the same length."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        entry = self._adapters.get(adapter) if adapter else None
+        same_length_only = entry is not None and entry.kind == "soft" and _peft_type(entry.path) != "PREFIX_TUNING"
+        chunks: list[list[int]] = []
+        for index in order:
+            last = chunks[-1] if chunks else None
+            if last and len(last) < batch_size and (not same_length_only or lengths[last[0]] == lengths[index]):
+                last.append(index)
+            else:
+                chunks.append([index])
+        return chunks
+
+    def _forward(self, adapter: str | None, input_ids: Any, past: Any) -> Any:
         entry = self._adapters.get(adapter) if adapter else None
         if adapter and entry is None:
             raise ValueError(f"adapter {adapter!r} is not loaded; call ensure_adapter first")

@@ -148,6 +148,22 @@ class TrainConfig:
     eval_every: int = knob(10, "Compute the validation loss every N steps (0 = only at the end).", 0, 1_000_000)
     seed: int = knob(0, "Random seed for initialisation, shuffling and dropout: the same seed repeats a run.",
                      0, 2**31 - 1)
+    general_every: int = knob(10, "Forgetting probe: before the first step and every N steps, measure the loss on "
+                              "a fixed sample of the bundled general reference set (general knowledge and everyday "
+                              "instructions, English and Korean). It rises when the model forgets. 0 = off.",
+                              0, 1_000_000)
+    general_samples: int = knob(24, "Forgetting probe: how many general-set examples it measures each time.", 1, 50)
+    replay_ratio: float = knob(0.0, "Replay against forgetting: share of the training examples drawn from the "
+                               "general reference set (its replay part, never the probe's). 0.2 = one example in "
+                               "five is general data. 0 = off.", 0, 0.9)
+    l2_to_base: float = knob(0.0, "L2 toward the start against forgetting: adds λ·Σ(θ − θ₀)² over the trained "
+                             "weights to the loss. For selective and full fine-tuning θ₀ are the base weights "
+                             "(L2-SP); for adapters, the adapter weights at their start. 0 = off; try 0.01–1.",
+                             0, 1000)
+    eval_test: bool = knob(True, "After training, answer the test split with the base model and this run and score "
+                           "both (perplexity, ROUGE, BLEU, chrF, exact match / F1, similarity). Stored with the "
+                           "run.")
+    eval_max_new_tokens: int = knob(64, "Longest answer generated when scoring the test split, in tokens.", 1, 2048)
 
     def __post_init__(self) -> None:
         _check_all(self, "train")

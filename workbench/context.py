@@ -31,6 +31,7 @@ class Workbench:
         self.store = RunStore(self.home / "runs")
         self.jobs = JobRunner(self.store)
         self.uploads = self.home / "uploads"
+        self.exports = self.home / "exports"  # files offered for download (zips, CSVs): the only folder served
         self._engines: dict[str, ChatEngine] = {}
         self._lock = threading.Lock()
 

@@ -604,7 +604,7 @@ def split_examples(examples: list[Example], val_size: float, test_size: float,
     return shuffled[n_val + n_test:], shuffled[:n_val], shuffled[n_val:n_val + n_test]
 
 
-def _prompt_text(example: Example) -> str:
+def prompt_text(example: Example) -> str:
     turns = [t for t in example.prompt_messages if t["role"] != "system"]
     if sum(t["role"] == "user" for t in turns) > 1:
         return "\n".join(f"{t['role']}: {t['content']}" for t in example.prompt_messages)
@@ -613,5 +613,5 @@ def _prompt_text(example: Example) -> str:
 
 def preview_rows(examples: list[Example], n: int = 5) -> list[dict]:
     """Flat dicts (line, shape, prompt, answer) for a preview table of the first `n` examples."""
-    return [{"line": ex.line, "shape": ex.shape, "prompt": _prompt_text(ex), "answer": ex.answer}
+    return [{"line": ex.line, "shape": ex.shape, "prompt": prompt_text(ex), "answer": ex.answer}
             for ex in examples[:max(n, 0)]]

@@ -18,12 +18,13 @@ class ExportError(RuntimeError):
     """An export that cannot be done; the message says why and what to do instead."""
 
 
-def zip_adapter(store: RunStore, run_id: str) -> Path:
-    """The run's adapter folder (and its config) as one zip file inside the run folder."""
+def zip_adapter(store: RunStore, run_id: str, out_dir: str | Path | None = None) -> Path:
+    """The run's adapter folder (and its config) as one zip file, in out_dir or else inside the run folder."""
     adapter = store.adapter_dir(run_id)
     if not adapter.is_dir():
         raise ExportError(f"run {run_id} has no saved adapter (status {store.get_run(run_id).status})")
-    target = store.run_dir(run_id) / "export" / f"{run_id}-adapter.zip"
+    folder = Path(out_dir) if out_dir is not None else store.run_dir(run_id) / "export"
+    target = folder / f"{run_id}-adapter.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -39,7 +39,7 @@ def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Ca
             if event.kind == "step":
                 store.update_run(run_id, steps=event.step, train_loss=event.values["train_loss"],
                                  tokens=event.values["tokens"], seconds=event.values["elapsed"])
-            else:
+            elif event.values.get("val_loss") is not None:
                 store.update_run(run_id, val_loss=event.values["val_loss"])
         if on_event:
             on_event(event)
@@ -51,11 +51,31 @@ def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Ca
         store.update_run(run_id, status="failed", error=message[:2000])
         store.write_json(run_id, "error.json", {"error": message, "traceback": traceback.format_exc()})
         raise
+    if config.train.eval_test and result.test_examples and result.steps and result.status == "completed":
+        score_test_split(store, run_id, result, record)
     store.update_run(run_id, status=result.status, steps=result.steps, total_steps=result.total_steps,
                      train_loss=result.train_loss, val_loss=result.val_loss, seconds=result.seconds,
                      tokens=result.tokens)
     store.write_json(run_id, "result.json", result.to_dict())
     return result
+
+
+def score_test_split(store: RunStore, run_id: str, result: RunResult, record: Callable[[TrainEvent], None]) -> None:
+    """Score the run's test split (base vs adapter). A failure here is noted but does not fail the run: the
+    adapter is trained and saved, and the Evaluate tab can score it again."""
+    from workbench.evaluation import score_run
+
+    def progress(fraction: float, message: str) -> None:
+        phase = f"scoring the test split · {message}" if message else ""
+        record(TrainEvent("score", result.steps, result.total_steps, {"fraction": fraction, "phase": phase}))
+
+    try:
+        score_run(store, run_id, on_progress=progress)
+    except Exception as exc:  # noqa: BLE001 - any scoring failure is recorded beside the run, not raised
+        log.exception("scoring run %s failed", run_id)
+        store.write_json(run_id, "eval_error.json", {"error": f"{type(exc).__name__}: {exc}",
+                                                      "traceback": traceback.format_exc()})
+    progress(1.0, "")
 
 
 @dataclass
@@ -73,6 +93,7 @@ class JobSnapshot:
     eta: float | None = None
     queue_position: int | None = None
     error: str = ""
+    phase: str = ""  # e.g. "scoring the test split: adapter" after the last step
 
     @property
     def fraction(self) -> float:
@@ -148,6 +169,7 @@ class JobRunner:
             train_loss=record.train_loss, val_loss=record.val_loss, tokens_per_s=live.get("tokens_per_s"),
             elapsed=live.get("elapsed", record.seconds), eta=live.get("eta") if record.status == "running" else None,
             queue_position=self.queue_position(run_id), error=record.error,
+            phase=live.get("phase", "") if record.status == "running" else "",
         )
 
     def wait(self, run_id: str, timeout: float | None = None) -> JobSnapshot:
@@ -174,6 +196,8 @@ class JobRunner:
 
             def on_event(event: TrainEvent, live: dict = job.live) -> None:
                 live.update({k: v for k, v in event.values.items() if isinstance(v, (int, float))})
+                if event.kind == "score":
+                    live["phase"] = event.values["phase"]
 
             try:
                 execute_run(self.store, job.run_id, job.config, job.stop_event.is_set, on_event)

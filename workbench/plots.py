@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f")
+X_KEYS = {"step": "step", "epoch": "epoch", "tokens": "tokens seen"}
+WIDE_SCALE_METRICS = ("bleu", "chrf")
+GENERAL_METRICS = ("perplexity", "similarity")
+RANK_SWEEP_HINT = "step the rank up until the curve stops improving"
+
+Rows = Sequence[Mapping[str, Any]]
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
@@ -18,26 +26,208 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure
     return fig
 
 
-def make_loss_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], x_key: str = "step",
-                     log_y: bool = False) -> go.Figure:
-    """Train loss (lines) and val loss (dashed, markers) of one or more runs, overlaid, by step."""
+def _color(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _annotate_empty(fig: go.Figure, text: str) -> go.Figure:
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return fig
+
+
+def _check_x_key(x_key: str) -> None:
+    if x_key not in X_KEYS:
+        raise ValueError(f"Unknown x axis {x_key!r}; choose one of: {', '.join(X_KEYS)}")
+
+
+def _anchors(rows: Rows, x_key: str) -> list[tuple[float, float]]:
+    """(step, x) of the training-step rows, sorted by step: what eval rows borrow their x from."""
+    pairs = {r["step"]: r[x_key] for r in rows
+             if r.get("train_loss") is not None and r.get("step") is not None and r.get(x_key) is not None}
+    return sorted(pairs.items())
+
+
+def _eval_x(row: Mapping[str, Any], x_key: str, anchors: list[tuple[float, float]]) -> float | None:
+    """x of an eval row; older runs logged only the step, so epoch/tokens come from the step rows."""
+    if row.get(x_key) is not None:
+        return row[x_key]
+    step = row.get("step")
+    if step is None:
+        return None
+    steps = [s for s, _ in anchors]
+    at = bisect.bisect_left(steps, step)
+    if at < len(steps) and steps[at] == step:
+        return anchors[at][1]
+    if step == 0:
+        return 0
+    if 0 < at < len(steps):
+        (s0, x0), (s1, x1) = anchors[at - 1], anchors[at]
+        return x0 + (x1 - x0) * (step - s0) / (s1 - s0)
+    return None  # outside the logged steps: nothing honest to place it at
+
+
+def _series(rows: Rows, key: str, x_key: str) -> tuple[list, list]:
+    """x and y of every row carrying `key`, with eval rows placed on the x axis of the step rows."""
+    anchors = _anchors(rows, x_key)
+    points = []
+    for row in rows:
+        if row.get(key) is None:
+            continue
+        x = row.get(x_key) if key == "train_loss" else _eval_x(row, x_key, anchors)
+        if x is not None:
+            points.append((x, row[key]))
+    return [x for x, _ in points], [y for _, y in points]
+
+
+def _base_value(rows: Rows, key: str) -> float | None:
+    """The value logged at step 0, i.e. the base model before any training."""
+    return next((r[key] for r in rows if r.get("step") == 0 and r.get(key) is not None), None)
+
+
+def make_loss_figure(runs: Mapping[str, Rows], x_key: str = "step", log_y: bool = False,
+                     show_general: bool = True) -> go.Figure:
+    """Train loss (lines), val loss (dashed) and general-set loss (dotted) of one or more runs, overlaid."""
+    _check_x_key(x_key)
+    styles = [("train_loss", "train", "lines", {}), ("val_loss", "val", "lines+markers", {"dash": "dash"})]
+    if show_general:
+        styles.append(("general_loss", "general", "lines+markers", {"dash": "dot"}))
     fig = go.Figure()
     for index, (label, rows) in enumerate(runs.items()):
-        color = PALETTE[index % len(PALETTE)]
-        train = [r for r in rows if r.get("train_loss") is not None and x_key in r]
-        val = [r for r in rows if r.get("val_loss") is not None and x_key in r]
-        if train:
-            fig.add_trace(go.Scatter(x=[r[x_key] for r in train], y=[r["train_loss"] for r in train],
-                                     mode="lines", name=f"{label} · train", line={"color": color}))
-        if val:
-            fig.add_trace(go.Scatter(x=[r[x_key] for r in val], y=[r["val_loss"] for r in val],
-                                     mode="lines+markers", name=f"{label} · val",
-                                     line={"color": color, "dash": "dash"}))
-    fig = _layout(fig, "Loss", x_key.replace("_", " "), "loss (answer tokens)")
+        for key, suffix, mode, line in styles:
+            x, y = _series(rows, key, x_key)
+            if x:
+                marker = {"symbol": "diamond"} if key == "general_loss" else None
+                fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=f"{label} · {suffix}", marker=marker,
+                                         line={"color": _color(index), **line}))
+    fig = _layout(fig, "Loss", X_KEYS[x_key], "loss (answer tokens)")
     if log_y:
         fig.update_yaxes(type="log")
-    if not runs or not fig.data:
-        fig.add_annotation(text="No steps logged yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return _annotate_empty(fig, "No steps logged yet") if not fig.data else fig
+
+
+def _change_text(values: Sequence[float], base: float | None) -> list[str]:
+    if not base:
+        return ["base not logged" for _ in values]
+    return [f"{(value - base) / base * 100:+.1f}% vs base" for value in values]
+
+
+def make_forgetting_figure(runs: Mapping[str, Rows], x_key: str = "step") -> go.Figure:
+    """Loss on the general reference set over training, each run against its own base (step 0) value."""
+    _check_x_key(x_key)
+    fig = go.Figure()
+    for index, (label, rows) in enumerate(runs.items()):
+        x, y = _series(rows, "general_loss", x_key)
+        if not x:
+            continue
+        base, color = _base_value(rows, "general_loss"), _color(index)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label} · general",
+                                 line={"color": color}, marker={"symbol": "diamond"}, text=_change_text(y, base),
+                                 hovertemplate="%{y:.4f}<br>%{text}<extra>" + label + "</extra>"))
+        if base is not None:
+            fig.add_trace(go.Scatter(x=[min(x), max(x)], y=[base, base], mode="lines", name=f"{label} · base",
+                                     line={"color": color, "dash": "dot"}, hoverinfo="skip"))
+    title = "Forgetting probe (higher = more forgetting)"
+    fig = _layout(fig, title, X_KEYS[x_key], "loss on the general reference set")
+    if not fig.data:
+        _annotate_empty(fig, "No general-set loss logged; turn on the forgetting probe (train.general_every)")
+    return fig
+
+
+def _is_wide_scale(metric: str) -> bool:
+    """Metrics far from 0–1 (BLEU, chrF 0–100; perplexity unbounded) go on their own panel."""
+    return metric in WIDE_SCALE_METRICS or metric.startswith("perplexity")
+
+
+def _metric_names(results: Mapping[str, Mapping[str, float | None]]) -> list[str]:
+    names: dict[str, None] = {}
+    for values in results.values():
+        names.update(dict.fromkeys(values))
+    return list(names)
+
+
+def _add_bars(fig: go.Figure, results: Mapping[str, Mapping[str, float | None]], metrics: list[str],
+              col: int | None, in_legend: set[str]) -> None:
+    for index, (label, values) in enumerate(results.items()):
+        shown = [m for m in metrics if values.get(m) is not None]
+        if not shown:
+            continue
+        y = [values[m] for m in shown]
+        bar = go.Bar(x=shown, y=y, name=label, text=[f"{v:.3g}" for v in y], textposition="outside",
+                     marker={"color": _color(index)}, legendgroup=label, showlegend=label not in in_legend)
+        in_legend.add(label)
+        fig.add_trace(bar, row=col and 1, col=col)
+
+
+def make_metric_bars(results: Mapping[str, Mapping[str, float | None]],
+                     metrics: Sequence[str] | None = None) -> go.Figure:
+    """Grouped bars, one group per metric and one bar per model; BLEU/chrF/perplexity on a second panel."""
+    names = list(metrics) if metrics is not None else _metric_names(results)
+    panels = [m for m in ([n for n in names if not _is_wide_scale(n)], [n for n in names if _is_wide_scale(n)]) if m]
+    in_legend: set[str] = set()
+    if len(panels) == 2:
+        fig = make_subplots(rows=1, cols=2, column_widths=[len(panels[0]), len(panels[1])],
+                            subplot_titles=("scores", "BLEU / chrF / perplexity"))
+        for col, panel in enumerate(panels, start=1):
+            _add_bars(fig, results, panel, col, in_legend)
+    else:
+        fig = go.Figure()
+        _add_bars(fig, results, panels[0] if panels else [], None, in_legend)
+    fig = _layout(fig, "Metrics by model", "", "value")
+    fig.update_layout(barmode="group", uniformtext={"minsize": 8, "mode": "hide"})
+    if not fig.data:
+        _annotate_empty(fig, "No metrics to compare yet")
+    return fig
+
+
+def _relative_change(base: float | None, value: float | None) -> float | None:
+    if base is None or value is None or base == 0:
+        return None
+    return (value - base) / abs(base) * 100
+
+
+def make_general_change_figure(base: Mapping[str, float], adapted: Mapping[str, Mapping[str, float]]) -> go.Figure:
+    """Relative change in % vs the base model on the general reference set; perplexity up = forgetting."""
+    fig = go.Figure()
+    for index, (label, values) in enumerate(adapted.items()):
+        rows = [(m, _relative_change(base.get(m), values.get(m)), base.get(m), values.get(m)) for m in GENERAL_METRICS]
+        rows = [r for r in rows if r[1] is not None]
+        fig.add_trace(go.Bar(
+            x=[r[0] for r in rows], y=[r[1] for r in rows], name=label, marker={"color": _color(index)},
+            text=[f"{r[1]:+.1f}%" for r in rows], textposition="outside", customdata=[[r[2], r[3]] for r in rows],
+            hovertemplate="%{x}: %{y:+.1f}%<br>base %{customdata[0]:.4g} → %{customdata[1]:.4g}<extra>"
+                          + label + "</extra>"))
+    title = "General reference set vs base (perplexity up = forgetting)"
+    fig = _layout(fig, title, "", "change vs base (%)")
+    fig.update_layout(barmode="group")
+    fig.add_hline(y=0, line={"color": "#111827", "width": 1})
+    if not adapted or not any(trace.x for trace in fig.data):
+        _annotate_empty(fig, "No adapted model evaluated on the general reference set yet")
+    return fig
+
+
+def _sweep_trace(points: list[Mapping[str, Any]], x_key: str, metric: str, show_legend: bool) -> go.Scatter:
+    ordered = sorted((p for p in points if p.get(x_key)), key=lambda p: p[x_key])
+    return go.Scatter(x=[p[x_key] for p in ordered], y=[p[metric] for p in ordered], mode="lines+markers",
+                      name=metric.replace("_", " "), line={"color": PALETTE[0]}, showlegend=show_legend,
+                      text=[str(p.get("label") or f"r={p.get('rank')}") for p in ordered],
+                      hovertemplate="%{text}<br>%{x}: %{y:.4g}<extra></extra>")
+
+
+def make_rank_sweep_figure(points: Sequence[Mapping[str, Any]], metric: str = "val_loss") -> go.Figure:
+    """Metric vs LoRA rank (log2 axis) and vs trainable parameters (log axis), side by side."""
+    usable = [p for p in points if p.get(metric) is not None and (p.get("rank") or p.get("trainable_params"))]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("by rank", "by trainable parameters"))
+    title = f"Rank sweep<br><sup>{RANK_SWEEP_HINT}</sup>"
+    fig = _layout(fig, title, "", metric.replace("_", " "))
+    fig.update_layout(margin={"t": 80})
+    if not usable:
+        return _annotate_empty(fig, "No rank sweep points yet")
+    fig.add_trace(_sweep_trace(usable, "rank", metric, True), row=1, col=1)
+    fig.add_trace(_sweep_trace(usable, "trainable_params", metric, False), row=1, col=2)
+    ranks = sorted({p["rank"] for p in usable if p.get("rank")})
+    # Ranks are powers of two in practice: a log axis spaces them evenly and the ticks name them exactly.
+    fig.update_xaxes(type="log", tickvals=ranks, ticktext=[str(r) for r in ranks], title_text="rank", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="trainable parameters", row=1, col=2)
     return fig
 
 
@@ -45,8 +235,7 @@ def make_length_histogram(lengths: Mapping[str, Sequence[int]], max_len: int | N
     """Token lengths of examples per split, with the max sequence length marked."""
     fig = go.Figure()
     for index, (label, values) in enumerate(lengths.items()):
-        fig.add_trace(go.Histogram(x=list(values), name=label, opacity=0.75,
-                                   marker={"color": PALETTE[index % len(PALETTE)]}))
+        fig.add_trace(go.Histogram(x=list(values), name=label, opacity=0.75, marker={"color": _color(index)}))
     fig.update_layout(barmode="overlay")
     if max_len:
         fig.add_vline(x=max_len, line={"dash": "dot", "color": "#111827"},

@@ -17,6 +17,7 @@ from typing import Any
 
 from workbench.adapters import save_trained
 from workbench.config import RunConfig
+from workbench.forgetting import probe_examples, replay_examples
 from workbench.formatting import IGNORE_INDEX, TokenizedExample, collate, encode_examples
 from workbench.preflight import check_runnable, quantize_bits
 
@@ -46,6 +47,8 @@ class RunResult:
     train_examples: int
     val_examples: int
     test_examples: int
+    general_loss_start: float | None = None  # forgetting probe before the first step …
+    general_loss: float | None = None  # … and at the end
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -57,6 +60,8 @@ class PreparedData:
     val: list[TokenizedExample]
     test: list[Any]  # raw examples, scored after training
     notes: list[str]
+    general: list[TokenizedExample] = field(default_factory=list)  # the forgetting probe's fixed sample
+    replayed: int = 0  # general examples mixed into train
 
 
 def prepare_data(config: RunConfig, tokenizer: Any) -> PreparedData:
@@ -76,7 +81,17 @@ def prepare_data(config: RunConfig, tokenizer: Any) -> PreparedData:
         notes.append(f"{stats.truncated} example(s) longer than {config.train.max_seq_len} tokens were cut")
     if not train_enc:
         raise ValueError("no training example is left after the split; lower data.val_size / data.test_size")
-    return PreparedData(train=train_enc, val=val_enc, test=test, notes=notes)
+    replay = replay_examples(len(train_enc), config.train.replay_ratio, config.train.seed)
+    if replay:
+        train_enc += encode_examples(replay, tokenizer, config.train.max_seq_len)[0]
+        notes.append(f"replay: {len(replay)} general example(s) mixed into {len(train_enc) - len(replay)} "
+                     f"training examples ({config.train.replay_ratio:.0%} of the mix)")
+    general = []
+    if config.train.general_every:
+        general = encode_examples(probe_examples(config.train.general_samples), tokenizer,
+                                  config.train.max_seq_len)[0]
+    return PreparedData(train=train_enc, val=val_enc, test=test, notes=notes, general=general,
+                        replayed=len(replay))
 
 
 def attach_method(model: Any, config: RunConfig) -> Any:
@@ -150,6 +165,23 @@ def evaluate_loss(model: Any, data: list[TokenizedExample], batch_size: int, pad
     return total / max(1, count)
 
 
+def l2_to_start(params: list[Any], start: list[Any]) -> Any:
+    """Σ(θ − θ₀)² over the trained tensors: the L2-SP distance from where training began."""
+    return sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start, strict=True))
+
+
+def measure(model: Any, data: PreparedData, step: int, batch_size: int, pad_id: int, device: str,
+            every: tuple[int, int]) -> dict[str, float]:
+    """Val loss and forgetting-probe loss due at this step (step 0 = before training: the starting point)."""
+    eval_every, general_every = every
+    values = {}
+    if data.val and (step == 0 or (eval_every and step % eval_every == 0)):
+        values["val_loss"] = evaluate_loss(model, data.val, batch_size, pad_id, device)
+    if data.general and general_every and step % general_every == 0:
+        values["general_loss"] = evaluate_loss(model, data.general, batch_size, pad_id, device)
+    return values
+
+
 def run_training(
     config: RunConfig,
     output_dir: str | Path,
@@ -182,13 +214,20 @@ def run_training(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total_steps, warmup, cfg.lr_schedule))
     stream = batches(data.train, cfg.batch_size, cfg.seed)
+    start_weights = [p.detach().clone() for p in params] if cfg.l2_to_base else []
+    pad_id, every = tokenizer.pad_token_id, (cfg.eval_every, cfg.general_every)
     emit(TrainEvent("start", 0, total_steps, {
         "trainable_params": trainable, "total_params": total_params, "train_examples": len(data.train),
         "val_examples": len(data.val), "test_examples": len(data.test), "notes": data.notes, "device": device,
+        "replayed_examples": data.replayed, "general_examples": len(data.general),
     }))
+    measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every)  # the starting point of the curves
+    if measured:
+        emit(TrainEvent("eval", 0, total_steps, {**measured, "epoch": 0.0, "tokens": 0}))
+    general_start = general_end = measured.get("general_loss")
 
     model.train()
-    step, tokens, train_loss, val_loss, status = 0, 0, None, None, "completed"
+    step, tokens, train_loss, val_loss, status = 0, 0, None, measured.get("val_loss"), "completed"
     loop_start = time.perf_counter()
     while step < total_steps:
         if stop():
@@ -197,7 +236,11 @@ def run_training(
         micro = [{k: v.to(device) for k, v in collate(next(stream), tokenizer.pad_token_id).items()}
                  for _ in range(cfg.grad_accum)]
         answer_tokens = sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro)
-        step_loss = 0.0
+        step_loss, extra = 0.0, {}
+        if start_weights:  # the penalty enters once per optimiser step, beside the answer-token loss
+            penalty = cfg.l2_to_base * l2_to_start(params, start_weights)
+            penalty.backward()
+            extra["l2_penalty"] = float(penalty.detach())
         for batch in micro:  # loss summed over tokens, divided by the step's answer tokens: exact accumulation
             loss_sum, _ = token_loss_sum(model, batch)
             (loss_sum / max(1, answer_tokens)).backward()
@@ -213,22 +256,30 @@ def run_training(
         emit(TrainEvent("step", step, total_steps, {
             "train_loss": train_loss, "lr": scheduler.get_last_lr()[0], "tokens": tokens,
             "epoch": step / steps_per_epoch, "elapsed": elapsed, "tokens_per_s": tokens / max(elapsed, 1e-9),
-            "eta": elapsed / step * (total_steps - step),
+            "eta": elapsed / step * (total_steps - step), **extra,
         }))
-        if data.val and cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
-            val_loss = evaluate_loss(model, data.val, cfg.batch_size, tokenizer.pad_token_id, device)
-            emit(TrainEvent("eval", step, total_steps, {"val_loss": val_loss}))
+        measured = measure(model, data, step, cfg.batch_size, pad_id, device, every) if step < total_steps else {}
+        if measured:
+            val_loss = measured.get("val_loss", val_loss)
+            general_end = measured.get("general_loss", general_end)
+            emit(TrainEvent("eval", step, total_steps, {**measured, "epoch": step / steps_per_epoch,
+                                                         "tokens": tokens}))
 
-    if data.val and step > 0:
-        val_loss = evaluate_loss(model, data.val, cfg.batch_size, tokenizer.pad_token_id, device)
-        emit(TrainEvent("eval", step, total_steps, {"val_loss": val_loss}))
+    if step > 0:  # the end point: val and probe once more, whatever the intervals
+        measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every)
+        if measured:
+            val_loss = measured.get("val_loss", val_loss)
+            general_end = measured.get("general_loss", general_end)
+            emit(TrainEvent("eval", step, total_steps, {**measured, "epoch": step / steps_per_epoch,
+                                                         "tokens": tokens}))
     adapter_path = Path(output_dir) / "adapter"
     save_trained(model, config.method.name, adapter_path)
     result = RunResult(
         status=status, steps=step, total_steps=total_steps, train_loss=train_loss, val_loss=val_loss,
         seconds=time.perf_counter() - started, tokens=tokens, trainable_params=trainable,
         total_params=total_params, adapter_path=str(adapter_path), train_examples=len(data.train),
-        val_examples=len(data.val), test_examples=len(data.test),
+        val_examples=len(data.val), test_examples=len(data.test), general_loss_start=general_start,
+        general_loss=general_end,
     )
     emit(TrainEvent("end", step, total_steps, result.to_dict()))
     del model, optimizer, loaded  # free the weights before the next run starts

@@ -7,16 +7,22 @@ import gradio as gr
 from workbench.context import Workbench
 from workbench.ui.compare_tab import build_compare_tab
 from workbench.ui.data_tab import build_data_tab
+from workbench.ui.eval_tab import build_eval_tab
 from workbench.ui.runs_tab import build_runs_tab
 from workbench.ui.train_tab import build_train_tab
 
 INTRO = """# PEFT Workbench
-Fine-tune a small language model on your own instructions, watch it learn, then chat with the base model and the
-fine-tuned one side by side. **1 · Data** → **2 · Train** → **3 · Compare**. Everything runs on this machine."""
+Fine-tune a small language model on your own instructions, watch it learn, chat with the base model and the
+fine-tuned one side by side, then score both on held-out examples and check what the model forgot.
+**1 · Data** → **2 · Train** → **3 · Compare** → **4 · Evaluate**. Everything runs on this machine."""
 
 
 def build_app(workbench: Workbench) -> gr.Blocks:
     """The whole UI. Per-browser state lives in gr.State; the Workbench is the only shared state."""
+    # Gradio serves returned files only from the cwd, the temp dir or allowed paths; the workbench home is none of
+    # these. Serve its exports folder (download zips and CSVs), nothing else of it.
+    workbench.exports.mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([workbench.exports])
     with gr.Blocks(title="PEFT Workbench") as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
@@ -26,6 +32,8 @@ def build_app(workbench: Workbench) -> gr.Blocks:
                 train = build_train_tab(workbench, data)
             with gr.Tab("3 · Compare", id="compare"):
                 build_compare_tab(workbench, train)
+            with gr.Tab("4 · Evaluate", id="evaluate"):
+                build_eval_tab(workbench, data, train)
             with gr.Tab("Runs", id="runs"):
                 build_runs_tab(workbench)
         # Open ready to train: the default sample checked and the parameter count shown.

@@ -1,25 +1,135 @@
-"""Runs tab: every stored run in a table, and the loss curves of chosen runs overlaid."""
+"""Runs tab: every stored run in a table; chosen runs' loss, forgetting, scores and data charted side by side."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from workbench.context import Workbench
+from workbench.config import ConfigError
+from workbench.context import Workbench, describe_data
+from workbench.evaluation import read_scores
 from workbench.export import ExportError, merge_adapter, push_adapter, zip_adapter
-from workbench.plots import make_loss_figure
+from workbench.methods import get_method
+from workbench.metrics import metric_help
+from workbench.plots import (
+    make_forgetting_figure,
+    make_length_histogram,
+    make_loss_figure,
+    make_metric_bars,
+    make_rank_sweep_figure,
+)
 from workbench.store import StoreError
+from workbench.sweeps import list_sweeps, sweep_points
 
-COLUMNS = ["run_id", "name", "status", "method", "model", "steps", "train_loss", "val_loss", "seconds", "tokens",
-           "trainable_params", "error"]
+SCORES = ("rougeL", "token_f1", "chrf", "similarity", "perplexity")  # the adapter's test-split scores shown
+BAR_METRICS = ("rougeL", "token_f1", "exact_match", "similarity", "bleu", "chrf", "perplexity")
+SWEEP_METRICS = ("val_loss", "train_loss", "rougeL", "token_f1", "chrf", "similarity", "perplexity")
+SELECTED = "selected runs"  # the sweep dropdown's choice that charts the runs picked above instead of a sweep
+GENERAL_CHANGE = "general Δ %"
+COLUMNS = ["run_id", "name", "status", "method", "rank", "steps", "trainable_params", "seconds", "tokens",
+           "train_loss", "val_loss", GENERAL_CHANGE, *(f"test {m}" for m in SCORES), "model", "error"]
+LEGEND = "  \n".join([
+    "**rank**: the adapter's rank, for methods that have one. **seconds**, **tokens**: training time and tokens "
+    "seen. **train_loss / val_loss**: the last logged values.",
+    f"**{GENERAL_CHANGE}**: change of the loss on the general reference set from before training to the end "
+    "(the forgetting probe; up = the model forgot some general skill).",
+    "**test …**: the adapter's scores on the run's own test split, scored after training (blank = not scored). "
+    + " ".join(f"*{m}*: {metric_help(m)}" for m in SCORES),
+])
+ERRORS = (ConfigError, StoreError, ValueError, OSError)
+
+
+def _rank(workbench: Workbench, run_id: str) -> int | None:
+    """The run's rank when its method uses one (a LoRA-family method), else None."""
+    try:
+        method = workbench.store.load_config(run_id).method
+    except ERRORS:
+        return None
+    return method.rank if "rank" in get_method(method.name).knobs else None
+
+
+def _general_change(result: dict[str, Any]) -> float | None:
+    start, end = result.get("general_loss_start"), result.get("general_loss")
+    return round((end - start) / start * 100, 2) if start and end is not None else None
 
 
 def runs_frame(workbench: Workbench) -> pd.DataFrame:
-    rows = [r.to_dict() for r in workbench.store.list_runs()]
+    rows = []
+    for record in workbench.store.list_runs():
+        result = workbench.store.read_json(record.run_id, "result.json") or {}
+        scores = read_scores(workbench.store, record.run_id).get("adapter", {})
+        rows.append({**record.to_dict(), "rank": _rank(workbench, record.run_id),
+                     GENERAL_CHANGE: _general_change(result), **{f"test {m}": scores.get(m) for m in SCORES}})
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame.round({"train_loss": 4, "val_loss": 4, "seconds": 1})
+    return frame.round({"train_loss": 4, "val_loss": 4, "seconds": 1, **{f"test {m}": 4 for m in SCORES}})
+
+
+def _run_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.store.list_runs()]
+
+
+def _sweep_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    return [("Selected runs (above)", SELECTED), *((name, name) for name in list_sweeps(workbench.store))]
+
+
+def _labels(workbench: Workbench, run_ids: list[str] | None) -> dict[str, str]:
+    """{run_id: run name}, names made unique (two runs may share a name) so that chart legends stay apart."""
+    labels: dict[str, str] = {}
+    for run_id in dict.fromkeys(run_ids or []):
+        try:
+            name = workbench.store.get_run(run_id).name
+        except StoreError as exc:
+            raise gr.Error(str(exc)) from None
+        labels[run_id] = name if name not in labels.values() else f"{name} ({run_id[-6:]})"
+    return labels
+
+
+def _metrics_of(workbench: Workbench, run_ids: list[str] | None) -> dict[str, list[dict]]:
+    return {label: workbench.store.read_metrics(run_id) for run_id, label in _labels(workbench, run_ids).items()}
+
+
+def _score_results(workbench: Workbench, run_ids: list[str] | None) -> dict[str, dict[str, float]]:
+    """The base once per distinct test split (usually once), then each scored run's adapter, by run name."""
+    bases: dict[tuple, tuple[str, dict]] = {}
+    adapters: dict[str, dict] = {}
+    for run_id, label in _labels(workbench, run_ids).items():
+        scores = read_scores(workbench.store, run_id)
+        if not scores:
+            continue
+        config = workbench.store.load_config(run_id)
+        split = (config.model.name_or_path, config.data.path, config.data.val_size, config.data.test_size,
+                 config.data.split_seed, config.train.eval_max_new_tokens)
+        bases.setdefault(split, (label, scores.get("base", {})))
+        adapters[label] = scores.get("adapter", {})
+    if len(bases) == 1:
+        return {"base": next(iter(bases.values()))[1], **adapters}
+    return {**{f"base · {label}'s test split": base for label, base in bases.values()}, **adapters}
+
+
+def _lengths(workbench: Workbench, run_ids: list[str] | None) -> tuple[dict[str, list[int]], int | None]:
+    """Token lengths of each run's train split, once per distinct data and split; and the common max_seq_len."""
+    lengths: dict[str, list[int]] = {}
+    seen: set[tuple] = set()
+    max_lens = set()
+    for run_id, label in _labels(workbench, run_ids).items():
+        config = workbench.store.load_config(run_id)
+        data = config.data
+        key = (config.model.name_or_path, data.path, data.val_size, data.test_size, data.split_seed)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            view = describe_data(data.path, data.val_size, data.test_size, data.split_seed,
+                                 config.model.name_or_path, config.train.max_seq_len)
+        except (ValueError, OSError) as exc:  # a deleted upload: chart the others, say which one is missing
+            gr.Warning(f"{label}: its data cannot be read ({str(exc).splitlines()[0]})")
+            continue
+        lengths[f"{label} · train"] = view.lengths["train"]
+        max_lens.add(config.train.max_seq_len)
+    return lengths, (max_lens.pop() if len(max_lens) == 1 else None)
 
 
 def _export(action, run_id: str | None, done: str):
@@ -36,21 +146,67 @@ def _export(action, run_id: str | None, done: str):
 def build_runs_tab(workbench: Workbench) -> None:
     gr.Markdown("Every run stored on this machine. Runs survive page reloads and app restarts.")
     refresh_btn = gr.Button("↻ Refresh")
-    runs_table = gr.Dataframe(runs_frame(workbench), interactive=False, wrap=True, max_height=420)
-    runs_dropdown = gr.Dropdown(label="Overlay loss curves of", multiselect=True, allow_custom_value=True,
-                                choices=[r.run_id for r in workbench.store.list_runs()])
-    log_checkbox = gr.Checkbox(False, label="Log scale")
-    overlay_plot = gr.Plot(label="Loss curves")
+    runs_table = gr.Dataframe(runs_frame(workbench), interactive=False, wrap=True, max_height=420,
+                              show_search="filter")
+    gr.Markdown(LEGEND)
+    runs_dropdown = gr.Dropdown(_run_choices(workbench), label="Chart these runs", multiselect=True,
+                                allow_custom_value=True, info="Pick one or more runs to overlay them below.")
+    with gr.Row():
+        x_radio = gr.Radio(["step", "epoch", "tokens"], value="step", label="x axis",
+                           info="Tokens seen compares runs with different batch sizes or sequence lengths fairly.")
+        log_checkbox = gr.Checkbox(False, label="Log scale", info="Spreads out the small losses late in training.")
+    with gr.Row():
+        overlay_plot = gr.Plot(label="Loss curves")
+        forgetting_plot = gr.Plot(label="Forgetting during training")
+    with gr.Row():
+        scores_plot = gr.Plot(label="Test-split scores")
+        lengths_plot = gr.Plot(label="Token lengths of the training data")
+    with gr.Accordion("Rank sweep chart", open=True):
+        with gr.Row():
+            sweep_dropdown = gr.Dropdown(_sweep_choices(workbench), value=SELECTED, label="Sweep",
+                                         allow_custom_value=True,
+                                         info="A rank sweep queued in the Train tab, or the runs selected above.")
+            metric_dropdown = gr.Dropdown(list(SWEEP_METRICS), value="val_loss", label="Metric",
+                                          info="Losses: lower is better. Test scores: higher is better, except "
+                                               "perplexity.")
+        sweep_plot = gr.Plot(label="Metric by rank")
 
     def on_refresh():
-        return runs_frame(workbench), gr.update(choices=[r.run_id for r in workbench.store.list_runs()])
+        return runs_frame(workbench), gr.update(choices=_run_choices(workbench))
 
-    def on_overlay(run_ids: list[str], log_y: bool):
+    def on_overlay(run_ids: list[str], log_y: bool, x_key: str = "step"):
+        return make_loss_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", log_y=bool(log_y))
+
+    def on_forgetting(run_ids: list[str], x_key: str = "step"):
+        return make_forgetting_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step")
+
+    def on_scores(run_ids: list[str]):
         try:
-            runs = {run_id: workbench.store.read_metrics(run_id) for run_id in run_ids or []}
-        except StoreError as exc:
+            return make_metric_bars(_score_results(workbench, run_ids), BAR_METRICS)
+        except ERRORS as exc:
             raise gr.Error(str(exc)) from None
-        return make_loss_figure(runs, log_y=log_y)
+
+    def on_lengths(run_ids: list[str]):
+        try:
+            lengths, max_len = _lengths(workbench, run_ids)
+        except ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        return make_length_histogram(lengths, max_len)
+
+    def on_sweep_chart(sweep: str, metric: str, run_ids: list[str] | None):
+        if metric not in SWEEP_METRICS:
+            raise gr.Error(f"Unknown metric {metric!r}; choose one of: {', '.join(SWEEP_METRICS)}")
+        if sweep == SELECTED or not sweep:  # runs without a rank (IA3, prompt tuning, …) have no place here
+            ids = [run_id for run_id in run_ids or [] if _rank(workbench, run_id) is not None]
+        else:
+            ids = list_sweeps(workbench.store).get(sweep)
+            if ids is None:
+                raise gr.Error(f"No sweep named {sweep!r}; choose one of: {', '.join(list_sweeps(workbench.store))}"
+                               " or 'selected runs', and queue a sweep in the Train tab's Rank sweep section")
+        try:
+            return make_rank_sweep_figure(sweep_points(workbench.store, ids), metric)
+        except ERRORS as exc:
+            raise gr.Error(str(exc)) from None
 
     with gr.Accordion("Export a run", open=False):
         export_dropdown = gr.Dropdown(label="Run", choices=[r.run_id for r in workbench.adapters()],
@@ -66,7 +222,7 @@ def build_runs_tab(workbench: Workbench) -> None:
         export_md = gr.Markdown()
 
     def on_zip(run_id: str):
-        return _export(lambda: zip_adapter(workbench.store, run_id), run_id, "Zipped")
+        return _export(lambda: zip_adapter(workbench.store, run_id, workbench.exports), run_id, "Zipped")
 
     def on_merge(run_id: str):
         result = _export(lambda: merge_adapter(workbench.store, run_id), run_id, "Merged model saved")
@@ -81,6 +237,21 @@ def build_runs_tab(workbench: Workbench) -> None:
     push_btn.click(on_push, [export_dropdown, repo_box], export_md, api_name="export_push")
     export_dropdown.focus(lambda: gr.update(choices=[r.run_id for r in workbench.adapters()]), None,
                           export_dropdown, api_visibility="private")
-    refresh_btn.click(on_refresh, None, [runs_table, runs_dropdown], api_name="list_runs")
-    runs_dropdown.change(on_overlay, [runs_dropdown, log_checkbox], overlay_plot, api_name="overlay_runs")
-    log_checkbox.change(on_overlay, [runs_dropdown, log_checkbox], overlay_plot, api_visibility="private")
+    refresh_btn.click(on_refresh, None, [runs_table, runs_dropdown], api_name="list_runs").then(
+        lambda: gr.update(choices=_sweep_choices(workbench)), None, sweep_dropdown, api_visibility="private")
+    runs_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, runs_dropdown,
+                        api_visibility="private")
+    sweep_dropdown.focus(lambda: gr.update(choices=_sweep_choices(workbench)), None, sweep_dropdown,
+                         api_visibility="private")
+    # Each chart has its own endpoint, so a slow one (token lengths) does not hold up the loss curves.
+    runs_dropdown.change(on_overlay, [runs_dropdown, log_checkbox, x_radio], overlay_plot, api_name="overlay_runs")
+    runs_dropdown.change(on_forgetting, [runs_dropdown, x_radio], forgetting_plot, api_name="forgetting_runs")
+    runs_dropdown.change(on_scores, runs_dropdown, scores_plot, api_name="run_scores")
+    runs_dropdown.change(on_lengths, runs_dropdown, lengths_plot, api_name="run_lengths")
+    for control in (log_checkbox, x_radio):
+        control.change(on_overlay, [runs_dropdown, log_checkbox, x_radio], overlay_plot, api_visibility="private")
+    x_radio.change(on_forgetting, [runs_dropdown, x_radio], forgetting_plot, api_visibility="private")
+    sweep_inputs = [sweep_dropdown, metric_dropdown, runs_dropdown]
+    sweep_dropdown.change(on_sweep_chart, sweep_inputs, sweep_plot, api_name="sweep_chart")
+    metric_dropdown.change(on_sweep_chart, sweep_inputs, sweep_plot, api_visibility="private")
+    runs_dropdown.change(on_sweep_chart, sweep_inputs, sweep_plot, api_visibility="private")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,22 @@ from workbench.methods import KNOBS, METHODS, get_method
 from workbench.plots import make_loss_figure
 from workbench.preflight import preflight
 from workbench.store import StoreError
+from workbench.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 DEFAULT_PRESET = "classroom-lora"
+MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
+FORGETTING_FIELDS = ("general_every", "general_samples", "replay_ratio", "l2_to_base")
+AFTER_FIELDS = ("eval_test", "eval_max_new_tokens")
+# Labels clearer than the field names; the rest read well as "Field name".
+LABELS = {"general_every": "Probe every N steps", "general_samples": "Probe examples",
+          "l2_to_base": "L2 toward the start (λ)", "eval_test": "Score the test split after training",
+          "eval_max_new_tokens": "Max new tokens when scoring"}
+FORGETTING_HELP = ("Fine-tuning on one task can make a model worse at everything else (*catastrophic forgetting*). "
+                   "The probe measures the loss on general questions (English and Korean) the run never trains on: "
+                   "the dotted curve in the chart. Replay and L2 toward the start hold it down.")
+RANKS_HELP = "Ranks to train, one run each, queued in order: step the rank up until it stops helping."
 
 
 @dataclass
@@ -51,7 +64,7 @@ def _knob_component(name: str, value: Any) -> gr.components.Component:
 
 
 def _train_component(name: str, value: Any) -> gr.components.Component:
-    label, info = name.replace("_", " ").capitalize(), field_help("train", name)
+    label, info = LABELS.get(name, name.replace("_", " ").capitalize()), field_help("train", name)
     lo, hi = field_range("train", name)
     if name == "lr_schedule":
         return gr.Dropdown(["cosine", "linear", "constant"], value=value, label=label, info=info)
@@ -59,6 +72,8 @@ def _train_component(name: str, value: Any) -> gr.components.Component:
         return gr.Slider(1, 64, value=value, step=1, label=label, info=info)
     if name == "max_seq_len":
         return gr.Slider(32, 4096, value=value, step=32, label=label, info=info)
+    if isinstance(value, bool):
+        return gr.Checkbox(value, label=label, info=info)
     precision = 0 if isinstance(value, int) else None
     return gr.Number(value, label=label, info=f"{info} Range {lo:g}–{hi:g}.", precision=precision)
 
@@ -72,8 +87,10 @@ def format_progress(snapshot: Any) -> str:
     loss = f" · train loss {snapshot.train_loss:.4f}" if snapshot.train_loss is not None else ""
     val = f" · val loss {snapshot.val_loss:.4f}" if snapshot.val_loss is not None else ""
     error = f"<div style='color:#b91c1c'>{snapshot.error}</div>" if snapshot.error else ""
+    # After the last step the bar sits at 100 % while the test split is scored: say so, or it looks stalled.
+    phase = f" · <i>{html.escape(snapshot.phase)}</i>" if snapshot.phase else ""
     return (f"<div><b>{snapshot.status}</b> · step {snapshot.step} / {snapshot.total_steps or '?'}{eta}{speed}"
-            f"{loss}{val}{queue}</div><div style='background:#e5e7eb;border-radius:6px;height:14px'>"
+            f"{loss}{val}{queue}{phase}</div><div style='background:#e5e7eb;border-radius:6px;height:14px'>"
             f"<div style='width:{pct:.1f}%;background:#2563eb;height:14px;border-radius:6px'></div></div>{error}")
 
 
@@ -93,16 +110,35 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         for name, component in knob_components.items():
             component.visible = name in get_method(config.method.name).knobs
     params_md = gr.Markdown()
-    main_fields = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
     with gr.Row():
-        train_components = {name: _train_component(name, getattr(config.train, name)) for name in main_fields}
+        train_components = {name: _train_component(name, getattr(config.train, name)) for name in MAIN_FIELDS}
+    grouped = MAIN_FIELDS + FORGETTING_FIELDS + AFTER_FIELDS
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            for name in (f.name for f in TrainConfig.__dataclass_fields__.values() if f.name not in main_fields):
+            for name in (f for f in TrainConfig.__dataclass_fields__ if f not in grouped):
+                train_components[name] = _train_component(name, getattr(config.train, name))
+    with gr.Accordion("Forgetting: probe and mitigations", open=False):
+        gr.Markdown(FORGETTING_HELP)
+        with gr.Row():
+            for name in FORGETTING_FIELDS:
+                train_components[name] = _train_component(name, getattr(config.train, name))
+    with gr.Accordion("After training", open=False):
+        with gr.Row():
+            for name in AFTER_FIELDS:
                 train_components[name] = _train_component(name, getattr(config.train, name))
     with gr.Row():
         start_btn = gr.Button("Start training", variant="primary")
         stop_btn = gr.Button("Stop", variant="stop")
+    with gr.Accordion("Rank sweep", open=False):
+        gr.Markdown("The settings above, once per rank. Runs are named *(run name) · rank N* and queue one after "
+                    "another; the Runs tab charts them against rank.")
+        with gr.Row():
+            ranks_box = gr.Textbox(", ".join(map(str, DEFAULT_RANKS)), label="Ranks", info=RANKS_HELP)
+            keep_ratio_checkbox = gr.Checkbox(True, label="Keep alpha/rank",
+                                              info="Scale alpha with the rank so that the update's strength stays "
+                                                   "the same; off = every run keeps the alpha above.")
+            sweep_btn = gr.Button("Queue rank sweep")
+        sweep_md = gr.Markdown()
     run_dropdown = gr.Dropdown(label="Run shown", info="Any stored run; the one you start is selected.",
                                allow_custom_value=True)
     progress_html = gr.HTML()
@@ -149,6 +185,27 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             raise gr.Error(str(exc)) from None
         return gr.update(choices=_run_choices(workbench), value=record.run_id)
 
+    def on_queue_sweep(*values):
+        *form_values, ranks_text, keep_ratio = values
+        try:
+            config = config_from_form(*form_values)
+            configs = sweep_configs(config, parse_ranks(ranks_text or ""), bool(keep_ratio), config.name)
+            problems = [f"rank {c.method.rank}: {p}" for c in configs for p in preflight(c).problems]
+            if problems:  # all or nothing: a half-queued sweep would chart a misleading curve
+                raise ConfigError("; ".join(problems))
+            records = [workbench.jobs.submit(c) for c in configs]
+        except (ConfigError, ValueError, RuntimeError) as exc:
+            raise gr.Error(str(exc)) from None
+        lines = [f"Queued {len(records)} runs:"]
+        for record in records:
+            position = workbench.jobs.queue_position(record.run_id)
+            where = f"position {position} in the queue" if position else "training now"
+            lines.append(f"- **{record.name}** · `{record.run_id}` · {where}")
+        return "\n".join(lines), [r.run_id for r in records]
+
+    def on_sweep_queued(run_ids: list[str]):  # show the first run of the sweep in "Run shown"
+        return gr.update(choices=_run_choices(workbench), value=run_ids[0] if run_ids else None)
+
     def on_stop(run_id: str):
         if run_id and workbench.jobs.stop(run_id):
             gr.Info("Stopping at the next step; the adapter trained so far will be saved.")
@@ -184,6 +241,10 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         component.change(on_form_change, form, params_md, api_visibility="private", show_progress="hidden")
     start_btn.click(on_start, form, run_dropdown, api_name="start_run")
     stop_btn.click(on_stop, run_dropdown, None, api_name="stop_run")
+    sweep_state = gr.State([])
+    sweep_btn.click(on_queue_sweep, [*form, ranks_box, keep_ratio_checkbox], [sweep_md, sweep_state],
+                    api_name="queue_sweep").success(on_sweep_queued, sweep_state, run_dropdown,
+                                                    api_visibility="private")
     seen_state = gr.State(None)
     timer.tick(on_poll, [run_dropdown, seen_state], [progress_html, loss_plot, seen_state],
                api_visibility="private", show_progress="hidden")
@@ -191,6 +252,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                         api_name="poll_run")
     run_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, run_dropdown,
                        api_visibility="private")
+
     def on_page_load():  # a reload (or an app restart) shows the newest run and its curve again
         choices = _run_choices(workbench)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.batching import BatchedSides, Row
 from workbench.config import ConfigError, ModelConfig
 from workbench.formatting import encode_prompt
 from workbench.models import LoadedModel, load_model
@@ -39,10 +40,19 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class Side:
-    """One pane: a label and the adapter to use (None = the base model)."""
+    """One pane: a label, the adapter to use (None = the base model) and optional few-shot turns.
+
+    `shots` are example user/assistant turns placed before the conversation (after a system turn, if any): the
+    base model with k examples in its prompt, in-context learning, to set beside the fine-tune.
+    """
 
     label: str
     adapter: str | None = None
+    shots: tuple[dict, ...] = ()
+
+    def messages(self, history: Sequence[dict]) -> list[dict]:
+        head = [turn for turn in history[:1] if turn["role"] == "system"]
+        return head + list(self.shots) + list(history[len(head):])
 
 
 @dataclass
@@ -67,10 +77,14 @@ class SideState:
                 f"prompt {self.prompt_tokens} tokens")
 
 
-def _peft_type(path: str | Path) -> str:
+def _adapter_config(path: str | Path) -> dict[str, Any]:
     import json
 
-    return json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))["peft_type"]
+    return json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8"))
+
+
+def _peft_type(path: str | Path) -> str:
+    return _adapter_config(path)["peft_type"]
 
 
 def sample_next(logits: Any, sampling: SamplingConfig, generator: Any) -> int:
@@ -98,6 +112,7 @@ class _Adapter:
     kind: str  # "lora": in the shared LoRA model | "soft": a prompt wrapper on the shared base | "own": own copy
     path: str
     model: Any = None
+    mixed_batch: bool = False  # may share a forward pass with other rows (peft's adapter_names; not DoRA)
 
 
 class ChatEngine:
@@ -141,7 +156,7 @@ class ChatEngine:
                     self._lora = PeftModel.from_pretrained(raw, str(path), adapter_name=name)
                 else:
                     self._lora.load_adapter(str(path), adapter_name=name)
-                entry = _Adapter("lora", str(path), self._lora)
+                entry = _Adapter("lora", str(path), self._lora, mixed_batch=not _adapter_config(path).get("use_dora"))
             elif peft_type in SOFT_PROMPTS:
                 entry = _Adapter("soft", str(path), PeftModel.from_pretrained(raw, str(path)))
             else:
@@ -236,21 +251,45 @@ class ChatEngine:
         with context:
             return target(input_ids=input_ids, past_key_values=past, use_cache=True, **kwargs)
 
+    def _batch(self, rows: list[Row]) -> BatchedSides | None:
+        """The base, few-shot and LoRA-family rows as one batch on the shared model (None when there are none)."""
+        if not rows:
+            return None
+        model = self._lora if self._lora is not None else self.loaded.model
+        return BatchedSides(model, rows, self._lora is not None, self.loaded.tokenizer.pad_token_id,
+                            self.loaded.device)
+
+    def batchable(self, adapter: str | None) -> bool:
+        entry = self._adapters.get(adapter) if adapter else None
+        return adapter is None or (entry is not None and entry.mixed_batch)
+
     def stream(self, sides: Sequence[Side], histories: Sequence[Sequence[dict]], sampling: SamplingConfig,
-               ) -> Iterator[list[SideState]]:
-        """Answer each side's history (ending with the new user turn); yields all sides after every round."""
+               batched: bool = True) -> Iterator[list[SideState]]:
+        """Answer each side's history (ending with the new user turn); yields all sides after every round.
+
+        With `batched`, the base, few-shot and LoRA-family sides share one forward pass per token; other sides
+        (soft prompts, own-copy methods) and all sides without `batched` take their turn one after another.
+        """
         import torch
 
         tokenizer, device = self.loaded.tokenizer, self.loaded.device
         stop_ids = {tokenizer.eos_token_id}
-        states, runs = [], []
+        states, runs, rows = [], [], []
         for side, history in zip(sides, histories, strict=True):
-            ids = encode_prompt(history, tokenizer)
+            ids = encode_prompt(side.messages(history), tokenizer)
             generator = torch.Generator().manual_seed(sampling.seed)
             states.append(SideState(label=side.label, prompt_tokens=len(ids)))
-            runs.append({"side": side, "next": torch.tensor([ids], device=device), "past": None, "gen": generator})
+            if batched and self.batchable(side.adapter):
+                rows.append(Row(states[-1], ids, side.adapter, generator))
+            else:
+                runs.append({"side": side, "next": torch.tensor([ids], device=device), "past": None,
+                             "gen": generator, "state": states[-1]})
+        batch = self._batch(rows)
         while not all(state.done for state in states):
-            for state, run in zip(states, runs):
+            if batch is not None and not batch.done:
+                with self._lock:
+                    batch.step(sampling, stop_ids, tokenizer)
+            for state, run in ((run["state"], run) for run in runs):
                 if state.done:
                     continue
                 started = time.perf_counter()

@@ -19,6 +19,7 @@ from workbench.chat import ChatEngine
 from workbench.config import ModelConfig
 from workbench.jobs import JobRunner
 from workbench.store import RunRecord, RunStore, slugify
+from workbench.votes import VoteStore
 
 UPLOAD_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 
@@ -32,6 +33,7 @@ class Workbench:
         self.jobs = JobRunner(self.store)
         self.uploads = self.home / "uploads"
         self.exports = self.home / "exports"  # files offered for download (zips, CSVs): the only folder served
+        self.votes = VoteStore(self.home / "votes.sqlite")  # blind A/B votes, shared by every session
         self._engines: dict[str, ChatEngine] = {}
         self._lock = threading.Lock()
 

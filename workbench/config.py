@@ -164,6 +164,15 @@ class TrainConfig:
                            "both (perplexity, ROUGE, BLEU, chrF, exact match / F1, similarity). Stored with the "
                            "run.")
     eval_max_new_tokens: int = knob(64, "Longest answer generated when scoring the test split, in tokens.", 1, 2048)
+    objective: str = knob("sft", "What to learn. 'sft': imitate the answers in the data (instruction tuning). "
+                          "'dpo': prefer the chosen answer over the rejected one (direct preference optimisation); "
+                          "needs prompt / chosen / rejected rows, such as the Arena's exported votes, and a "
+                          "LoRA-family method.", choices=("sft", "dpo"))
+    dpo_beta: float = knob(0.1, "DPO β: how strongly training holds the model near where it started while it learns "
+                           "the preferences. 0.1 is usual; higher = more cautious.", 0.001, 10)
+    init_adapter: str = knob("", "Continue from a trained adapter: a run id or an adapter folder (LoRA family). "
+                             "Empty = a new adapter on the base. For DPO the starting adapter is also the "
+                             "reference the preferences are measured against.")
 
     def __post_init__(self) -> None:
         _check_all(self, "train")

@@ -109,7 +109,8 @@ def load_examples(path: str, split: str = "all", val_size: float = 0.1, test_siz
 
     if split not in ("all", "train", "val", "test"):
         raise ValueError(f"split {split!r} is unknown; choose one of: all, train, val, test")
-    examples = read_examples(resolve_data_path(path), kind="sft").examples
+    # "auto": preference files (DPO runs) are scored too, with the chosen answer as the reference
+    examples = read_examples(resolve_data_path(path), kind="auto").examples
     if split != "all":
         examples = dict(zip(("train", "val", "test"), split_examples(examples, val_size, test_size, seed)))[split]
     if not examples:

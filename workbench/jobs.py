@@ -13,6 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from workbench.config import RunConfig
@@ -20,6 +21,21 @@ from workbench.store import RunRecord, RunStore
 from workbench.training import RunResult, TrainEvent, run_training
 
 log = logging.getLogger(__name__)
+
+
+def resolve_init_adapter(store: RunStore, config: RunConfig) -> RunConfig:
+    """A run id in train.init_adapter becomes that run's adapter folder; a folder must hold an adapter."""
+    from workbench.adapters import is_peft_adapter
+    from workbench.store import RUN_ID_RE
+
+    value = config.train.init_adapter.strip()
+    if not value:
+        return config
+    path = store.adapter_dir(value) if RUN_ID_RE.fullmatch(value) else Path(value).expanduser()
+    if not is_peft_adapter(path):
+        raise ValueError(f"train.init_adapter {value!r}: no PEFT adapter at {path}; give a finished run's id or an "
+                         "adapter folder (with adapter_config.json)")
+    return config.with_overrides({"train.init_adapter": str(path)})
 
 
 def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Callable[[], bool] | None = None,
@@ -45,6 +61,7 @@ def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Ca
             on_event(event)
 
     try:
+        config = resolve_init_adapter(store, config)
         result = run_training(config, store.run_dir(run_id), on_event=record, should_stop=should_stop)
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}".strip()

@@ -110,6 +110,9 @@ def count_parameters_on_meta(config: RunConfig) -> tuple[int, int]:
     return count_parameters(attach_method(model, counting))
 
 
+DPO_METHODS = ("lora", "dora", "rslora", "qlora")  # the methods that DPO and "continue from an adapter" train
+
+
 def needs_problems(config: RunConfig) -> list[str]:
     """Reasons this method cannot run here, each with a way out."""
     spec, problems = get_method(config.method.name), []
@@ -126,6 +129,13 @@ def needs_problems(config: RunConfig) -> list[str]:
         if model_type not in spec.needs_model_types:
             problems.append(f"{spec.label} works with llama-family models ({', '.join(spec.needs_model_types)}); "
                             f"this model is {model_type!r} — choose LoRA or prefix tuning")
+    lora_family = config.method.name in DPO_METHODS
+    if config.train.objective == "dpo" and not lora_family:
+        problems.append(f"DPO trains a LoRA-family adapter; {spec.label} is not one — choose "
+                        f"{', '.join(DPO_METHODS)}, or set the objective to sft")
+    if config.train.init_adapter.strip() and not lora_family:
+        problems.append(f"continuing from an adapter works for the LoRA family ({', '.join(DPO_METHODS)}); "
+                        f"{spec.label} is not one — clear init_adapter or choose LoRA")
     return problems
 
 

@@ -101,10 +101,12 @@ def attach_method(model: Any, config: RunConfig) -> Any:
     spec = get_method(config.method.name)
     if not spec.uses_peft:
         return spec.prepare(config.method, model)
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     if getattr(model, "is_quantized", False):  # QLoRA: casts norms to fp32, enables input grads
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if config.train.init_adapter.strip():  # continue training a run's adapter (its own rank and targets)
+        return PeftModel.from_pretrained(model, config.train.init_adapter.strip(), is_trainable=True)
     return get_peft_model(model, spec.build(config.method, model))
 
 
@@ -200,6 +202,10 @@ def run_training(
     torch.manual_seed(cfg.seed)
 
     check_runnable(config)
+    if config.train.objective == "dpo":  # preference pairs: the DPO loop, same events and result
+        from workbench.dpo import run_dpo
+
+        return run_dpo(config, output_dir, emit, stop)
     loaded = load_model(config.model, quantize_bits=quantize_bits(config))
     tokenizer, device = loaded.tokenizer, loaded.device
     data = prepare_data(config, tokenizer)

@@ -25,10 +25,15 @@ DEFAULT_PRESET = "classroom-lora"
 MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
 FORGETTING_FIELDS = ("general_every", "general_samples", "replay_ratio", "l2_to_base")
 AFTER_FIELDS = ("eval_test", "eval_max_new_tokens")
+PREFERENCE_FIELDS = ("objective", "dpo_beta", "init_adapter")
+PREFERENCE_HELP = ("**DPO** learns from pairs: for each prompt a *chosen* and a *rejected* answer (upload a "
+                   "preference file on the Data tab, or export your Arena votes). It trains a LoRA-family adapter, "
+                   "new or continued from a run's adapter — vote → DPO → compare again.")
 # Labels clearer than the field names; the rest read well as "Field name".
 LABELS = {"general_every": "Probe every N steps", "general_samples": "Probe examples",
           "l2_to_base": "L2 toward the start (λ)", "eval_test": "Score the test split after training",
-          "eval_max_new_tokens": "Max new tokens when scoring"}
+          "eval_max_new_tokens": "Max new tokens when scoring", "dpo_beta": "DPO β",
+          "init_adapter": "Continue from adapter (run id or folder)"}
 FORGETTING_HELP = ("Fine-tuning on one task can make a model worse at everything else (*catastrophic forgetting*). "
                    "The probe measures the loss on general questions (English and Korean) the run never trains on: "
                    "the dotted curve in the chart. Replay and L2 toward the start hold it down.")
@@ -68,6 +73,11 @@ def _train_component(name: str, value: Any) -> gr.components.Component:
     lo, hi = field_range("train", name)
     if name == "lr_schedule":
         return gr.Dropdown(["cosine", "linear", "constant"], value=value, label=label, info=info)
+    if name == "objective":
+        return gr.Radio([("SFT: imitate the answers", "sft"), ("DPO: prefer chosen over rejected", "dpo")],
+                        value=value, label=label, info=info)
+    if isinstance(value, str):
+        return gr.Textbox(value, label=label, info=info)
     if name in ("batch_size", "grad_accum"):
         return gr.Slider(1, 64, value=value, step=1, label=label, info=info)
     if name == "max_seq_len":
@@ -112,7 +122,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     params_md = gr.Markdown()
     with gr.Row():
         train_components = {name: _train_component(name, getattr(config.train, name)) for name in MAIN_FIELDS}
-    grouped = MAIN_FIELDS + FORGETTING_FIELDS + AFTER_FIELDS
+    grouped = MAIN_FIELDS + FORGETTING_FIELDS + AFTER_FIELDS + PREFERENCE_FIELDS
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
             for name in (f for f in TrainConfig.__dataclass_fields__ if f not in grouped):
@@ -121,6 +131,11 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         gr.Markdown(FORGETTING_HELP)
         with gr.Row():
             for name in FORGETTING_FIELDS:
+                train_components[name] = _train_component(name, getattr(config.train, name))
+    with gr.Accordion("Objective: SFT or preferences (DPO)", open=False):
+        gr.Markdown(PREFERENCE_HELP)
+        with gr.Row():
+            for name in PREFERENCE_FIELDS:
                 train_components[name] = _train_component(name, getattr(config.train, name))
     with gr.Accordion("After training", open=False):
         with gr.Row():

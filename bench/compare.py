@@ -1,0 +1,105 @@
+"""Compare sides batched in one forward pass vs the same sides one after another, and the memory of a 4-way compare.
+
+    python bench/compare.py [--tokens 48] [--repeats 2]
+
+Two small LoRA adapters are trained first (a few steps, so they answer differently from the base). Then, on the
+same prompts with greedy decoding, N sides (2: base + LoRA; 4: base + two LoRAs + base with 3 few-shot examples)
+are answered (a) in turn, one forward pass per side per token, and (b) batched, one forward pass per token for all
+sides. The answers are checked to be identical. Memory: resident memory with the base model loaded alone vs after
+the 4-way compare (adapters loaded). The last line is one JSON object with ratio_2, ratio_4 and memory_ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROMPTS = ["Triage this customer message.\n\nI was charged twice for my order and nobody answers my emails.",
+           "다음 리뷰의 감정과 주제를 분류하세요.\n\n배송은 빨랐는데 포장이 엉망이었어요.",
+           "Write one sentence about why the sky is blue."]
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def train_adapters(folder: Path) -> list[str]:
+    from workbench.config import RunConfig
+    from workbench.training import run_training
+
+    paths = []
+    for seed in (0, 1):
+        config = RunConfig().with_overrides({
+            "train.max_steps": 4, "train.batch_size": 2, "train.max_seq_len": 128, "train.eval_every": 0,
+            "train.learning_rate": 0.005, "train.seed": seed, "train.general_every": 0, "train.eval_test": False})
+        paths.append(run_training(config, folder / f"lora{seed}").adapter_path)
+    return paths
+
+
+def timed(engine, sides, sampling, batched: bool, repeats: int) -> tuple[float, list, int]:
+    best, answers, tokens = float("inf"), [], 0
+    for _ in range(repeats):
+        started, answers, tokens = time.perf_counter(), [], 0
+        for prompt in PROMPTS:
+            states = []
+            history = [{"role": "user", "content": prompt}]
+            for states in engine.stream(sides, [history] * len(sides), sampling, batched=batched):  # noqa: B007
+                pass
+            answers.append([s.token_ids for s in states])
+            tokens += sum(s.new_tokens for s in states)
+        best = min(best, time.perf_counter() - started)
+    return best, answers, tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=48, help="max new tokens per answer")
+    parser.add_argument("--repeats", type=int, default=2, help="timed repeats; the best is kept")
+    args = parser.parse_args()
+
+    import torch
+
+    from workbench.arena import few_shot_turns
+    from workbench.chat import ChatEngine, SamplingConfig, Side
+    from workbench.config import ModelConfig
+
+    with tempfile.TemporaryDirectory() as folder:
+        adapters = train_adapters(Path(folder))
+        torch.manual_seed(0)
+        engine = ChatEngine(ModelConfig())
+        engine.loaded  # noqa: B018 - load the base alone first, to measure it
+        one_model = rss_mb()
+        for index, path in enumerate(adapters):
+            engine.ensure_adapter(f"lora{index}", path)
+        sampling = SamplingConfig(temperature=0.0, max_new_tokens=args.tokens)
+        shots = few_shot_turns("sample:en_ticket_triage", 3, seed=0)
+        setups = {2: [Side("base"), Side("lora0", "lora0")],
+                  4: [Side("base"), Side("lora0", "lora0"), Side("lora1", "lora1"), Side("few-shot", None, shots)]}
+        timed(engine, setups[2], sampling, True, 1)  # warm-up
+        results = {}
+        for n, sides in setups.items():
+            seq_s, seq_answers, tokens = timed(engine, sides, sampling, False, args.repeats)
+            bat_s, bat_answers, _ = timed(engine, sides, sampling, True, args.repeats)
+            assert seq_answers == bat_answers, f"{n} sides: batched answers differ from one-at-a-time"
+            results[n] = {"sequential_s": seq_s, "batched_s": bat_s, "tokens": tokens, "ratio": seq_s / bat_s}
+            print(f"{n} sides: {tokens} tokens · in turn {seq_s:.2f} s ({tokens / seq_s:.1f} tok/s) · batched "
+                  f"{bat_s:.2f} s ({tokens / bat_s:.1f} tok/s) · ×{seq_s / bat_s:.2f} · same answers")
+        four_way = rss_mb()
+    print(f"memory: base alone {one_model:.0f} MB · after the 4-way compare {four_way:.0f} MB · "
+          f"×{four_way / one_model:.3f}")
+    print(json.dumps({"ratio_2": round(results[2]["ratio"], 3), "ratio_4": round(results[4]["ratio"], 3),
+                      "memory_ratio": round(four_way / one_model, 3), "threads": torch.get_num_threads(),
+                      "max_new_tokens": args.tokens, "results": results}))
+
+
+if __name__ == "__main__":
+    main()

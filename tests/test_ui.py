@@ -248,8 +248,9 @@ def test_compare_base_and_adapter_then_clear(app, started_run):
     # A fresh API session sees the adapter dropdown as built; refreshing it lists the new run (as in a browser).
     assert started_run in [choice[1] for choice in _call(app, "/list_adapters")["choices"]]
 
-    job = app.client.submit(PROMPT, started_run, 0.0, 0.9, 24, 0, api_name="/compare")
-    prompt, base, adapter, base_stats, adapter_stats = job.result(timeout=CALL_TIMEOUT_S)
+    job = app.client.submit(PROMPT, side_2=started_run, temperature=0.0, top_p=0.9, max_new_tokens=24, seed=0,
+                            api_name="/compare")
+    prompt, base, adapter, *_, base_stats, adapter_stats, _, _ = job.result(timeout=CALL_TIMEOUT_S)
     assert len(job.outputs()) >= 2, "the answers should stream in, not arrive at once"
     assert prompt == ""  # the prompt box is cleared for the next turn
     for chat, stats in ((base, base_stats), (adapter, adapter_stats)):
@@ -261,20 +262,20 @@ def test_compare_base_and_adapter_then_clear(app, started_run):
         assert 1 <= new_tokens <= 24
     first_base_answer = _text(base[1])
 
-    assert _call(app, "/clear_compare") == ([], [], "", "")
+    assert _call(app, "/clear_compare") == ([], [], [], [], "", "", "", "")
 
-    # No adapter: the base side answers; the right side says to choose one. Cleared history + temperature 0:
+    # Side 2 off: the base side answers; the other panes stay empty. Cleared history + temperature 0:
     # the base answer is the same as before.
-    prompt, base, adapter, base_stats, adapter_stats = _call(app, "/compare", PROMPT, None, 0.0, 0.9, 24, 0)
+    prompt, base, adapter, *_, base_stats, adapter_stats, _, _ = _call(
+        app, "/compare", PROMPT, side_2="off", temperature=0.0, top_p=0.9, max_new_tokens=24, seed=0)
     assert [m["role"] for m in base] == ["user", "assistant"]
     assert _text(base[1]) == first_base_answer
     assert "tok/s" in base_stats
-    assert [m["role"] for m in adapter] == ["user", "assistant"]
-    assert _text(adapter[1]) == "(choose an adapter)"
+    assert adapter == []
     assert adapter_stats == ""
 
-    with pytest.raises(AppError, match="prompt"):
-        _call(app, "/compare", "   ", None, 0.0, 0.9, 24, 0)
+    with pytest.raises(AppError, match="Prompt"):
+        _call(app, "/compare", "   ", side_2="off", temperature=0.0, top_p=0.9, max_new_tokens=24, seed=0)
 
 
 def test_runs_survive_an_app_restart(app, started_run):

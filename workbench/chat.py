@@ -1,8 +1,9 @@
 """Streaming chat for several sides at once: the base model and adapters, on one copy of the base in memory.
 
-Each side keeps its own KV cache and its own seeded sampler. The sides advance one token each in turn, so they
-stream together; before each forward pass the side's adapter is switched on (or all adapters off for the base).
-Timings are each side's own compute time, so a side is not charged for the time its neighbours take.
+Each side keeps its own seeded sampler. The base, few-shot and LoRA-family sides advance together, one batched
+forward pass per token (workbench.batching); the others (DoRA, soft prompts, own-copy methods) take their turn,
+each with its own KV cache and its adapter switched on for its pass. A side's time is the compute it waited for:
+a batched side is charged the whole shared pass, a side in turn only its own passes.
 """
 
 from __future__ import annotations

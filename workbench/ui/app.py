@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from workbench.context import Workbench
+from workbench.ui.arena_tab import build_arena_tab
 from workbench.ui.compare_tab import build_compare_tab
 from workbench.ui.data_tab import build_data_tab
 from workbench.ui.eval_tab import build_eval_tab
@@ -14,7 +15,8 @@ from workbench.ui.train_tab import build_train_tab
 INTRO = """# PEFT Workbench
 Fine-tune a small language model on your own instructions, watch it learn, chat with the base model and the
 fine-tuned one side by side, then score both on held-out examples and check what the model forgot.
-**1 · Data** → **2 · Train** → **3 · Compare** → **4 · Evaluate**. Everything runs on this machine."""
+**1 · Data** → **2 · Train** → **3 · Compare** → **4 · Evaluate** → **5 · Arena** (blind votes, a leaderboard and
+preference data). Everything runs on this machine."""
 
 
 def build_app(workbench: Workbench) -> gr.Blocks:
@@ -31,13 +33,16 @@ def build_app(workbench: Workbench) -> gr.Blocks:
             with gr.Tab("2 · Train", id="train"):
                 train = build_train_tab(workbench, data)
             with gr.Tab("3 · Compare", id="compare"):
-                build_compare_tab(workbench, train)
+                build_compare_tab(workbench, data, train)
             with gr.Tab("4 · Evaluate", id="evaluate"):
                 build_eval_tab(workbench, data, train)
+            with gr.Tab("5 · Arena", id="arena") as arena_tab:
+                arena = build_arena_tab(workbench, data, train)
             with gr.Tab("Runs", id="runs"):
                 build_runs_tab(workbench)
         # Open ready to train: the default sample checked and the parameter count shown.
         demo.load(data.on_check, data.inputs, data.outputs, api_visibility="private")
         demo.load(train.on_form_change, train.form, train.params_md, api_visibility="private")
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
+        arena_tab.select(arena.on_leaderboard, None, arena.leaderboard_outputs, api_visibility="private")
     return demo

@@ -1,91 +1,230 @@
-"""Compare tab: the base model and a trained adapter answer the same prompt, side by side, streaming."""
+"""Compare tab: the base model and up to three other sides answer the same prompt, streaming, side by side.
+
+Side 1 is always the base model; sides 2-4 are each off, the base with few-shot examples in its prompt, or a
+trained run. Every side gets the same prompt and sampling settings; each pane keeps its own conversation (per
+browser session). The prompt sheet answers many prompts with the same sides and offers the table as a CSV.
+"""
 
 from __future__ import annotations
 
-import gradio as gr
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-from workbench.chat import SamplingConfig, Side
-from workbench.config import ConfigError
+import gradio as gr
+import pandas as pd
+
+from workbench.arena import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet
 from workbench.context import Workbench
+from workbench.ui.data_tab import DataTab
+from workbench.ui.sides import (
+    BASE,
+    ERRORS,
+    OFF,
+    build_few_shot_knobs,
+    build_sampling_knobs,
+    make_lineup,
+    make_sampling,
+    pick_label,
+    side_choices,
+)
 from workbench.ui.train_tab import TrainTab
 
-SAMPLING_HELP = {
-    "temperature": "0 = always the most likely token (repeatable); higher = more varied answers.",
-    "top_p": "Sample only from the smallest set of tokens whose probabilities add up to this.",
-    "max_new_tokens": "Longest answer, in tokens.",
-    "seed": "The same seed with the same settings gives the same sampled answer.",
-}
+INTRO = ("Every side gets the same prompt, history and sampling settings; only the weights (or the prompt, for "
+         "few-shot) differ. One copy of the base model serves every side: the base, few-shot and LoRA sides "
+         "share each forward pass.")
+PRICE_HELP = "optional; shows what each answer would cost at these prices, as hosted models are billed"
+SHEET_HELP = ("Every prompt is asked on its own (no history) to the sides chosen above, with the same settings. "
+              "The table gives each side's answer and numbers; download it as a CSV (opens in Excel, Hangul kept).")
+MAX_SHEET_PROMPTS = 100
 
 
-def _adapter_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in workbench.adapters()]
+@dataclass
+class ComparePanes:
+    columns: list[gr.Column]
+    chatbots: list[gr.Chatbot]
+    stats_mds: list[gr.Markdown]
+    histories: list[gr.State]
 
 
-def build_compare_tab(workbench: Workbench, train: TrainTab) -> None:
-    gr.Markdown("Both sides get the same prompt, history and sampling settings; only the weights differ. "
-                "One copy of the base model serves both: the right side switches the adapter on.")
+def _pane_title(workbench: Workbench, index: int, pick: str | None, shots: float) -> str:
+    if index == 0:
+        return "Side 1 · base model"
+    if not pick or pick == OFF:
+        return f"Side {index + 1} · off"
+    try:
+        return f"Side {index + 1} · {pick_label(workbench, pick, int(shots))}"
+    except ERRORS:
+        return f"Side {index + 1} · {pick}"
+
+
+def _build_panes(workbench: Workbench) -> ComparePanes:
+    panes = ComparePanes([], [], [], [])
+    with gr.Row(equal_height=True):
+        for index in range(MAX_SIDES):
+            with gr.Column(visible=index == 0, min_width=240) as column:
+                panes.columns.append(column)
+                panes.chatbots.append(gr.Chatbot(label=_pane_title(workbench, index, OFF, 3), height=380))
+                panes.stats_mds.append(gr.Markdown(label=f"Side {index + 1} numbers"))
+            panes.histories.append(gr.State([]))
+    return panes
+
+
+def _stats(state, prices: Prices) -> str:
+    line = state.stats_line()
+    if prices.shown:
+        line += f" · cost {prices.cost(state.prompt_tokens, state.new_tokens):.6f}"
+    return line
+
+
+def _prices(prompt_price: float | None, output_price: float | None) -> Prices:
+    try:
+        return Prices(float(prompt_price or 0), float(output_price or 0))
+    except ValueError as exc:
+        raise ValueError(f"Prices: {exc}") from None
+
+
+def _csv_prompts(path: str) -> list[str]:
+    """The `prompt` column of an uploaded CSV (UTF-8, with or without a byte-order mark)."""
+    name = Path(path).name
+    try:
+        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, ValueError, OSError) as exc:
+        raise ValueError(f"Prompt CSV {name!r} could not be read ({exc}); save it as CSV in UTF-8") from None
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    if "prompt" not in columns:
+        raise ValueError(f"Prompt CSV {name!r} has no 'prompt' column (columns: {', '.join(map(str, frame.columns))})"
+                         "; add a header row with a column named prompt")
+    return parse_prompt_sheet("\n".join(str(v).replace("\n", " ") for v in frame[columns["prompt"]]))
+
+
+def _write_sheet_csv(workbench: Workbench, frame: pd.DataFrame) -> str:
+    workbench.exports.mkdir(parents=True, exist_ok=True)
+    path = workbench.exports / f"sheet-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.csv"
+    frame.to_csv(path, index=False, encoding="utf-8-sig")  # the BOM lets Excel show Hangul instead of mojibake
+    return str(path)
+
+
+def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None:
+    gr.Markdown(INTRO)
     with gr.Row():
-        adapter_dropdown = gr.Dropdown(_adapter_choices(workbench), label="Adapter (right side)",
-                                       info="A finished or stopped run.", scale=3, allow_custom_value=True)
-        refresh_btn = gr.Button("↻ Refresh", scale=1)
-    with gr.Row():
-        temperature_slider = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature",
-                                       info=SAMPLING_HELP["temperature"])
-        top_p_slider = gr.Slider(0.05, 1, value=0.9, step=0.05, label="Top-p", info=SAMPLING_HELP["top_p"])
-        max_tokens_slider = gr.Slider(8, 512, value=96, step=8, label="Max new tokens",
-                                      info=SAMPLING_HELP["max_new_tokens"])
-        seed_number = gr.Number(0, precision=0, label="Seed", info=SAMPLING_HELP["seed"])
-    with gr.Row():
-        with gr.Column():
-            base_chatbot = gr.Chatbot(label="Base model", height=380)
-            base_stats_md = gr.Markdown()
-        with gr.Column():
-            adapter_chatbot = gr.Chatbot(label="Base + adapter", height=380)
-            adapter_stats_md = gr.Markdown()
-    prompt_box = gr.Textbox(label="Prompt", lines=3, placeholder="Ask both sides the same thing…")
+        side_dropdowns = [gr.Dropdown(side_choices(workbench), value=OFF, label=f"Side {n}", scale=3,
+                                      info="Off, the base model with few-shot examples, or a finished or "
+                                           "stopped run.", allow_custom_value=True)
+                          for n in range(2, MAX_SIDES + 1)]
+        refresh_btn = gr.Button("↻ Refresh runs", scale=1)
+    few_shot = build_few_shot_knobs(data)
+    sampling = build_sampling_knobs()
+    with gr.Accordion("Prices (optional)", open=False):
+        with gr.Row():
+            prompt_price_number = gr.Number(0, minimum=0, label="Price per 1K prompt tokens", info=PRICE_HELP)
+            output_price_number = gr.Number(0, minimum=0, label="Price per 1K generated tokens", info=PRICE_HELP)
+    panes = _build_panes(workbench)
+    prompt_box = gr.Textbox(label="Prompt", lines=3, placeholder="Ask every side the same thing…")
     with gr.Row():
         send_btn = gr.Button("Send", variant="primary")
         clear_btn = gr.Button("Clear")
-    base_history = gr.State([])
-    adapter_history = gr.State([])
+    settings = [*side_dropdowns, *few_shot.inputs, *sampling.inputs, prompt_price_number, output_price_number,
+                train.model_box]
 
-    def on_send(prompt, run_id, temperature, top_p, max_tokens, seed, base_hist, adapter_hist):
+    def on_send(prompt, side_2, side_3, side_4, shots, shots_path, temperature, top_p, max_new_tokens, seed,
+                prompt_price, output_price, base_model, history_1, history_2, history_3, history_4):
         if not prompt or not prompt.strip():
-            raise gr.Error("Type a prompt first.")
+            raise gr.Error("Prompt: empty; type a question for every side to answer")
+        picks = [BASE, *(pick or OFF for pick in (side_2, side_3, side_4))]
+        slots = [i for i, pick in enumerate(picks) if pick != OFF]
         try:
-            sampling = SamplingConfig(temperature=float(temperature), top_p=float(top_p),
-                                      max_new_tokens=int(max_tokens), seed=int(seed or 0))
-            model = workbench.store.load_config(run_id).model.name_or_path if run_id else "embedded"
-            engine = workbench.engine(model)
-            sides = [Side("base")]
-            if run_id:
-                engine.ensure_adapter(run_id, workbench.store.adapter_dir(run_id))
-                sides.append(Side("adapter", run_id))
-        except (ConfigError, ValueError, RuntimeError, OSError) as exc:
+            sampling_config, prices = make_sampling(temperature, top_p, max_new_tokens, seed), \
+                _prices(prompt_price, output_price)
+            lineup = make_lineup(workbench, [picks[i] for i in slots], [f"Side {i + 1}" for i in slots], shots,
+                                 shots_path, seed, base_model, exclude=prompt)
+        except ERRORS as exc:
             raise gr.Error(str(exc)) from None
         user = {"role": "user", "content": prompt}
-        histories = [base_hist + [user], adapter_hist + [user]][:len(sides)]
-        for states in engine.stream(sides, histories, sampling):
-            shown = [h + [{"role": "assistant", "content": s.text}] for h, s in zip(histories, states)]
-            stats = [s.stats_line() for s in states]
-            if len(sides) == 1:  # shown, not stored: the right pane's history stays as it was
-                placeholder = adapter_hist + [user, {"role": "assistant", "content": "(choose an adapter)"}]
-                yield "", shown[0], placeholder, stats[0], "", shown[0], adapter_hist
-            else:
-                yield "", shown[0], shown[1], stats[0], stats[1], shown[0], shown[1]
+        old = [history_1, history_2, history_3, history_4]
+        histories = [list(old[i] or []) + [user] for i in slots]
+        chats, stats = [[] for _ in picks], ["" for _ in picks]  # off sides: empty panes, no history
+        for states in _stream(lineup, histories, sampling_config):
+            for i, history, state in zip(slots, histories, states):
+                chats[i] = history + [{"role": "assistant", "content": state.text}]
+                stats[i] = _stats(state, prices)
+            yield "", *chats, *stats, *chats
+
+    def on_side_change(index: int) -> Callable:
+        def on_change(pick, shots):  # a new model in a pane starts a new conversation there
+            title = _pane_title(workbench, index, pick, shots)
+            return gr.update(visible=bool(pick) and pick != OFF), gr.update(label=title, value=[]), "", []
+        return on_change
 
     def on_clear():
-        return [], [], "", "", [], []
+        return *([[]] * MAX_SIDES), *([""] * MAX_SIDES), *([[]] * MAX_SIDES)
 
-    inputs = [prompt_box, adapter_dropdown, temperature_slider, top_p_slider, max_tokens_slider, seed_number,
-              base_history, adapter_history]
-    outputs = [prompt_box, base_chatbot, adapter_chatbot, base_stats_md, adapter_stats_md, base_history,
-               adapter_history]
+    inputs = [prompt_box, *settings, *panes.histories]
+    outputs = [prompt_box, *panes.chatbots, *panes.stats_mds, *panes.histories]
     send_btn.click(on_send, inputs, outputs, api_name="compare")
     prompt_box.submit(on_send, inputs, outputs, api_visibility="private")
-    clear_btn.click(on_clear, None, [base_chatbot, adapter_chatbot, base_stats_md, adapter_stats_md,
-                                     base_history, adapter_history], api_name="clear_compare")
-    refresh_btn.click(lambda: gr.update(choices=_adapter_choices(workbench)), None, adapter_dropdown,
-                      api_name="list_adapters")
-    adapter_dropdown.focus(lambda: gr.update(choices=_adapter_choices(workbench)), None, adapter_dropdown,
-                           api_visibility="private")
+    clear_btn.click(on_clear, None, [*panes.chatbots, *panes.stats_mds, *panes.histories], api_name="clear_compare")
+    for index, dropdown in enumerate(side_dropdowns, start=1):
+        dropdown.change(on_side_change(index), [dropdown, few_shot.shots_slider],
+                        [panes.columns[index], panes.chatbots[index], panes.stats_mds[index],
+                         panes.histories[index]], api_visibility="private")
+        dropdown.focus(lambda: gr.update(choices=side_choices(workbench)), None, dropdown, api_visibility="private")
+    few_shot.shots_slider.change(  # "base + k-shot" in the titles follows k
+        lambda shots, *picks: [gr.update(label=_pane_title(workbench, i, pick, shots)) for i, pick in
+                               enumerate(picks, start=1)], [few_shot.shots_slider, *side_dropdowns],
+        panes.chatbots[1:], api_visibility="private")
+    refresh_btn.click(lambda: gr.update(choices=side_choices(workbench)), None, side_dropdowns[0],
+                      api_name="list_adapters").then(
+        lambda: [gr.update(choices=side_choices(workbench))] * (len(side_dropdowns) - 1), None, side_dropdowns[1:],
+        api_visibility="private")
+    _build_sheet(workbench, settings)
+
+
+def _stream(lineup, histories, sampling_config):
+    try:
+        yield from lineup.engine.stream(lineup.sides, histories, sampling_config)
+    except (RuntimeError, ValueError, OSError) as exc:  # e.g. out of memory: say so in the app, not a bare trace
+        raise gr.Error(f"Generation failed: {exc}") from None
+
+
+def _build_sheet(workbench: Workbench, settings: list) -> None:
+    """The prompt sheet accordion: many prompts, the same sides and settings, one table and a CSV."""
+    with gr.Accordion("Prompt sheet: answer many prompts at once", open=False):
+        gr.Markdown(SHEET_HELP)
+        with gr.Row():
+            sheet_box = gr.Textbox(label="Prompts", lines=6, info="One prompt per line.",
+                                   placeholder="What is LoRA?\n한국어로 짧게 인사해 주세요.")
+            sheet_file = gr.File(label="…or a CSV with a 'prompt' column", type="filepath", file_types=[".csv"])
+        sheet_btn = gr.Button("Answer all", variant="primary")
+        sheet_table = gr.Dataframe(label="Answers and numbers per prompt and side", wrap=True, interactive=False,
+                                   max_height=420)
+        sheet_csv_file = gr.File(label="Table (.csv)", interactive=False)
+
+    def on_answer_sheet(text, csv_path, side_2, side_3, side_4, shots, shots_path, temperature, top_p,
+                        max_new_tokens, seed, prompt_price, output_price, base_model, progress=gr.Progress()):
+        picks = [BASE, *(pick or OFF for pick in (side_2, side_3, side_4))]
+        slots = [i for i, pick in enumerate(picks) if pick != OFF]
+        try:
+            prompts = _csv_prompts(csv_path) if csv_path else parse_prompt_sheet(text or "")
+            if len(prompts) > MAX_SHEET_PROMPTS:
+                raise ValueError(f"Prompts: {len(prompts)} prompts; answer at most {MAX_SHEET_PROMPTS} at a time "
+                                 "(split the sheet)")
+            sampling_config, prices = make_sampling(temperature, top_p, max_new_tokens, seed), \
+                _prices(prompt_price, output_price)
+            progress(0, desc="Loading the model and adapters…")
+            lineup = make_lineup(workbench, [picks[i] for i in slots], [f"Side {i + 1}" for i in slots], shots,
+                                 shots_path, seed, base_model)
+        except ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        rows: list[dict] = []
+        for index, new_rows in answer_sheet(lineup.engine, lineup.sides, prompts, sampling_config, prices):
+            rows += new_rows
+            progress((index + 1) / len(prompts), desc=f"Prompt {index + 1} of {len(prompts)} answered")
+            yield pd.DataFrame(rows), gr.skip()
+        frame = pd.DataFrame(rows)
+        yield frame, _write_sheet_csv(workbench, frame)
+
+    sheet_btn.click(on_answer_sheet, [sheet_box, sheet_file, *settings], [sheet_table, sheet_csv_file],
+                    api_name="answer_sheet")

@@ -1,0 +1,181 @@
+"""Compare (N sides, prompt sheet) and Arena (blind battles, votes, leaderboard, export) through gradio_client.
+
+One real app around one real Workbench in a temporary home (launched as in test_ui.py) and one tiny LoRA run.
+The base model, the run and the base with few-shot examples answer side by side; blind battles between the base
+and the run never show their names before the vote; three votes become a leaderboard and preference pairs that
+the data reader (and the Data tab) accept; a sheet of two prompts, one Korean, comes back as a table and a CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import pandas as pd
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from test_ui import CALL_TIMEOUT_S, _call, _figure, _launch, _text
+
+pytestmark = pytest.mark.slow
+
+RUN_NAME = "arena-tiny"
+TRAIN_TIMEOUT_S = 300
+PROMPT = "Triage this customer message.\n\nI was charged twice for my order #1234."
+BATTLE_PROMPTS = ("Triage this customer message.\n\nMy parcel arrived damaged and the box was wet.",
+                  "Triage this customer message.\n\nThe app logs me out every time I open the cart.",
+                  "Triage this customer message.\n\nCan I change the delivery address after I paid?")
+KOREAN_PROMPT = "다음 문장을 존댓말로 바꿔 주세요: 나 내일 휴가야."
+HANGUL = re.compile(r"[가-힣]")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see test_ui.py: one thread is faster on a small shared CPU
+    app = _launch(tmp_path_factory.mktemp("ui-arena") / "home")
+    try:
+        yield app
+    finally:
+        app.close()
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run_id(app) -> str:
+    """One tiny LoRA run: 3 steps, no forgetting probe, no test-split scoring."""
+    from workbench.config import RunConfig
+
+    config = RunConfig(name=RUN_NAME).with_overrides({
+        "train.max_steps": 3, "train.batch_size": 2, "train.max_seq_len": 128, "train.eval_every": 0,
+        "train.learning_rate": 0.002, "train.warmup_ratio": 0.0, "data.val_size": 4, "data.test_size": 4,
+        "train.general_every": 0, "train.eval_test": False})
+    record = app.workbench.jobs.submit(config)
+    snapshot = app.workbench.jobs.wait(record.run_id, timeout=TRAIN_TIMEOUT_S)
+    assert snapshot.status == "completed", snapshot
+    return record.run_id
+
+
+def _payload(outputs: Any) -> str:
+    return json.dumps(outputs, ensure_ascii=False, default=str)
+
+
+def test_compare_base_run_and_few_shot_stream_side_by_side(app, run_id):
+    from workbench.chat import SamplingConfig, Side
+
+    job = app.client.submit(PROMPT, side_2=run_id, side_3="few-shot", side_4="off", shots=3, temperature=0.0,
+                            max_new_tokens=8, seed=0, prompt_price=0.5, output_price=1.5, api_name="/compare")
+    prompt, *panes = job.result(timeout=CALL_TIMEOUT_S)
+    assert len(job.outputs()) >= 2, "the answers should stream in, not arrive at once"
+    assert prompt == ""
+    chats, stats = panes[:4], panes[4:]
+    for chat, line in zip(chats[:3], stats[:3]):
+        assert [m["role"] for m in chat] == ["user", "assistant"]
+        assert _text(chat[0]) == PROMPT and _text(chat[1]).strip()
+        new_tokens = int(re.match(r"\s*(\d+) tokens", line).group(1))
+        assert 1 <= new_tokens <= 8
+        assert "first token" in line and "tok/s" in line and "cost" in line
+    assert chats[3] == [] and stats[3] == ""  # side 4 is off
+    few_shot_prompt = int(re.search(r"prompt (\d+) tokens", stats[2]).group(1))
+    assert few_shot_prompt > int(re.search(r"prompt (\d+) tokens", stats[0]).group(1))  # 3 examples in its prompt
+
+    greedy = SamplingConfig(temperature=0.0, top_p=0.9, max_new_tokens=8, seed=0)
+    alone = app.workbench.engine("embedded").answer(Side("base"), [{"role": "user", "content": PROMPT}], greedy)
+    assert _text(chats[0][1]) == alone.text  # batched beside other sides, the base answers as it does alone
+
+    # The next turn keeps each pane's own history; Clear empties all four.
+    _prompt, *panes = _call(app, "/compare", "And its priority?", side_2=run_id, side_3="off", max_new_tokens=8)
+    assert [m["role"] for m in panes[0]] == ["user", "assistant"] * 2 and panes[2] == []
+    assert _call(app, "/clear_compare") == ([], [], [], [], "", "", "", "")
+    with pytest.raises(AppError, match="Side 2"):
+        _call(app, "/compare", PROMPT, side_2="20000101-000000-lora-abcdef", max_new_tokens=8)
+
+
+def test_blind_battles_hide_the_names_until_the_vote(app, run_id):
+    assert app.workbench.votes.count() == 0
+    with pytest.raises(AppError, match="no battle"):
+        _call(app, "/vote_a")
+    # A vote while the answers are still streaming is refused (and this battle is left without a vote).
+    job = app.client.submit(BATTLE_PROMPTS[0], candidates=["base", run_id], max_new_tokens=24,
+                            api_name="/new_battle")
+    deadline = time.monotonic() + CALL_TIMEOUT_S
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(AppError, match="wait until both"):
+        _call(app, "/vote_tie")
+    job.result(timeout=CALL_TIMEOUT_S)
+
+    run_label = f"{RUN_NAME} · {run_id.rsplit('-', 1)[-1]}"
+    revealed = []
+    for prompt, vote in zip(BATTLE_PROMPTS, ("/vote_a", "/vote_b", "/vote_tie")):
+        job = app.client.submit(prompt, candidates=["base", run_id], temperature=0.0, max_new_tokens=8,
+                                api_name="/new_battle")
+        a_chat, b_chat, status = job.result(timeout=CALL_TIMEOUT_S)
+        seen = _payload([*job.outputs(), (a_chat, b_chat, status)])
+        for secret in (run_id, RUN_NAME, run_id.rsplit("-", 1)[-1]):
+            assert secret not in seen
+        assert not re.search(r"\bbase\b", seen, re.IGNORECASE), seen
+        assert _text(a_chat[1]).strip() and _text(b_chat[1]).strip()
+        reveal = _call(app, vote)
+        names = re.search(r"Model A was \*\*(.+?)\*\* · Model B was \*\*(.+?)\*\*", reveal)
+        assert names and {names.group(1), names.group(2)} == {"base", run_label}, reveal
+        revealed.append(names.groups())
+        with pytest.raises(AppError, match="already has your vote"):
+            _call(app, vote)
+    assert app.workbench.votes.count() == 3
+    votes = list(reversed(app.workbench.votes.list()))
+    assert [(v.left_model, v.right_model) for v in votes] == revealed
+    assert [v.choice for v in votes] == ["left", "right", "tie"]
+    assert [v.prompt for v in votes] == list(BATTLE_PROMPTS)
+    assert len({v.session for v in votes}) == 1 and votes[0].session
+    assert votes[0].sampling["max_new_tokens"] == 8 and votes[0].base_model == "embedded"
+    app.state["run_label"] = run_label
+
+
+def test_leaderboard_and_votes_exported_as_preference_data(app, run_id, tmp_path):
+    from workbench.data import read_examples
+
+    run_label = app.state.get("run_label")
+    if run_label is None:
+        pytest.skip("needs the votes of the battle test")
+    table, rating, win_rate, counts, note = _call(app, "/leaderboard")
+    rows = {row[0]: dict(zip(table["headers"], row)) for row in table["data"]}
+    assert set(rows) == {"base", run_label}
+    assert all(row["battles"] == 3 and row["ties"] == 1 for row in rows.values())
+    assert sum(row["wins"] for row in rows.values()) == 2
+    for figure in (rating, win_rate, counts):
+        _figure(figure)
+    assert "3 votes" in note
+
+    exported, summary, *_ = _call(app, "/export_votes")
+    report = read_examples(exported, kind="preference")
+    assert report.good == 2 and report.bad == 0
+    assert re.search(r"2 pairs written.*1 tie\b", summary), summary
+    copy = _call(app, "/use_votes_for_training")
+    assert copy.startswith(str(app.home / "uploads")) and read_examples(copy, kind="preference").good == 2
+
+    # The Data tab shows a preference file (summary and both answers) instead of rejecting it.
+    path, report_text, _histogram, *previews = _call(app, "/check_data", "en_ticket_triage", handle_file(copy),
+                                                     0.0, 0.0, 0)
+    assert path.startswith(str(app.home / "uploads")), report_text
+    assert "good: 2" in report_text and "Preference pairs" in report_text
+    assert "chosen:" in previews[0]["data"][0][3] and "rejected:" in previews[0]["data"][0][3]
+
+
+def test_prompt_sheet_answers_every_prompt_with_every_side(app, run_id):
+    table, csv_path = _call(app, "/answer_sheet", f"{PROMPT.splitlines()[0]}\n{KOREAN_PROMPT}\n", None,
+                            side_2=run_id, side_3="off", side_4="off", max_new_tokens=8, temperature=0.0)
+    frame = pd.DataFrame(table["data"], columns=table["headers"])
+    assert len(frame) == 4 and set(frame["#"]) == {1, 2}
+    assert set(frame["side"]) == {"base", app.state.get("run_label", f"{RUN_NAME} · {run_id.rsplit('-', 1)[-1]}")}
+    assert (frame["new_tokens"] >= 1).all() and (frame["seconds"] > 0).all()
+    saved = pd.read_csv(csv_path, encoding="utf-8-sig")
+    assert len(saved) == 4
+    assert KOREAN_PROMPT in set(saved["prompt"]) and HANGUL.search(str(saved["prompt"].tolist()))
+
+    with pytest.raises(AppError, match="empty"):
+        _call(app, "/answer_sheet", "  \n ", None)

@@ -1,0 +1,167 @@
+"""What Compare and Arena share: the side pickers, the sampling and few-shot knobs, and picks → chat sides.
+
+A pick is a dropdown value: "base", "few-shot" (the base model with k training examples in its prompt) or a run
+id. `make_lineup` turns picks into `Side`s on the one engine of their base model, with a label per side that is
+stable across sessions (votes and tables use it): "base", "base + 3-shot", or "<run name> · <run id tail>".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gradio as gr
+
+from workbench.adapters import has_trained_weights
+from workbench.arena import MAX_SHOTS, few_shot_turns
+from workbench.chat import ChatEngine, SamplingConfig, Side
+from workbench.config import ConfigError
+from workbench.context import Workbench
+from workbench.store import StoreError
+from workbench.ui.data_tab import DataTab
+
+BASE, FEW_SHOT, OFF = "base", "few-shot", "off"
+ERRORS = (ConfigError, StoreError, ValueError, OSError, RuntimeError)
+SAMPLING_HELP = {
+    "temperature": "0 = always the most likely token (repeatable); higher = more varied answers.",
+    "top_p": "Sample only from the smallest set of tokens whose probabilities add up to this (used when "
+             "temperature > 0).",
+    "max_new_tokens": "Longest answer, in tokens. Fewer = faster on a CPU.",
+    "seed": "The same seed with the same settings gives the same sampled answer (and the same few-shot examples).",
+}
+SHOTS_HELP = "examples from the training data placed in the prompt: in-context learning instead of fine-tuning"
+SHOTS_PATH_HELP = ("Where the few-shot examples come from: a file path or sample:NAME. Follows the Data tab; "
+                   "change it to draw examples from another file.")
+
+
+def run_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    """Every run with a saved adapter, as (label, run id)."""
+    return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in workbench.adapters()]
+
+
+def side_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    return [("(off)", OFF), ("Base + few-shot", FEW_SHOT), *run_choices(workbench)]
+
+
+def candidate_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    return [("Base model", BASE), ("Base + few-shot", FEW_SHOT), *run_choices(workbench)]
+
+
+@dataclass
+class SamplingKnobs:
+    temperature_slider: gr.Slider
+    top_p_slider: gr.Slider
+    max_tokens_slider: gr.Slider
+    seed_number: gr.Number
+
+    @property
+    def inputs(self) -> list:
+        return [self.temperature_slider, self.top_p_slider, self.max_tokens_slider, self.seed_number]
+
+
+def build_sampling_knobs(max_new_tokens: int = 96) -> SamplingKnobs:
+    """Temperature, top-p, max new tokens and seed in one row; the same settings go to every side."""
+    with gr.Row():
+        return SamplingKnobs(
+            gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature", info=SAMPLING_HELP["temperature"]),
+            gr.Slider(0.05, 1, value=0.9, step=0.05, label="Top-p", info=SAMPLING_HELP["top_p"]),
+            gr.Slider(8, 512, value=max_new_tokens, step=8, label="Max new tokens",
+                      info=SAMPLING_HELP["max_new_tokens"]),
+            gr.Number(0, precision=0, label="Seed", info=SAMPLING_HELP["seed"]))
+
+
+@dataclass
+class FewShotKnobs:
+    shots_slider: gr.Slider
+    shots_path_box: gr.Textbox
+
+    @property
+    def inputs(self) -> list:
+        return [self.shots_slider, self.shots_path_box]
+
+
+def build_few_shot_knobs(data: DataTab) -> FewShotKnobs:
+    """k and the file the examples come from; the file follows the Data tab's choice."""
+    with gr.Row():
+        knobs = FewShotKnobs(
+            gr.Slider(1, MAX_SHOTS, value=3, step=1, label="Few-shot examples (k)", info=SHOTS_HELP),
+            gr.Textbox(data.data_path_box.value, label="Few-shot data", info=SHOTS_PATH_HELP))
+    data.data_path_box.change(lambda path: path, data.data_path_box, knobs.shots_path_box, api_visibility="private")
+    return knobs
+
+
+def make_sampling(temperature: float, top_p: float, max_new_tokens: float, seed: float | None) -> SamplingConfig:
+    return SamplingConfig(temperature=float(temperature), top_p=float(top_p), max_new_tokens=int(max_new_tokens),
+                          seed=int(seed or 0))
+
+
+def run_label(workbench: Workbench, run_id: str) -> str:
+    """A run's label in tables and votes: its name (not unique) and the random tail of its id (unique)."""
+    name = workbench.store.get_run(run_id).name
+    return run_id if name == run_id else f"{name} · {run_id.rsplit('-', 1)[-1]}"
+
+
+def pick_label(workbench: Workbench, pick: str, shots: int) -> str:
+    if pick == BASE:
+        return "base"
+    if pick == FEW_SHOT:
+        return f"base + {shots}-shot"
+    return run_label(workbench, pick)
+
+
+@dataclass
+class Lineup:
+    """The engine of one base model and a side per pick, in the order picked."""
+
+    engine: ChatEngine
+    model: str
+    sides: list[Side]
+
+
+def _base_model(workbench: Workbench, picks: Sequence[str], fields: Sequence[str], fallback: str) -> str:
+    """The base model of the chosen runs (they must share one); the Train tab's model when no run is chosen."""
+    models: dict[str, str] = {}
+    for pick, where in zip(picks, fields):
+        if pick in (BASE, FEW_SHOT):
+            continue
+        try:
+            record = workbench.store.get_run(pick)
+        except StoreError as exc:
+            raise ValueError(f"{where}: {exc}; choose a run from the list (↻ Refresh runs)") from None
+        if not has_trained_weights(workbench.store.adapter_dir(pick)):
+            raise ValueError(f"{where}: run {record.name!r} ({pick}) has no saved adapter (status {record.status}); "
+                             "choose a finished or stopped run")
+        models[f"{where} {record.name!r}"] = record.model
+    if len(set(models.values())) > 1:
+        listed = ", ".join(f"{where}: {model}" for where, model in models.items())
+        raise ValueError(f"the chosen runs were trained on different base models ({listed}); one copy of the base "
+                         "model serves every side, so choose runs of one base model")
+    return next(iter(models.values()), (fallback or "").strip() or "embedded")
+
+
+def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str], shots: float, shots_path: str,
+                seed: float | None, fallback_model: str, exclude: str = "") -> Lineup:
+    """Sides for the picks (`fields` name each pick in error messages); adapters are loaded once per engine.
+
+    `exclude` is a prompt that the few-shot examples must not contain (the question being asked).
+    """
+    model = _base_model(workbench, picks, fields, fallback_model)
+    engine, sides, turns = workbench.engine(model), [], None
+    for pick, where in zip(picks, fields):
+        label = pick_label(workbench, pick, int(shots))
+        if pick == BASE:
+            sides.append(Side(label))
+        elif pick == FEW_SHOT:
+            if turns is None:
+                path = (shots_path or "").strip()
+                if not path:
+                    raise ValueError(f"{where}: Few-shot data is empty; type a file path or sample:NAME")
+                try:
+                    turns = few_shot_turns(path, int(shots), int(seed or 0), exclude=exclude)
+                except ERRORS as exc:
+                    raise ValueError(f"{where}: Few-shot data {path!r}: {exc}") from None
+            sides.append(Side(label, shots=turns))
+        else:
+            engine.ensure_adapter(pick, workbench.store.adapter_dir(pick))
+            sides.append(Side(label, adapter=pick))
+    return Lineup(engine, model, sides)

@@ -13,6 +13,8 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,20 +145,30 @@ def _poll_until_finished(app: App, run_id: str, timeout: float = TRAIN_TIMEOUT_S
         time.sleep(1.5)
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
+@contextmanager
+def one_thread_app(home: Path) -> Iterator[App]:
+    """The app launched over `home`, with torch on one thread meanwhile (restored after).
+
+    On a small shared CPU, two threads that wait on each other at every op make a 3-step run take 1-2 minutes
+    instead of ~20 s whenever another process holds a core.
+    """
     import torch
 
-    # One torch thread: on a small shared CPU, two threads that wait on each other at every op make a 3-step run
-    # take 1-2 minutes instead of ~20 s whenever another process holds a core. Restored afterwards.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    app = _launch(tmp_path_factory.mktemp("ui") / "home")
+    app = _launch(home)
     try:
         yield app
     finally:
         app.close()
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+
+    with one_thread_app(tmp_path_factory.mktemp("ui") / "home") as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from test_ui import CALL_TIMEOUT_S, _call, _figure, _launch, _text
+from test_ui import CALL_TIMEOUT_S, _call, _figure, _text, one_thread_app
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +33,8 @@ HANGUL = re.compile(r"[가-힣]")
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see test_ui.py: one thread is faster on a small shared CPU
-    app = _launch(tmp_path_factory.mktemp("ui-arena") / "home")
-    try:
-        yield app
-    finally:
-        app.close()
-        torch.set_num_threads(threads)
+    with one_thread_app(tmp_path_factory.mktemp("ui-arena") / "home") as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from gradio_client.exceptions import AppError
-from test_ui import CALL_TIMEOUT_S, TERMINAL, App, _call, _figure, _launch
+from test_ui import CALL_TIMEOUT_S, TERMINAL, App, _call, _figure, one_thread_app
 
 pytestmark = pytest.mark.slow
 
@@ -52,16 +52,8 @@ def _eval_kwargs(app: App, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see test_ui.py: one thread is faster on a small shared CPU
-    app = _launch(tmp_path_factory.mktemp("ui-eval") / "home")
-    try:
-        yield app
-    finally:
-        app.close()
-        torch.set_num_threads(threads)
+    with one_thread_app(tmp_path_factory.mktemp("ui-eval") / "home") as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -85,18 +85,8 @@ class BatchedSides:
         self.next_ids = torch.tensor([[token] for token in tokens], device=self.device)
         seconds = time.perf_counter() - started
         for row, token in zip(self.rows, tokens, strict=True):
-            state = row.state
-            if state.done:
-                continue
-            state.seconds += seconds  # the pass is shared: each side waited for all of it
-            state.ttft = state.seconds if state.ttft is None else state.ttft
-            if token in stop_ids:
-                state.done = True
-                continue
-            state.token_ids.append(token)
-            state.new_tokens += 1
-            state.text = tokenizer.decode(state.token_ids, skip_special_tokens=True).rstrip("\ufffd")
-            state.done = state.new_tokens >= sampling.max_new_tokens
+            if not row.state.done:  # the pass is shared: each side waited for all of it
+                row.state.record(token, seconds, stop_ids, tokenizer, sampling.max_new_tokens)
 
 
 def _lora_layers(model: Any) -> list[Any]:

@@ -67,6 +67,18 @@ class SideState:
     done: bool = False
     token_ids: list[int] = field(default_factory=list)
 
+    def record(self, token: int, seconds: float, stop_ids: set[int], tokenizer: Any, max_new_tokens: int) -> None:
+        """Take one sampled token (or stop on an end token); `seconds` is the compute this side waited for."""
+        self.seconds += seconds
+        self.ttft = self.seconds if self.ttft is None else self.ttft
+        if token in stop_ids:
+            self.done = True
+            return
+        self.token_ids.append(token)
+        self.new_tokens += 1
+        self.text = tokenizer.decode(self.token_ids, skip_special_tokens=True).rstrip("\ufffd")
+        self.done = self.new_tokens >= max_new_tokens
+
     @property
     def tokens_per_s(self) -> float | None:
         return self.new_tokens / self.seconds if self.seconds > 0 and self.new_tokens else None
@@ -298,15 +310,7 @@ class ChatEngine:
                     out = self._forward(run["side"].adapter, run["next"], run["past"])
                     token = sample_next(out.logits[0, -1], sampling, run["gen"])
                 run["past"], run["next"] = out.past_key_values, torch.tensor([[token]], device=device)
-                state.seconds += time.perf_counter() - started
-                state.ttft = state.seconds if state.ttft is None else state.ttft
-                if token in stop_ids:
-                    state.done = True
-                    continue
-                state.token_ids.append(token)
-                state.new_tokens += 1
-                state.text = tokenizer.decode(state.token_ids, skip_special_tokens=True).rstrip("\ufffd")
-                state.done = state.new_tokens >= sampling.max_new_tokens
+                state.record(token, time.perf_counter() - started, stop_ids, tokenizer, sampling.max_new_tokens)
             yield states
         for state in states:
             state.text = tokenizer.decode(state.token_ids, skip_special_tokens=True)

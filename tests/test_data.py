@@ -465,7 +465,7 @@ def test_preview_rows():
     assert len(rows) == 12 and len(preview_rows(make_examples(10))) == 5
     assert rows[0] == {"line": 1, "shape": "alpaca", "prompt": "q0", "answer": "a0"}
     assert rows[10]["prompt"] == "system: S\nuser: U1\nassistant: A1\nuser: U2" and rows[10]["answer"] == "A2"
-    assert rows[11] == {"line": 3, "shape": "preference", "prompt": "Q", "answer": "C"}
+    assert rows[11] == {"line": 3, "shape": "preference", "prompt": "Q", "answer": "✓ chosen: C\n✗ rejected: R"}
 
 
 def test_summary_text(tmp_path):

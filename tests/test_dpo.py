@@ -207,3 +207,26 @@ def test_engine_runs_dpo_from_the_config_and_records_it(tmp_path):
     steps = [row for row in store.read_metrics(record.run_id) if "train_loss" in row]
     assert [row["step"] for row in steps] == [1, 2] and "reward_accuracy" in steps[0]
     assert (store.adapter_dir(record.run_id) / "adapter_config.json").is_file()
+
+
+def test_the_data_kind_decides_the_objective_before_anything_starts(tmp_path, preference_file):
+    from workbench.context import describe_data
+    from workbench.data import file_kind
+    from workbench.preflight import preflight
+
+    assert file_kind(preference_file) == "preference" and file_kind(Path("workbench/samples/en_ticket_triage.jsonl")) \
+        == "sft"
+    view = describe_data(str(preference_file), 0.0, 0.0, 0)
+    assert view.kind == "preference" and view.good == len(PAIRS) and "Preference pairs" in view.summary
+    assert view.splits["train"][0]["answer"].startswith("✓ chosen: ") and "✗ rejected: " in \
+        view.splits["train"][0]["answer"]
+    assert describe_data("sample:en_ticket_triage", 0.1, 0.1, 0).kind == "sft"
+
+    sft_on_pairs = " ".join(preflight(RunConfig().with_overrides({"data.path": str(preference_file)})).problems)
+    assert "holds preference pairs" in sft_on_pairs and "set the objective to DPO" in sft_on_pairs
+    dpo_on_instructions = " ".join(preflight(dpo_config("sample:en_ticket_triage", **{"train.objective": "dpo"}))
+                                   .problems)
+    assert "needs preference pairs" in dpo_on_instructions and "export your Arena votes" in dpo_on_instructions
+    assert not preflight(dpo_config(preference_file, **{"train.objective": "dpo"})).problems
+    missing = " ".join(preflight(RunConfig().with_overrides({"data.path": str(tmp_path / "nope.jsonl")})).problems)
+    assert missing.startswith("data: ") and "nope.jsonl" in missing

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from test_ui import CALL_TIMEOUT_S, _call, _figure, _text, one_thread_app
+from test_ui import CALL_TIMEOUT_S, _call, _figure, _poll_until_finished, _text, _tiny_run_form, one_thread_app
 
 pytestmark = pytest.mark.slow
 
@@ -134,14 +134,16 @@ def test_leaderboard_and_votes_exported_as_preference_data(app, run_id, tmp_path
     run_label = app.state.get("run_label")
     if run_label is None:
         pytest.skip("needs the votes of the battle test")
-    table, rating, win_rate, counts, note = _call(app, "/leaderboard")
+    table, rating, win_rate, counts, note, base_models = _call(app, "/leaderboard")
+    assert base_models["value"] == "embedded" and base_models["choices"] == [["embedded (3 votes)", "embedded"]]
     rows = {row[0]: dict(zip(table["headers"], row)) for row in table["data"]}
     assert set(rows) == {"base", run_label}
     assert all(row["battles"] == 3 and row["ties"] == 1 for row in rows.values())
     assert sum(row["wins"] for row in rows.values()) == 2
     for figure in (rating, win_rate, counts):
         _figure(figure)
-    assert "3 votes" in note
+    assert "3 votes" in note and "embedded" in note
+    assert _call(app, "/leaderboard", "Qwen/other")[5]["value"] == "embedded"  # unknown base: the latest one
 
     exported, summary, *_ = _call(app, "/export_votes")
     report = read_examples(exported, kind="preference")
@@ -171,3 +173,31 @@ def test_prompt_sheet_answers_every_prompt_with_every_side(app, run_id):
 
     with pytest.raises(AppError, match="empty"):
         _call(app, "/answer_sheet", "  \n ", None)
+
+
+def test_votes_train_dpo_and_the_dpo_run_joins_the_compare(app, run_id):
+    """The whole loop through the client: votes → export → Use for training → DPO on the run's adapter → compare."""
+    if app.state.get("run_label") is None:
+        pytest.skip("needs the votes of the battle test")
+    _call(app, "/export_votes")
+    copy = _call(app, "/use_votes_for_training")
+    form = _tiny_run_form(app, **{"Data used for training": copy, "Objective": "dpo", "Max steps": 2,
+                                  "Eval every": 0, "Validation share": 0.0, "Test share": 0.0,
+                                  "Continue from adapter (run id or folder)": run_id, "Run name": "dpo-from-votes"})
+    dpo_run = _call(app, "/start_run", **form)["value"]
+    html, plot = _poll_until_finished(app, dpo_run)
+    assert "<b>completed</b>" in html and "step 2 / 2" in html, html
+    record = app.workbench.store.get_run(dpo_run)
+    assert record.status == "completed" and record.steps == 2
+    metrics = app.workbench.store.read_metrics(dpo_run)
+    assert any("reward_accuracy" in row for row in metrics), metrics[-3:]
+
+    _prompt, *panes = _call(app, "/compare", BATTLE_PROMPTS[0], side_2=run_id, side_3=dpo_run, side_4="off",
+                            max_new_tokens=8, temperature=0.0)
+    for chat in panes[:3]:
+        assert [m["role"] for m in chat] == ["user", "assistant"] and _text(chat[1]).strip()
+    assert "tok/s" in panes[6]  # the DPO run answers with its numbers, like any side
+
+    # SFT on preference pairs is refused before anything is queued, and the message says what to do.
+    with pytest.raises(AppError, match="preference pairs.*set the objective to DPO"):
+        _call(app, "/start_run", **_tiny_run_form(app, **{"Data used for training": copy}))

@@ -51,7 +51,7 @@ def test_winner_and_loser():
     ({"choice": "draw"}, "'draw'; choose one of: left, right, tie, both_bad"),
     ({"right_model": "base"}, "both 'base'"),
     ({"prompt": "  ", "history": []}, "'prompt' is empty"),
-    ({"left_answer": ""}, "'left_answer' is empty"),
+    ({"left_model": " "}, "'left_model' is empty"),
     ({"right_answer": None}, "'right_answer' is NoneType"),
     ({"history": [{"role": "robot", "content": "hi"}]}, "'history\\[0\\]' has role 'robot'"),
     ({"history": [{"role": "user", "content": "other"}]}, "turn 1 is 'user' where 'assistant'"),
@@ -110,6 +110,30 @@ def test_export_writes_pairs_the_data_reader_accepts(tmp_path):
     report = read_examples(summary.path, kind="preference")
     assert (report.good, report.bad) == (3, 0)
     assert report.examples[0].chosen == "서울입니다." and report.examples[1].messages[0]["role"] == "system"
+
+
+def test_empty_answers_can_be_voted_and_are_left_out_of_the_export(tmp_path):
+    store = VoteStore(tmp_path / "votes.sqlite")
+    store.add(make_vote("both_bad", left_answer="", right_answer="  "))  # both said nothing: a fair verdict
+    store.add(make_vote("left", right_answer=""))  # an answer beats silence, but there is no text to reject
+    store.add(make_vote("right"))
+    assert store.count() == 3
+    summary = export_preferences(store.list()[::-1], tmp_path / "prefs.jsonl")
+    assert (summary.written, summary.both_bad, summary.empty) == (1, 1, 1)
+    assert read_examples(summary.path, kind="preference").good == 1
+    with pytest.raises(ValueError, match="1 left/right with an empty answer"):
+        export_preferences([make_vote("left", left_answer="")], tmp_path / "none.jsonl")
+
+
+def test_battles_and_base_models_keep_the_votes_of_each_base_model_apart(tmp_path):
+    store = VoteStore(tmp_path / "votes.sqlite")
+    store.add(make_vote("left", base_model="embedded", created_at=100.0))
+    store.add(make_vote("right", base_model="Qwen/Qwen2.5-0.5B-Instruct", created_at=200.0))
+    store.add(make_vote("tie", base_model="embedded", created_at=300.0))
+    assert store.base_models() == [("embedded", 2), ("Qwen/Qwen2.5-0.5B-Instruct", 1)]  # most recent first
+    assert store.battles("embedded") == [("base", "run-1", "left"), ("base", "run-1", "tie")]
+    assert store.battles("Qwen/Qwen2.5-0.5B-Instruct") == [("base", "run-1", "right")]
+    assert len(store.battles()) == 3 and store.battles("nobody") == []
 
 
 def test_export_with_no_left_or_right_votes_explains_why(tmp_path):

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.batching import BatchedSides, Row
+from workbench.batching import BatchedSides, Row, speed_up_small_batches
 from workbench.config import ConfigError, ModelConfig
 from workbench.formatting import encode_prompt
-from workbench.models import LoadedModel, load_model
+from workbench.models import LoadedModel, free_memory, load_model
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,7 @@ class ChatEngine:
         with self._lock:
             if self._loaded is None:
                 self._loaded = load_model(self.model_config)
+                speed_up_small_batches(self._loaded.model)
             return self._loaded
 
     def ensure_adapter(self, name: str, path: str | Path) -> None:
@@ -173,18 +174,16 @@ class ChatEngine:
             elif peft_type in SOFT_PROMPTS:
                 entry = _Adapter("soft", str(path), PeftModel.from_pretrained(raw, str(path)))
             else:
-                own = load_model(self.model_config, device=self.loaded.device).model
+                own = speed_up_small_batches(load_model(self.model_config, device=self.loaded.device).model)
                 entry = _Adapter("own", str(path), load_trained(own, path))
             entry.model.eval()
             self._adapters[name] = entry
 
     def unload(self) -> None:
         """Drop the model and adapters; the next request loads the base again."""
-        import gc
-
         with self._lock:
             self._loaded, self._lora, self._adapters = None, None, {}
-        gc.collect()
+        free_memory()
 
     @contextlib.contextmanager
     def model_for(self, adapter: str | None) -> Iterator[Any]:
@@ -262,7 +261,7 @@ class ChatEngine:
         else:
             target, context = entry.model, contextlib.nullcontext()
         with context:
-            return target(input_ids=input_ids, past_key_values=past, use_cache=True, **kwargs)
+            return target(input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1, **kwargs)
 
     def _batch(self, rows: list[Row]) -> BatchedSides | None:
         """The base, few-shot and LoRA-family rows as one batch on the shared model (None when there are none)."""

@@ -72,6 +72,11 @@ def cached_tokenizer(model: str) -> Any:
     return load_tokenizer(ModelConfig(name_or_path=model))
 
 
+PREFERENCE_NOTE = ("Preference pairs (prompt / chosen / rejected): data for DPO, which learns to prefer the chosen "
+                   "answer over the rejected one. The Train tab switches its objective to DPO for this file; the SFT "
+                   "objective needs instruction rows. Token lengths count the prompt and the chosen answer.")
+
+
 @dataclass
 class DataView:
     """What the Data tab shows about a chosen file and split."""
@@ -81,16 +86,23 @@ class DataView:
     splits: dict[str, list[dict]] = field(default_factory=dict)
     lengths: dict[str, list[int]] = field(default_factory=dict)
     truncated: int = 0
+    kind: str = "sft"  # or "preference": prompt/chosen/rejected pairs for DPO
 
 
 def describe_data(path: str, val_size: float, test_size: float, seed: int, model: str = "embedded",
-                  max_len: int = 256, preview: int = 8) -> DataView:
-    """Read, validate and split a data file; token lengths per split with the model's chat template."""
-    from workbench.data import preview_rows, read_examples, split_examples
+                  max_len: int = 256, preview: int = 8, kind: str = "auto") -> DataView:
+    """Read, validate and split a data file; token lengths per split with the model's chat template.
+
+    kind "auto" takes a file of preference pairs as DPO data and anything else as instructions (SFT), whose
+    report then names the preference rows as bad; "sft" or "preference" asks for one kind.
+    """
+    from workbench.data import file_kind, preview_rows, read_examples, split_examples
     from workbench.formatting import encode_examples
     from workbench.samples import resolve_data_path
 
-    report = read_examples(resolve_data_path(path), kind="sft")
+    resolved = resolve_data_path(path)
+    kind = file_kind(resolved) if kind == "auto" else kind
+    report = read_examples(resolved, kind=kind)
     parts = dict(zip(("train", "val", "test"), split_examples(report.examples, val_size, test_size, seed)))
     tokenizer = cached_tokenizer(model)
     lengths, truncated = {}, 0
@@ -99,8 +111,9 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
         lengths[name] = stats.lengths
         truncated += sum(1 for n in stats.lengths if n > max_len)
     sizes = ", ".join(f"{name} {len(examples)}" for name, examples in parts.items())
-    summary = f"{report.summary()}\n\nSplit (seed {seed}): {sizes}."
+    note = f"\n\n{PREFERENCE_NOTE}" if kind == "preference" else ""
+    summary = f"{report.summary()}{note}\n\nSplit (seed {seed}): {sizes}."
     if truncated:
         summary += f"\n{truncated} example(s) are longer than max_seq_len {max_len}; their prompts will be cut."
-    return DataView(summary=summary, good=report.good, lengths=lengths, truncated=truncated,
+    return DataView(summary=summary, good=report.good, lengths=lengths, truncated=truncated, kind=kind,
                     splits={name: preview_rows(examples, preview) for name, examples in parts.items()})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import json
 import math
@@ -580,6 +581,26 @@ def read_examples(path: str | os.PathLike, *, kind: str = "auto") -> DataReport:
         raise DataError(f"{name}: could not read the file ({type(err).__name__}: {_show(str(err), 200)})") from err
 
 
+def report_kind(report: DataReport) -> str:
+    """'preference' when every good row is a preference pair (DPO data), otherwise 'sft' (instructions)."""
+    return "preference" if set(report.shapes) == {"preference"} else "sft"
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """report_kind of a file (read once per version of the file). Raises DataError if it is unusable."""
+    name = os.fsdecode(path)
+    try:
+        stat = os.stat(name)
+    except OSError as err:
+        raise DataError(f"{name}: cannot read the file ({err.strerror}); check the path") from None
+    return _file_kind(name, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_kind(path: str, _mtime_ns: int, _size: int) -> str:
+    return report_kind(read_examples(path, kind="auto"))
+
+
 def _split_count(name: str, value: Any, total: int) -> int:
     bad = isinstance(value, bool) or not isinstance(value, (int, float))
     if bad or (isinstance(value, float) and not 0 <= value < 1) or (isinstance(value, int) and value < 0):
@@ -612,6 +633,10 @@ def prompt_text(example: Example) -> str:
 
 
 def preview_rows(examples: list[Example], n: int = 5) -> list[dict]:
-    """Flat dicts (line, shape, prompt, answer) for a preview table of the first `n` examples."""
-    return [{"line": ex.line, "shape": ex.shape, "prompt": prompt_text(ex), "answer": ex.answer}
+    """Flat dicts (line, shape, prompt, answer) for a preview table of the first `n` examples; a preference
+    pair shows both answers."""
+    def answer(ex: Example) -> str:
+        return f"✓ chosen: {ex.chosen}\n✗ rejected: {ex.rejected}" if ex.shape == "preference" else ex.answer
+
+    return [{"line": ex.line, "shape": ex.shape, "prompt": prompt_text(ex), "answer": answer(ex)}
             for ex in examples[:max(n, 0)]]

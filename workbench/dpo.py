@@ -15,7 +15,6 @@ Only LoRA-family methods run here; the trained result is a standard PEFT adapter
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import shutil
@@ -234,7 +233,7 @@ def run_dpo(
     should_stop: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Train a LoRA-family adapter with DPO until done (or should_stop() says so); save it under output_dir."""
-    from workbench.models import load_model
+    from workbench.models import free_memory, load_model
 
     emit = emit or (lambda event: None)
     stop = should_stop or (lambda: False)
@@ -261,7 +260,7 @@ def run_dpo(
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     del trainer, policy, loaded  # free the weights before the next run starts
-    gc.collect()
+    free_memory()
     return result
 
 

@@ -197,3 +197,21 @@ def load_model(cfg: ModelConfig, device: str | None = None, quantize_bits: int |
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def free_memory() -> None:
+    """Give freed model memory back: collect garbage, empty the CUDA cache, and return the C heap's free pages to
+    the system (glibc keeps them otherwise, and the process looks as big as at its peak)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
+        pass

@@ -165,7 +165,7 @@ def estimate_memory(config: RunConfig, trainable: int, total: int) -> MemoryEsti
 
 def preflight(config: RunConfig) -> Preflight:
     """Everything the Train tab shows before launch; problems listed rather than raised."""
-    problems = needs_problems(config)
+    problems = needs_problems(config) + data_problems(config)
     trainable, total = count_parameters_on_meta(config)
     spec = get_method(config.method.name)
     # PEFT keeps adapter weights in float32; selective / full save the model's own tensors in its dtype.
@@ -177,6 +177,25 @@ def preflight(config: RunConfig) -> Preflight:
                         "lower the batch size or max sequence length, or choose a lighter method (LoRA, IA3)")
     return Preflight(trainable=trainable, total=total, adapter_bytes=adapter_bytes, memory=memory,
                      problems=problems)
+
+
+def data_problems(config: RunConfig) -> list[str]:
+    """The data file is unusable, or its kind does not fit the objective (SFT needs instructions, DPO pairs)."""
+    from workbench.data import DataError, file_kind
+    from workbench.samples import resolve_data_path
+
+    path = config.data.path
+    try:
+        kind = file_kind(resolve_data_path(path))
+    except (DataError, OSError) as err:
+        return [f"data: {str(err).splitlines()[0]}"]
+    if config.train.objective == "sft" and kind == "preference":
+        return [f"data {path} holds preference pairs (prompt/chosen/rejected): set the objective to DPO, or choose "
+                "instruction data for SFT"]
+    if config.train.objective == "dpo" and kind == "sft":
+        return [f"the DPO objective needs preference pairs (prompt/chosen/rejected), but {path} holds instructions: "
+                "upload a preference file or export your Arena votes, or set the objective to SFT"]
+    return []
 
 
 def check_runnable(config: RunConfig) -> None:

@@ -6,7 +6,6 @@ both get the same events. The loop reads top to bottom: data → model → metho
 
 from __future__ import annotations
 
-import gc
 import math
 import random
 import time
@@ -193,7 +192,7 @@ def run_training(
     """Train one run to the end (or until should_stop() says so) and save its adapter under output_dir."""
     import torch
 
-    from workbench.models import load_model
+    from workbench.models import free_memory, load_model
 
     emit = on_event or (lambda event: None)
     stop = should_stop or (lambda: False)
@@ -289,5 +288,5 @@ def run_training(
     )
     emit(TrainEvent("end", step, total_steps, result.to_dict()))
     del model, optimizer, loaded  # free the weights before the next run starts
-    gc.collect()
+    free_memory()
     return result

@@ -112,8 +112,10 @@ def validate_vote(vote: Vote) -> None:
     """Raise ValueError naming the first bad field of `vote`."""
     if vote.choice not in VOTE_CHOICES:
         raise ValueError(f"unknown vote choice {vote.choice!r}; choose one of: {', '.join(VOTE_CHOICES)}")
-    for name in ("prompt", "left_model", "right_model", "left_answer", "right_answer"):
+    for name in ("prompt", "left_model", "right_model"):
         _check_text(getattr(vote, name), name)
+    for name in ("left_answer", "right_answer"):  # a model may say nothing; "both bad" is then a fair verdict
+        _check_text(getattr(vote, name), name, allow_empty=True)
     if vote.left_model == vote.right_model:
         raise ValueError(f"left_model and right_model are both {vote.left_model!r}; a vote compares two "
                          "different models")
@@ -176,11 +178,25 @@ class VoteStore:
         with closing(self._connect()) as db:
             return db.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
 
-    def battles(self) -> list[tuple[str, str, str]]:
-        """(left_model, right_model, choice) of every vote, oldest first: the input of workbench.ratings."""
+    def battles(self, base_model: str | None = None) -> list[tuple[str, str, str]]:
+        """(left_model, right_model, choice) of every vote, oldest first: the input of workbench.ratings.
+
+        `base_model` keeps the votes of one base model: "base" or a run's adapter on another base model is
+        another contestant, so a leaderboard ranks the votes of one base model at a time.
+        """
+        sql, params = "SELECT left_model, right_model, choice FROM votes", []
+        if base_model is not None:
+            sql, params = sql + " WHERE base_model = ?", [base_model]
         with closing(self._connect()) as db:
-            rows = db.execute("SELECT left_model, right_model, choice FROM votes ORDER BY created_at, id").fetchall()
+            rows = db.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [tuple(row) for row in rows]
+
+    def base_models(self) -> list[tuple[str, int]]:
+        """(base model, number of votes) for every base model voted on, the most recently voted first."""
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT base_model, COUNT(*) FROM votes GROUP BY base_model "
+                              "ORDER BY MAX(created_at) DESC").fetchall()
+        return [(name, count) for name, count in rows]
 
     def delete(self, vote_id: int) -> None:
         """Remove one vote (e.g. an accidental click); raises ValueError if there is no such vote."""
@@ -226,6 +242,7 @@ class ExportSummary:
     both_bad: int
     path: Path
     identical: int = 0  # left/right votes whose two answers were the same text: no pair to learn from
+    empty: int = 0  # left/right votes with an empty answer on either side: no text to learn or to reject
 
 
 def _preference_row(vote: Vote) -> dict[str, Any]:
@@ -249,16 +266,18 @@ def export_preferences(votes: Iterable[Vote], path: str | Path) -> ExportSummary
     for vote in votes:
         validate_vote(vote)
     decisive = [v for v in votes if v.choice in ("left", "right")]
-    usable = [v for v in decisive if v.left_answer.strip() != v.right_answer.strip()]
-    identical = len(decisive) - len(usable)
+    answered = [v for v in decisive if v.left_answer.strip() and v.right_answer.strip()]
+    usable = [v for v in answered if v.left_answer.strip() != v.right_answer.strip()]
+    empty, identical = len(decisive) - len(answered), len(answered) - len(usable)
     if not usable:
         same = f", {identical} left/right with identical answers" if identical else ""
+        same += f", {empty} left/right with an empty answer" if empty else ""
         raise ValueError(f"no preference pairs to export from {len(votes)} votes ({ties} ties, {both_bad} both "
-                         f"bad{same}); only left/right votes become preference pairs, so vote left or right on "
-                         "a few more prompts")
+                         f"bad{same}); only left/right votes between two different answers become preference "
+                         "pairs, so vote left or right on a few more prompts")
     text = "".join(json.dumps(_preference_row(v), ensure_ascii=False) + "\n" for v in usable)
     target = write_atomic(Path(path).expanduser(), text)
-    return ExportSummary(len(usable), ties, both_bad, target, identical)
+    return ExportSummary(len(usable), ties, both_bad, target, identical, empty)
 
 
 def blind_order(models: tuple[str, str], rng: random.Random) -> tuple[str, str]:

@@ -44,5 +44,6 @@ def build_app(workbench: Workbench) -> gr.Blocks:
         demo.load(data.on_check, data.inputs, data.outputs, api_visibility="private")
         demo.load(train.on_form_change, train.form, train.params_md, api_visibility="private")
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
-        arena_tab.select(arena.on_leaderboard, None, arena.leaderboard_outputs, api_visibility="private")
+        arena_tab.select(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,
+                         api_visibility="private")
     return demo

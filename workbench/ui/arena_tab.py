@@ -46,6 +46,8 @@ CANDIDATES_HELP = "Two or more models to draw from; each battle draws two at ran
 LEADERBOARD_HELP = ("**bt**: Bradley-Terry rating from all votes (mean 1000; +100 ≈ wins 64 % of the time), with its "
                     "95 % bootstrap interval **bt_low–bt_high**. **elo**: online Elo (depends on the vote order). "
                     "Ties and both-bad votes count as half a win for each side.")
+BASE_MODEL_HELP = ("Votes count per base model: 'base' and a run's adapter mean other models on another base. Shows "
+                   "the most recently voted one unless you pick another.")
 VOTES = {"A better": "left", "B better": "right", "Tie": "tie", "Both bad": "both_bad"}
 VOTE_API = {"left": "vote_a", "right": "vote_b", "tie": "vote_tie", "both_bad": "vote_both_bad"}
 VOTED = {"left": "A is better", "right": "B is better", "tie": "a tie", "both_bad": "both bad"}
@@ -55,6 +57,7 @@ LEADERBOARD_COLUMNS = ["model", "bt", "bt_low", "bt_high", "elo", "battles", "wi
 @dataclass
 class ArenaTab:
     on_leaderboard: Callable
+    leaderboard_inputs: list
     leaderboard_outputs: list
 
 
@@ -89,18 +92,27 @@ def _export_md(summary: ExportSummary, copy: str) -> str:
     left_out = f"{_plural(summary.ties, 'tie')} and {summary.both_bad} both-bad left out"
     if summary.identical:
         left_out += f", and {summary.identical} with two identical answers"
+    if summary.empty:
+        left_out += f", and {summary.empty} with an empty answer"
     return (f"**{_plural(summary.written, 'pair')} written**; {left_out}.  \nA copy for training: `{copy}` — press "
             "*Use for training* to select it in the Data tab.")
 
 
-def _leaderboard_outputs(workbench: Workbench) -> tuple:
-    battles = workbench.votes.battles()
+def _leaderboard_outputs(workbench: Workbench, base_model: str | None) -> tuple:
+    """The leaderboard of one base model's votes (the most recently voted one when none is chosen)."""
+    voted = workbench.votes.base_models()
+    names = [name for name, _count in voted]
+    base_model = base_model if base_model in names else (names[0] if names else "")
+    battles = workbench.votes.battles(base_model)
     rows = leaderboard(battles)
     labels = [row["model"] for row in rows]
     table = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS).round({"bt": 0, "bt_low": 0, "bt_high": 0, "elo": 0})
-    note = f"{_plural(len(battles), 'vote')} between {_plural(len(labels), 'model')}.  \n{LEADERBOARD_HELP}"
+    where = f" on base model **{base_model}**" if base_model else ""
+    note = f"{_plural(len(battles), 'vote')} between {_plural(len(labels), 'model')}{where}.  \n{LEADERBOARD_HELP}"
+    choices = [(f"{name} ({_plural(count, 'vote')})", name) for name, count in voted]
     return (table, make_rating_figure(rows), make_win_rate_heatmap(*win_rate_matrix(battles, labels)),
-            make_battle_count_heatmap(*battle_counts(battles, labels)), note)
+            make_battle_count_heatmap(*battle_counts(battles, labels)), note,
+            gr.update(choices=choices, value=base_model or None))
 
 
 def _vote_handler(workbench: Workbench, choice: str) -> Callable:
@@ -112,10 +124,6 @@ def _vote_handler(workbench: Workbench, choice: str) -> Callable:
         if battle.vote_id is not None:
             raise gr.Error(f"Vote: this battle already has your vote (#{battle.vote_id}); press New battle for the "
                            "next one")
-        empty = [name for name, text in zip(("Model A", "Model B"), battle.answers) if not text.strip()]
-        if empty:
-            raise gr.Error(f"Vote: {' and '.join(empty)} gave an empty answer, which cannot be saved as a vote; "
-                           "press New battle (or raise Max new tokens)")
         session = session or uuid.uuid4().hex
         (left, right), user = battle.pair.reveal(), {"role": "user", "content": battle.prompt}
         try:
@@ -138,7 +146,8 @@ def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Are
     votes_cast = _build_battles(workbench, data, train)
     arena = _build_leaderboard(workbench)
     for vote_cast in votes_cast:  # after a vote the leaderboard shows it
-        vote_cast.success(arena.on_leaderboard, None, arena.leaderboard_outputs, api_visibility="private")
+        vote_cast.success(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,
+                          api_visibility="private")
     _build_export(workbench, data)
     return arena
 
@@ -204,7 +213,10 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> list
 
 def _build_leaderboard(workbench: Workbench) -> ArenaTab:
     with gr.Accordion("Leaderboard", open=True):
-        leaderboard_btn = gr.Button("↻ Refresh leaderboard")
+        with gr.Row():
+            base_model_dropdown = gr.Dropdown([], value="", label="Base model", allow_custom_value=True, scale=3,
+                                              info=BASE_MODEL_HELP)
+            leaderboard_btn = gr.Button("↻ Refresh leaderboard", scale=1)
         leaderboard_md = gr.Markdown(label="Leaderboard notes")
         leaderboard_table = gr.Dataframe(headers=LEADERBOARD_COLUMNS, interactive=False, label="Leaderboard")
         rating_plot = gr.Plot(label="Ratings")
@@ -212,15 +224,16 @@ def _build_leaderboard(workbench: Workbench) -> ArenaTab:
             win_rate_plot = gr.Plot(label="Win rates")
             counts_plot = gr.Plot(label="Battles per pair")
 
-    def on_leaderboard():
+    def on_leaderboard(base_model: str | None):
         try:
-            return _leaderboard_outputs(workbench)
+            return _leaderboard_outputs(workbench, base_model)
         except ValueError as exc:
             raise gr.Error(f"Leaderboard: {exc}") from None
 
-    outputs = [leaderboard_table, rating_plot, win_rate_plot, counts_plot, leaderboard_md]
-    leaderboard_btn.click(on_leaderboard, None, outputs, api_name="leaderboard")
-    return ArenaTab(on_leaderboard, outputs)
+    outputs = [leaderboard_table, rating_plot, win_rate_plot, counts_plot, leaderboard_md, base_model_dropdown]
+    leaderboard_btn.click(on_leaderboard, base_model_dropdown, outputs, api_name="leaderboard")
+    base_model_dropdown.input(on_leaderboard, base_model_dropdown, outputs, api_visibility="private")
+    return ArenaTab(on_leaderboard, [base_model_dropdown], outputs)
 
 
 def _build_export(workbench: Workbench, data: DataTab) -> None:

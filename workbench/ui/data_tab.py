@@ -9,11 +9,9 @@ import gradio as gr
 import pandas as pd
 
 from workbench.config import DataConfig, field_help
-from workbench.context import DataView, Workbench, cached_tokenizer, describe_data
-from workbench.data import DataError, prompt_text, read_examples, split_examples
-from workbench.formatting import encode_examples
+from workbench.context import Workbench, describe_data
 from workbench.plots import make_length_histogram
-from workbench.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples, resolve_data_path
+from workbench.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
 
 PREVIEW_COLUMNS = ["line", "shape", "prompt", "answer"]
 
@@ -31,45 +29,8 @@ class DataTab:
     on_show: Callable  # (path, val_size, test_size, seed) -> outputs: show a file already kept, e.g. exported votes
 
 
-PREFERENCE_NOTE = ("Preference pairs (prompt / chosen / rejected): data for DPO, which learns to prefer the chosen "
-                   "answer over the rejected one. Train on it with the DPO objective in the Train tab; the SFT "
-                   "methods need instruction rows. Token lengths below count the prompt and the chosen answer.")
-
-
 def _frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
-
-
-def _describe_preferences(path: str, val_size: float, test_size: float, seed: int, max_len: int = 256,
-                          preview: int = 8) -> DataView:
-    """describe_data for a preference file: its report, split, previews (chosen and rejected) and token lengths."""
-    report = read_examples(resolve_data_path(path), kind="preference")
-    parts = dict(zip(("train", "val", "test"), split_examples(report.examples, val_size, test_size, seed)))
-    tokenizer = cached_tokenizer("embedded")
-    lengths = {name: encode_examples(examples, tokenizer, 1_000_000)[1].lengths for name, examples in parts.items()}
-    truncated = sum(1 for values in lengths.values() for n in values if n > max_len)
-    sizes = ", ".join(f"{name} {len(examples)}" for name, examples in parts.items())
-    summary = f"{report.summary()}\n\n{PREFERENCE_NOTE}\n\nSplit (seed {seed}): {sizes}."
-    if truncated:
-        summary += f"\n{truncated} pair(s) are longer than max_seq_len {max_len}; their prompts will be cut."
-    splits = {name: [{"line": ex.line, "shape": ex.shape, "prompt": prompt_text(ex),
-                      "answer": f"✓ chosen: {ex.chosen}\n✗ rejected: {ex.rejected}"} for ex in examples[:preview]]
-              for name, examples in parts.items()}
-    return DataView(summary=summary, good=report.good, splits=splits, lengths=lengths, truncated=truncated)
-
-
-def describe_any(path: str, val_size: float, test_size: float, seed: int) -> DataView:
-    """Instruction (SFT) data as before; a file that has no instruction rows but preference rows is shown as such."""
-    try:
-        return describe_data(path, val_size, test_size, seed)
-    except DataError:
-        try:
-            preference = "preference" in read_examples(resolve_data_path(path), kind="auto").shapes
-        except (DataError, OSError):
-            preference = False
-        if not preference:
-            raise
-    return _describe_preferences(path, val_size, test_size, seed)
 
 
 def build_data_tab(workbench: Workbench) -> DataTab:
@@ -105,7 +66,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
 
     def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float):
         try:
-            view = describe_any(path, val_size, test_size, int(seed or 0))
+            view = describe_data(path, val_size, test_size, int(seed or 0))
             path = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
             gr.Warning(str(exc).splitlines()[0])

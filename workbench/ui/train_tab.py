@@ -12,10 +12,13 @@ import gradio as gr
 
 from workbench.config import ConfigError, RunConfig, TrainConfig, field_help, field_range, load_preset
 from workbench.context import Workbench
+from workbench.data import DataError, file_kind
+from workbench.jobs import resolve_init_adapter
 from workbench.method_cards import method_card
 from workbench.methods import KNOBS, METHODS, get_method
 from workbench.plots import make_loss_figure
 from workbench.preflight import preflight
+from workbench.samples import resolve_data_path
 from workbench.store import StoreError
 from workbench.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
@@ -132,7 +135,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         with gr.Row():
             for name in FORGETTING_FIELDS:
                 train_components[name] = _train_component(name, getattr(config.train, name))
-    with gr.Accordion("Objective: SFT or preferences (DPO)", open=False):
+    with gr.Accordion("Objective: SFT or preferences (DPO)", open=False) as objective_accordion:
         gr.Markdown(PREFERENCE_HELP)
         with gr.Row():
             for name in PREFERENCE_FIELDS:
@@ -179,9 +182,12 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                                      "split_seed": int(seed or 0)},
         })
 
+    def checked(config: RunConfig) -> list[str]:  # a run id in "Continue from adapter" is checked as its folder
+        return preflight(resolve_init_adapter(workbench.store, config)).problems
+
     def on_form_change(*values):
         try:
-            return preflight(config_from_form(*values)).summary()
+            return preflight(resolve_init_adapter(workbench.store, config_from_form(*values))).summary()
         except (ValueError, RuntimeError, OSError) as exc:
             return f"⚠️ {exc}"
 
@@ -192,7 +198,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     def on_start(*values):
         try:
             config = config_from_form(*values)
-            problems = preflight(config).problems
+            problems = checked(config)
             if problems:  # refuse before queueing: the reason and a way out, nothing started
                 raise ConfigError("; ".join(problems))
             record = workbench.jobs.submit(config)
@@ -205,7 +211,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         try:
             config = config_from_form(*form_values)
             configs = sweep_configs(config, parse_ranks(ranks_text or ""), bool(keep_ratio), config.name)
-            problems = [f"rank {c.method.rank}: {p}" for c in configs for p in preflight(c).problems]
+            problems = [f"rank {c.method.rank}: {p}" for c in configs for p in checked(c)]
             if problems:  # all or nothing: a half-queued sweep would chart a misleading curve
                 raise ConfigError("; ".join(problems))
             records = [workbench.jobs.submit(c) for c in configs]
@@ -246,6 +252,15 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                   loaded.data.val_size, loaded.data.test_size, loaded.data.split_seed, loaded.name]
         return values
 
+    def on_data_change(path: str):  # instructions train with SFT, preference pairs with DPO: follow the data
+        try:
+            kind = file_kind(resolve_data_path(path))
+        except (DataError, OSError):
+            return gr.skip(), gr.skip()
+        return ("dpo", gr.update(open=True)) if kind == "preference" else ("sft", gr.skip())
+
+    data.data_path_box.change(on_data_change, data.data_path_box,
+                              [train_components["objective"], objective_accordion], api_visibility="private")
     preset_btn.click(on_preset, preset_dropdown, form, api_name="load_preset")
     method_dropdown.change(on_method_change, method_dropdown, [card_md, *knob_components.values()],
                            api_visibility="private")

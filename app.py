@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("error: --auth must look like USER:PASSWORD")
         auth = (user, password)
     workbench = Workbench(args.home or workbench_home())
+    demo = build_app(workbench)  # first: it loads transformers' modules in this thread (see build_app)
     # Warm the default tokenizer (and the one-time model conversion) while the first page loads.
     threading.Thread(target=cached_tokenizer, args=("embedded",), daemon=True).start()
-    demo = build_app(workbench)
     demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, share=False,
                                                    auth=auth, max_file_size="200mb", show_error=True,
                                                    footer_links=["api", "settings"])

@@ -5,9 +5,9 @@
 Two small LoRA adapters are trained first (a few steps, so they answer differently from the base). Then, on the
 same prompts with greedy decoding, N sides (2: base + LoRA; 4: base + two LoRAs + base with 3 few-shot examples)
 are answered (a) in turn: each side generated alone, one after another, and (b) batched: one forward pass per
-token for all sides. The answers are checked to be identical. Memory: resident memory with the base model loaded alone vs the
-peak during the batched 4-way compare (adapters loaded; memory_ratio) and after it (memory_ratio_after). The last
-line is one JSON object with ratio_2, ratio_4 and memory_ratio.
+token for all sides. The answers are checked to be identical. Memory: resident memory with the base model loaded
+alone vs the peak during the batched 4-way compare (adapters loaded; memory_ratio) and after it
+(memory_ratio_after). The last line is one JSON object with ratio_2, ratio_4 and memory_ratio.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def main() -> None:
                 bat_s, bat_answers, _ = timed(engine, sides, sampling, True, args.repeats)
             assert seq_answers == bat_answers, f"{n} sides: batched answers differ from one-at-a-time"
             results[n] = {"sequential_s": seq_s, "batched_s": bat_s, "tokens": tokens, "ratio": seq_s / bat_s}
-            print(f"{n} sides: {tokens} tokens · one after another {seq_s:.2f} s ({tokens / seq_s:.1f} tok/s) · batched "
-                  f"{bat_s:.2f} s ({tokens / bat_s:.1f} tok/s) · ×{seq_s / bat_s:.2f} · same answers")
+            print(f"{n} sides: {tokens} tokens · one after another {seq_s:.2f} s ({tokens / seq_s:.1f} tok/s) · "
+                  f"batched {bat_s:.2f} s ({tokens / bat_s:.1f} tok/s) · ×{seq_s / bat_s:.2f} · same answers")
         four_way_peak = peak.peak  # the last setup measured is the 4-way one
         free_memory()
         four_way = rss_mb()

@@ -37,12 +37,14 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from workbench.config import RunConfig, load_preset
-    from workbench.jobs import execute_run
     from workbench.store import RunStore, default_store
 
+    store = RunStore(args.output_dir) if args.output_dir else default_store()
+    if args.resume:  # a stopped, interrupted or failed run goes on from its checkpoint, with its own settings
+        record = store.get_run(args.resume)
+        config = store.load_config(args.resume)
+        return _train(store, record.run_id, config, args, resume=True)
     config = load_preset(args.preset) if args.preset else RunConfig()
     overrides = _method_overrides(args)
     if args.data:
@@ -52,8 +54,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.name:
         overrides["name"] = args.name
     config = config.with_overrides(overrides)
-    store = RunStore(args.output_dir) if args.output_dir else default_store()
     record = store.create_run(config)
+    return _train(store, record.run_id, config, args)
+
+
+def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resume: bool = False) -> int:
+    from tqdm import tqdm
+
+    from workbench.jobs import execute_run
+
     bar = tqdm(total=None, unit="step", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
 
     def on_event(event: Any) -> None:
@@ -69,10 +78,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                           if k.endswith("_loss")))
 
     try:
-        result = execute_run(store, record.run_id, config, on_event=on_event)
+        result = execute_run(store, run_id, config, on_event=on_event, resume=resume)
     finally:
         bar.close()
-    summary = {"run_id": record.run_id, **result.to_dict(), "run_dir": str(store.run_dir(record.run_id))}
+    summary = {"run_id": run_id, **result.to_dict(), "run_dir": str(store.run_dir(run_id))}
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
@@ -229,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, knob in KNOBS.items():
         kind = str if knob.choices else type(knob.default)
         train.add_argument(f"--{name}", type=kind, default=None, help=knob.help)
+    train.add_argument("--resume", metavar="RUN_ID", help="go on with a stopped, interrupted or failed run from its "
+                       "last checkpoint (its own settings; the other options are ignored)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 

@@ -146,6 +146,9 @@ class TrainConfig:
                             choices=("cosine", "linear", "constant"))
     weight_decay: float = knob(0.0, "AdamW weight decay on the trained weights.", 0, 1)
     eval_every: int = knob(10, "Compute the validation loss every N steps (0 = only at the end).", 0, 1_000_000)
+    checkpoint_every: int = knob(50, "Save a resumable checkpoint (weights, optimiser, scheduler) every N steps, so a "
+                                 "crash loses at most N steps; a stopped run always saves one (0 = only on stop).",
+                                 0, 1_000_000)
     seed: int = knob(0, "Random seed for initialisation, shuffling and dropout: the same seed repeats a run.",
                      0, 2**31 - 1)
     general_every: int = knob(10, "Forgetting probe: before the first step and every N steps, measure the loss on "

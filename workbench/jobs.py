@@ -7,6 +7,7 @@ JobRunner's worker thread calls it in the background. Both therefore write the s
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -16,11 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.checkpoints import checkpoint_step
 from workbench.config import RunConfig
+from workbench.models import free_memory
 from workbench.store import RunRecord, RunStore
 from workbench.training import RunResult, TrainEvent, run_training
 
 log = logging.getLogger(__name__)
+RESUMABLE = ("stopped", "interrupted", "failed")
 
 
 def resolve_init_adapter(store: RunStore, config: RunConfig) -> RunConfig:
@@ -39,9 +43,17 @@ def resolve_init_adapter(store: RunStore, config: RunConfig) -> RunConfig:
 
 
 def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Callable[[], bool] | None = None,
-                on_event: Callable[[TrainEvent], None] | None = None) -> RunResult:
-    """Train a registered run, writing status, metrics and result to the store as it goes."""
-    store.update_run(run_id, status="running", error="")
+                on_event: Callable[[TrainEvent], None] | None = None, resume: bool = False) -> RunResult:
+    """Train a registered run, writing status, metrics and result to the store as it goes.
+
+    resume: go on from the run's checkpoint; the rows logged after it (by the attempt that was cut short) go.
+    """
+    if resume:
+        step = checkpoint_step(store.run_dir(run_id))
+        if step is None:
+            raise ValueError(f"run {run_id} has no checkpoint to resume from; start it again")
+        store.trim_metrics(run_id, step)
+    store.update_run(run_id, status="running", error="", owner_pid=os.getpid())
 
     def record(event: TrainEvent) -> None:
         if event.kind == "start":
@@ -62,7 +74,8 @@ def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Ca
 
     try:
         config = resolve_init_adapter(store, config)
-        result = run_training(config, store.run_dir(run_id), on_event=record, should_stop=should_stop)
+        result = run_training(config, store.run_dir(run_id), on_event=record, should_stop=should_stop,
+                              resume=resume)
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}".strip()
         store.update_run(run_id, status="failed", error=message[:2000])
@@ -127,6 +140,7 @@ class _Job:
     config: RunConfig
     stop_event: threading.Event = field(default_factory=threading.Event)
     live: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
 
 
 class JobRunner:
@@ -153,6 +167,27 @@ class JobRunner:
             self._order.append(record.run_id)
         self._queue.put(job)
         return record
+
+    def resume(self, run_id: str) -> RunRecord:
+        """Queue a stopped, interrupted or failed SFT run again; it goes on from its last checkpoint."""
+        record = self.store.get_run(run_id)
+        if record.status not in RESUMABLE:
+            raise ValueError(f"run {run_id} is {record.status}; only a run that is {', '.join(RESUMABLE)} can be "
+                             "resumed")
+        config = self.store.load_config(run_id)
+        if config.train.objective == "dpo":
+            raise ValueError(f"run {run_id} is a DPO run; resuming works for SFT runs: start it again")
+        step = checkpoint_step(self.store.run_dir(run_id))
+        if step is None:
+            raise ValueError(f"run {run_id} has no checkpoint: it stopped before it saved one (a stopped run saves "
+                             "one; a running one every train.checkpoint_every steps); start it again")
+        job = _Job(run_id, config, resume=True)
+        with self._lock:
+            self._jobs[run_id] = job
+            self._order.append(run_id)
+            self.store.update_run(run_id, status="queued", error="", owner_pid=os.getpid())
+        self._queue.put(job)
+        return self.store.get_run(run_id)
 
     def stop(self, run_id: str) -> bool:
         """Stop a running run at its next step (it saves what it learned), or cancel a queued one."""
@@ -217,10 +252,11 @@ class JobRunner:
                     live["phase"] = event.values["phase"]
 
             try:
-                execute_run(self.store, job.run_id, job.config, job.stop_event.is_set, on_event)
+                execute_run(self.store, job.run_id, job.config, job.stop_event.is_set, on_event, job.resume)
             except Exception:  # recorded as failed by execute_run; the worker lives on for the next run
                 log.exception("run %s failed", job.run_id)
             finally:
+                free_memory()  # a failed run's model goes now, not whenever the collector gets to it
                 with self._lock:
                     self._current = None
                     self._done.notify_all()

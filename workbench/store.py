@@ -199,6 +199,12 @@ class RunStore:
                 continue
         return rows
 
+    def trim_metrics(self, run_id: str, last_step: int) -> None:
+        """Keep only the rows up to `last_step` (a resumed run logs the steps after its checkpoint again)."""
+        rows = [row for row in self.read_metrics(run_id) if row.get("step", 0) <= last_step]
+        write_atomic(self.run_dir(run_id) / "metrics.jsonl",
+                     "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
     def write_json(self, run_id: str, name: str, payload: Any) -> Path:
         return write_atomic(self.run_dir(run_id) / name, json.dumps(payload, indent=2, ensure_ascii=False))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.adapters import save_trained
+from workbench.checkpoints import load_checkpoint, remove_checkpoint, save_checkpoint
 from workbench.config import RunConfig
 from workbench.forgetting import probe_examples, replay_examples
 from workbench.formatting import IGNORE_INDEX, TokenizedExample, collate, encode_examples
@@ -188,8 +189,13 @@ def run_training(
     output_dir: str | Path,
     on_event: Callable[[TrainEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    resume: bool = False,
 ) -> RunResult:
-    """Train one run to the end (or until should_stop() says so) and save its adapter under output_dir."""
+    """Train one run to the end (or until should_stop() says so) and save its adapter under output_dir.
+
+    A stopped run (and every `train.checkpoint_every` steps, a running one) leaves a checkpoint in output_dir;
+    `resume=True` continues from it with the same optimiser, scheduler, RNG and data order, as if never stopped.
+    """
     import torch
 
     from workbench.models import free_memory, load_model
@@ -203,6 +209,9 @@ def run_training(
     check_runnable(config)
     if config.train.objective == "dpo":  # preference pairs: the DPO loop, same events and result
         from workbench.dpo import run_dpo
+
+        if resume:
+            raise ValueError("resuming works for SFT runs; a DPO run is short: start it again")
 
         return run_dpo(config, output_dir, emit, stop)
     loaded = load_model(config.model, quantize_bits=quantize_bits(config))
@@ -221,19 +230,33 @@ def run_training(
     stream = batches(data.train, cfg.batch_size, cfg.seed)
     start_weights = [p.detach().clone() for p in params] if cfg.l2_to_base else []
     pad_id, every = tokenizer.pad_token_id, (cfg.eval_every, cfg.general_every)
-    emit(TrainEvent("start", 0, total_steps, {
+    counters = {"step": 0, "tokens": 0, "elapsed": 0.0, "train_loss": None, "val_loss": None, "general_start": None}
+    if resume:  # weights, optimiser, scheduler and RNG as they were; the batches it already saw are skipped
+        counters.update(load_checkpoint(output_dir, model, optimizer, scheduler))
+        for _ in range(counters["step"] * cfg.grad_accum):
+            next(stream)
+    emit(TrainEvent("start", counters["step"], total_steps, {
         "trainable_params": trainable, "total_params": total_params, "train_examples": len(data.train),
         "val_examples": len(data.val), "test_examples": len(data.test), "notes": data.notes, "device": device,
-        "replayed_examples": data.replayed, "general_examples": len(data.general),
+        "replayed_examples": data.replayed, "general_examples": len(data.general), "resumed_from": counters["step"],
     }))
-    measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every)  # the starting point of the curves
-    if measured:
-        emit(TrainEvent("eval", 0, total_steps, {**measured, "epoch": 0.0, "tokens": 0}))
-    general_start = general_end = measured.get("general_loss")
+    measured = {}
+    if not resume:  # the starting point of the curves
+        measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every)
+        if measured:
+            emit(TrainEvent("eval", 0, total_steps, {**measured, "epoch": 0.0, "tokens": 0}))
+    general_start = general_end = measured.get("general_loss", counters["general_start"])
 
     model.train()
-    step, tokens, train_loss, val_loss, status = 0, 0, None, measured.get("val_loss"), "completed"
-    loop_start = time.perf_counter()
+    step, tokens, train_loss, status = counters["step"], counters["tokens"], counters["train_loss"], "completed"
+    val_loss = measured.get("val_loss", counters["val_loss"])
+    loop_start = time.perf_counter() - counters["elapsed"]
+
+    def checkpoint() -> None:  # everything resume needs to go on as if never stopped
+        save_checkpoint(output_dir, model, optimizer, scheduler, {
+            "step": step, "tokens": tokens, "elapsed": time.perf_counter() - loop_start, "train_loss": train_loss,
+            "val_loss": val_loss, "general_start": general_start})
+
     while step < total_steps:
         if stop():
             status = "stopped"
@@ -269,7 +292,13 @@ def run_training(
             general_end = measured.get("general_loss", general_end)
             emit(TrainEvent("eval", step, total_steps, {**measured, "epoch": step / steps_per_epoch,
                                                          "tokens": tokens}))
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total_steps:
+            checkpoint()
 
+    if status == "stopped" and step > 0:  # resume continues from here
+        checkpoint()
+    elif status == "completed":
+        remove_checkpoint(output_dir)
     if step > 0:  # the end point: val and probe once more, whatever the intervals
         measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every)
         if measured:
@@ -287,6 +316,6 @@ def run_training(
         general_loss=general_end,
     )
     emit(TrainEvent("end", step, total_steps, result.to_dict()))
-    del model, optimizer, loaded  # free the weights before the next run starts
+    model = optimizer = loaded = None  # free the weights before the next run starts (the cells too)
     free_memory()
     return result

@@ -25,6 +25,9 @@ def build_app(workbench: Workbench) -> gr.Blocks:
     # these. Serve its exports folder (download zips and CSVs), nothing else of it.
     workbench.exports.mkdir(parents=True, exist_ok=True)
     gr.set_static_paths([workbench.exports])
+    # transformers loads its modules lazily, and two threads doing it at once can fail ("cannot import name
+    # AutoModelForCausalLM"): the first page load runs several handlers together. Load them here, once.
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
     with gr.Blocks(title="PEFT Workbench") as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():

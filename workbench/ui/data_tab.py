@@ -67,12 +67,13 @@ def build_data_tab(workbench: Workbench) -> DataTab:
     def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float):
         try:
             view = describe_data(path, val_size, test_size, int(seed or 0))
-            path = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
+            kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
             gr.Warning(str(exc).splitlines()[0])
             return gr.skip(), f"Not used: {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
         frames = [_frame(view.splits[split]) for split in ("train", "val", "test")]
-        return path, view.summary, make_length_histogram(view.lengths, 256), *frames
+        summary = view.summary.replace(f"File: {path}", f"File: {kept}", 1)  # the copy runs use, not the temp file
+        return kept, summary, make_length_histogram(view.lengths, 256), *frames
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float):
         path = upload or f"{SAMPLE_PREFIX}{sample}"

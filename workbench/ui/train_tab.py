@@ -147,6 +147,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     with gr.Row():
         start_btn = gr.Button("Start training", variant="primary")
         stop_btn = gr.Button("Stop", variant="stop")
+        resume_btn = gr.Button("Resume")
     with gr.Accordion("Rank sweep", open=False):
         gr.Markdown("The settings above, once per rank. Runs are named *(run name) · rank N* and queue one after "
                     "another; the Runs tab charts them against rank.")
@@ -227,9 +228,21 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     def on_sweep_queued(run_ids: list[str]):  # show the first run of the sweep in "Run shown"
         return gr.update(choices=_run_choices(workbench), value=run_ids[0] if run_ids else None)
 
-    def on_stop(run_id: str):
+    def on_resume(run_id: str):
+        if not run_id:
+            raise gr.Error("Resume: choose the run to resume in Run shown")
+        try:
+            record = workbench.jobs.resume(run_id)
+        except (ValueError, StoreError) as exc:
+            raise gr.Error(f"Resume: {exc}") from None
+        gr.Info(f"Resuming {record.name} from its last checkpoint.")
+        return gr.update(choices=_run_choices(workbench), value=run_id)
+
+    def on_stop(run_id: str):  # a waiting run is taken out of the queue; a training one stops at its next step
+        waiting = bool(run_id) and workbench.jobs.queue_position(run_id) is not None
         if run_id and workbench.jobs.stop(run_id):
-            gr.Info("Stopping at the next step; the adapter trained so far will be saved.")
+            gr.Info("Cancelled: the run was waiting in the queue and never started." if waiting else
+                    "Stopping at the next step; the adapter and a checkpoint are saved, and Resume goes on from it.")
 
     def on_poll(run_id: str, seen: tuple | None = None):
         if not run_id:
@@ -271,6 +284,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         component.change(on_form_change, form, params_md, api_visibility="private", show_progress="hidden")
     start_btn.click(on_start, form, run_dropdown, api_name="start_run")
     stop_btn.click(on_stop, run_dropdown, None, api_name="stop_run")
+    resume_btn.click(on_resume, run_dropdown, run_dropdown, api_name="resume_run")
     sweep_state = gr.State([])
     sweep_btn.click(on_queue_sweep, [*form, ranks_box, keep_ratio_checkbox], [sweep_md, sweep_state],
                     api_name="queue_sweep").success(on_sweep_queued, sweep_state, run_dropdown,

@@ -1,0 +1,298 @@
+"""The web app in a real headless browser (Playwright + Debian's chromium), clicked through as a person would.
+
+One real app around one real Workbench in a temporary home (launched as in test_ui.py), one browser page for the
+whole flow: upload the bundled sample on the Data tab; start a long run from the Train form, watch the progress
+line and the loss chart update live, stop it; pick the stopped run in Compare and chat with base and adapter side
+by side; fight one blind battle in the Arena and vote. A full-page screenshot is kept after each stage (in
+$WORKBENCH_ARTIFACTS, default tests/artifacts/). Skips when chromium or playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from test_ui import one_thread_app
+
+pytestmark = pytest.mark.slow
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+expect = sync_api.expect
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_FILE = REPO / "workbench" / "samples" / "en_ticket_triage.jsonl"
+ARTIFACTS = Path(os.environ.get("WORKBENCH_ARTIFACTS") or REPO / "tests" / "artifacts")
+RUN_NAME = "browser-run"
+MAX_STEPS = 200  # far more than the test waits for: the run is still training when Stop is pressed
+PROMPT = "Triage this customer message.\n\nI was charged twice for my order #1234."
+BATTLE_PROMPT = "Triage this customer message.\n\nMy parcel arrived damaged and the box was wet."
+LOAD_S = 90  # the first model load (and the one-time conversion of the embedded model) is slow on 2 cores
+STEP_S = 60  # one optimiser step of 1 × 64 tokens takes ~1 s; far longer when the CPU is shared
+ANSWER_S = 120
+
+# Error toasts are collected as they appear (they close by themselves, so a later look could miss one).
+TOAST_WATCH = """
+window.__toasts = [];
+new MutationObserver(() => {
+  for (const el of document.querySelectorAll('[data-testid="toast-body"]')) {
+    if (!el.__seen) { el.__seen = true; window.__toasts.push({cls: String(el.className), text: el.innerText}); }
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
+
+# The train curve's last step in the Loss chart: Gradio draws the plotly figure into a .js-plotly-plot div whose
+# `data` holds the traces (named "<run> · train", "<run> · val", ...).
+LAST_TRAIN_STEP = """
+(block) => {
+  const plot = block.querySelector('.js-plotly-plot');
+  if (!plot || !Array.isArray(plot.data)) return null;
+  const train = plot.data.find(t => String(t.name || '').endsWith('train'));
+  return train && train.x && train.x.length ? Math.max(...train.x) : null;
+}
+"""
+
+PAGE_LOADED = """
+() => {
+  const errors = (window.__toasts || []).filter(t => t.cls.split(/\\s+/).includes('error')).length;
+  const params = document.body.textContent.includes('Trainable parameters:');
+  const report = [...document.querySelectorAll('textarea')].some(t => /Rows read: \\d+/.test(t.value));
+  return Number(params) + Number(report) + errors >= 2;
+}
+"""
+
+
+def _chromium() -> str:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.skip("no chromium for the browser tests: install Debian's with `apt-get install chromium`")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    with one_thread_app(tmp_path_factory.mktemp("browser") / "home") as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    executable = _chromium()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_init_script(TOAST_WATCH)
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(app.url)
+            yield page
+        finally:
+            browser.close()
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def _toasts(page) -> list[dict]:
+    return page.evaluate("window.__toasts || []")
+
+
+def _errors_after(page, seen: int) -> list[str]:
+    return [t["text"] for t in _toasts(page)[seen:] if "error" in t["cls"].split()]
+
+
+def _dismiss_toasts(page) -> None:
+    for close in _visible(page.locator(".toast-close")).all():
+        close.click()
+    expect(_visible(page.locator('[data-testid="toast-body"]'))).to_have_count(0)
+
+
+def _wait_until_done(page, timeout_s: float) -> None:
+    """Every event of the visible tab has finished: no status tracker is showing (pending or streaming)."""
+    expect(_visible(page.locator('[data-testid="status-tracker"]:not(.hide)'))).to_have_count(
+        0, timeout=timeout_s * 1000)
+
+
+def _tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+    expect(page.get_by_role("tab", name=name, exact=True)).to_have_attribute("aria-selected", "true")
+
+
+def _visible(locator):
+    """The one visible match: the Compare and Arena tabs share labels (Prompt, Max new tokens, ...)."""
+    return locator.filter(visible=True)
+
+
+def _set_number(page, label: str, value: float) -> None:
+    """A gr.Number, or the number box beside a gr.Slider, set as typed by hand."""
+    box = _visible(page.get_by_label(label, exact=True).or_(page.get_by_label(f"number input for {label}",
+                                                                               exact=True)))
+    box.fill(str(value))
+    box.press("Tab")  # the value is sent on blur
+    expect(box).to_have_value(str(value))
+
+
+def _block(page, label: str):
+    """A component's block by its label (e.g. a gr.Plot or gr.Chatbot)."""
+    title = page.locator('[data-testid="block-label"]').filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return _visible(page.locator(".block").filter(has=title))
+
+
+def _bot_texts(chatbot) -> list[str]:
+    return chatbot.locator('[data-testid="bot"]').all_inner_texts()
+
+
+def _wait_for_answer(chatbot, timeout_s: float) -> None:
+    expect(chatbot.locator('[data-testid="bot"]').last).to_have_text(re.compile(r"\S"), timeout=timeout_s * 1000)
+
+
+def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
+    from workbench.adapters import has_trained_weights
+
+    # The first page load checks the default sample (Data tab) and sums up the Train form (parameter count): wait
+    # until both are done, each with its result or an error toast. (A tab's content is drawn on its first visit.)
+    _tab(page, "2 · Train")
+    page.wait_for_function(PAGE_LOADED, timeout=LOAD_S * 1000)
+    # Errors while the page first loads are not the flow's; they are kept next to the screenshots.
+    load_errors = _errors_after(page, 0)
+    if load_errors:
+        (ARTIFACTS / "00-page-load-errors.txt").write_text("\n\n".join(load_errors), encoding="utf-8")
+        print("errors on the first page load:", *load_errors, sep="\n")
+    _dismiss_toasts(page)
+    seen = len(_toasts(page))
+
+    # --- 1 · Data: upload the sample file; it is validated and kept under the home's uploads folder.
+    _tab(page, "1 · Data")
+    page.locator('input[type="file"][accept*=".jsonl"]').set_input_files(str(SAMPLE_FILE))
+    # The report's copy button sits inside its <label>, so the textarea has no accessible name: find it by title.
+    report = _visible(page.locator(".block").filter(has=page.locator('[data-testid="block-info"]', has_text=re.compile(
+        r"^\s*Validation report\s*$")))).locator("textarea")
+    expect(report).to_have_value(re.compile(r"good: 160"), timeout=LOAD_S * 1000)
+    expect(report).to_have_value(re.compile(r"bad: 0"))
+    data_path = page.get_by_label("Data used for training")
+    expect(data_path).to_have_value(re.compile(rf"^{re.escape(str(app.home / 'uploads'))}/.+\.jsonl$"))
+    uploaded = Path(data_path.input_value())
+    assert uploaded.read_bytes() == SAMPLE_FILE.read_bytes()
+    expect(_block(page, "Token lengths").locator(".js-plotly-plot")).to_be_visible()
+    assert _errors_after(page, seen) == []
+    _shot(page, "01-data.png")
+
+    # --- 2 · Train: a long run on the upload, with the probe and test scoring off; watch it, then stop it.
+    _tab(page, "2 · Train")
+    _visible(page.get_by_label("Run name", exact=True)).fill(RUN_NAME)
+    _set_number(page, "Max steps", MAX_STEPS)
+    _set_number(page, "Batch size", 1)
+    _set_number(page, "Max seq len", 64)
+    page.get_by_text("Forgetting: probe and mitigations", exact=True).click()
+    _set_number(page, "Probe every N steps", 0)
+    page.get_by_text("After training", exact=True).click()
+    score_test = _visible(page.get_by_role("checkbox", name="Score the test split after training"))
+    score_test.uncheck()
+    expect(score_test).not_to_be_checked()
+    page.get_by_role("button", name="Start training", exact=True).click()
+
+    progress = _visible(page.locator(".html-container").filter(has_text=re.compile(r"step \d+ / ")))
+    expect(progress).to_contain_text(re.compile(rf"running · step ([2-9]|\d\d+) / {MAX_STEPS}"),
+                                     timeout=(LOAD_S + 2 * STEP_S) * 1000)
+    loss = _block(page, "Loss")
+    expect(loss.locator(".js-plotly-plot")).to_be_visible()
+    runs = app.workbench.store.list_runs()
+    assert len(runs) == 1, runs
+    run_id = runs[0].run_id
+    assert runs[0].name == RUN_NAME
+    # What the browser typed is what the run trains with.
+    config = app.workbench.store.load_config(run_id)
+    assert (config.train.max_steps, config.train.batch_size, config.train.max_seq_len) == (MAX_STEPS, 1, 64)
+    assert config.train.general_every == 0 and config.train.eval_test is False
+    assert config.data.path == str(uploaded)
+    expect(_visible(page.get_by_label("Run shown"))).to_have_value(re.compile(re.escape(RUN_NAME)))
+
+    # The chart follows the run: its train curve grows past the step it showed a moment ago.
+    page.wait_for_function(f"(block) => ({LAST_TRAIN_STEP})(block) >= 2", arg=loss.element_handle(),
+                           timeout=STEP_S * 1000)
+    shown = loss.evaluate(LAST_TRAIN_STEP)
+    shown_step = int(re.search(r"step (\d+) /", progress.inner_text()).group(1))
+    _shot(page, "02-training.png")
+    page.wait_for_function(f"([block, seen]) => ({LAST_TRAIN_STEP})(block) > seen",
+                           arg=[loss.element_handle(), shown], timeout=STEP_S * 1000)
+    expect(progress).not_to_contain_text(f"step {shown_step} /", timeout=STEP_S * 1000)
+    assert _errors_after(page, seen) == []
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(progress).to_contain_text(re.compile(rf"stopped · step \d+ / {MAX_STEPS}"), timeout=STEP_S * 1000)
+    assert any("Stopping at the next step" in t["text"] for t in _toasts(page)[seen:]), _toasts(page)
+    stopped_step = int(re.search(r"step (\d+) /", progress.inner_text()).group(1))
+    assert shown_step < stopped_step < MAX_STEPS
+    record = app.workbench.store.get_run(run_id)
+    assert record.status == "stopped" and record.steps == stopped_step, record
+    adapter = app.workbench.store.adapter_dir(run_id)
+    assert adapter.is_dir() and has_trained_weights(adapter), sorted(p.name for p in adapter.parent.rglob("*"))
+    page.wait_for_function(f"([block, step]) => ({LAST_TRAIN_STEP})(block) === step",
+                           arg=[loss.element_handle(), stopped_step], timeout=15_000)
+    assert _errors_after(page, seen) == []
+    _shot(page, "03-stopped.png")
+
+    # --- 3 · Compare: the stopped run on side 2; base and adapter answer the same prompt side by side.
+    _tab(page, "3 · Compare")
+    side_2 = _visible(page.get_by_label("Side 2", exact=True))
+    side_2.click()  # focusing the dropdown refreshes its runs
+    side_2.fill(RUN_NAME)
+    option = page.get_by_role("option", name=re.compile(rf"^{re.escape(RUN_NAME)} · lora · {stopped_step} steps"))
+    option.click()
+    expect(side_2).to_have_value(re.compile(re.escape(RUN_NAME)))
+    base_pane = _block(page, "Side 1 · base model")
+    run_pane = _block(page, f"Side 2 · {RUN_NAME} · {run_id.rsplit('-', 1)[-1]}")
+    expect(run_pane).to_be_visible()
+    _set_number(page, "Max new tokens", 16)
+    prompt = _visible(page.get_by_label("Prompt", exact=True))
+    prompt.fill(PROMPT)
+    _visible(page.get_by_role("button", name="Send", exact=True)).click()
+    for pane in (base_pane, run_pane):
+        _wait_for_answer(pane, LOAD_S + ANSWER_S)
+    _wait_until_done(page, ANSWER_S)  # the answers stream in; wait for the last token
+    expect(prompt).to_have_value("")  # cleared for the next turn
+    for pane in (base_pane, run_pane):
+        expect(pane.locator('[data-testid="user"]')).to_contain_text("charged twice")
+        texts = _bot_texts(pane)
+        assert len(texts) == 1 and texts[0].strip(), texts
+    stats = _visible(page.get_by_text(re.compile(r"^\s*\d+ tokens · first token .* tok/s")))
+    expect(stats).to_have_count(2)
+    for line in stats.all_inner_texts():
+        assert 1 <= int(re.match(r"\s*(\d+) tokens", line).group(1)) <= 16, line
+    assert _errors_after(page, seen) == []
+    _shot(page, "04-compare.png")
+
+    # --- 5 · Arena: base vs base + few-shot (the default candidates), one blind battle and one vote.
+    _tab(page, "5 · Arena")
+    candidates = _visible(page.locator(".block").filter(has=page.get_by_label("Candidates", exact=True)))
+    expect(candidates).to_contain_text("Base model")
+    expect(candidates).to_contain_text("Base + few-shot")
+    _set_number(page, "Max new tokens", 16)
+    _visible(page.get_by_label("Prompt", exact=True)).fill(BATTLE_PROMPT)
+    page.get_by_role("button", name="New battle", exact=True).click()
+    model_a, model_b = _block(page, "Model A"), _block(page, "Model B")
+    status = _visible(page.get_by_text(re.compile(r"Both answered|Model A and Model B are answering")))
+    expect(status).to_contain_text("Both answered", timeout=(LOAD_S + ANSWER_S) * 1000)
+    for pane in (model_a, model_b):
+        texts = _bot_texts(pane)
+        assert len(texts) == 1 and texts[0].strip(), texts
+    assert "Model A was" not in status.inner_text()  # no names before the vote
+    assert app.workbench.votes.count() == 0
+    page.get_by_role("button", name="A better", exact=True).click()
+    reveal = _visible(page.get_by_text(re.compile(r"Model A was")))
+    expect(reveal).to_contain_text(re.compile(r"You voted A is better\. Model A was (base|base \+ \d-shot) · "
+                                              r"Model B was (base|base \+ \d-shot)"), timeout=30_000)
+    assert app.workbench.votes.count() == 1
+    vote = app.workbench.votes.list()[0]
+    assert vote.choice == "left" and vote.prompt == BATTLE_PROMPT
+    assert {vote.left_model, vote.right_model} == {"base", "base + 3-shot"}
+    _wait_until_done(page, 30)  # the leaderboard is redrawn after the vote
+    expect(_visible(page.get_by_text(re.compile(r"^\s*1 vote between 2 models")))).to_be_visible()
+    assert _errors_after(page, seen) == []
+    _shot(page, "05-arena.png")

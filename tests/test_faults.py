@@ -1,0 +1,190 @@
+"""Faults on the real model and store: stop and resume exactly, stops at random steps, SIGKILL mid-run, an exception
+in training, and memory given back.
+
+`WORKBENCH_FAULT_ROUNDS` sets how many random stops the stop test makes (default 5; the report uses 20):
+
+    WORKBENCH_FAULT_ROUNDS=20 .venv/bin/python -m pytest tests/test_faults.py -k random_steps
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from workbench.checkpoints import checkpoint_dir
+from workbench.jobs import JobRunner, execute_run
+from workbench.models import free_memory
+from workbench.store import RunStore
+from workbench.training import run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUNDS = int(os.environ.get("WORKBENCH_FAULT_ROUNDS", "5"))
+
+
+def _short(tiny_config, **overrides):
+    """Shorter still than tiny_config: batch 1, 64 tokens, no validation, no checkpoints unless asked."""
+    return tiny_config(**{"train.batch_size": 1, "train.max_seq_len": 64, "train.eval_every": 0,
+                          "data.val_size": 0, "data.test_size": 0, "train.checkpoint_every": 0, **overrides})
+
+
+def _stop_after(step: int):
+    seen = {"step": 0}
+
+    def on_event(event):
+        if event.kind == "step":
+            seen["step"] = event.step
+
+    return on_event, lambda: seen["step"] >= step
+
+
+def test_a_stopped_run_resumes_exactly_where_it_stopped(tmp_path, tiny_config):
+    config = tiny_config(**{"train.max_steps": 4, "train.eval_every": 0, "train.checkpoint_every": 0})
+    straight_losses: dict[int, float] = {}
+    straight = run_training(config, tmp_path / "straight", on_event=lambda e: e.kind == "step" and
+                            straight_losses.__setitem__(e.step, e.values["train_loss"]))
+
+    on_event, should_stop = _stop_after(2)
+    stopped = run_training(config, tmp_path / "cut", on_event=on_event, should_stop=should_stop)
+    assert (stopped.status, stopped.steps) == ("stopped", 2)
+    assert checkpoint_dir(tmp_path / "cut") is not None
+    resumed_losses: dict[int, float] = {}
+    events = []
+
+    def record(event):
+        events.append(event)
+        if event.kind == "step":
+            resumed_losses[event.step] = event.values["train_loss"]
+
+    resumed = run_training(config, tmp_path / "cut", on_event=record, resume=True)
+    assert (resumed.status, resumed.steps) == ("completed", 4)
+    assert events[0].kind == "start" and events[0].values["resumed_from"] == 2
+    assert sorted(resumed_losses) == [3, 4]  # the step count goes on; steps 1-2 are not trained again
+    for step in (3, 4):  # same optimiser moments, scheduler, RNG and batches: the same losses as never stopped
+        assert resumed_losses[step] == pytest.approx(straight_losses[step], rel=1e-4)
+    assert resumed.tokens == straight.tokens
+    a = load_file(Path(straight.adapter_path) / "adapter_model.safetensors")
+    b = load_file(Path(resumed.adapter_path) / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert checkpoint_dir(tmp_path / "cut") is None  # a completed run keeps no checkpoint
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run_training(config, tmp_path / "never-ran", resume=True)
+
+
+def test_stops_at_random_steps_always_leave_an_adapter_that_loads(home, tiny_config):
+    from workbench.chat import ChatEngine, SamplingConfig, Side
+    from workbench.config import ModelConfig
+
+    rng, store = random.Random(7), RunStore(home / "runs")
+    engine = ChatEngine(ModelConfig())
+    for round_ in range(ROUNDS):
+        target = rng.randint(1, 4)
+        config = _short(tiny_config, **{"train.max_steps": 6, "train.seed": round_})
+        record = store.create_run(config)
+        on_event, should_stop = _stop_after(target)
+        result = execute_run(store, record.run_id, config, should_stop=should_stop, on_event=on_event)
+        assert (result.status, result.steps) == ("stopped", target), f"round {round_}"
+        engine.ensure_adapter(record.run_id, store.adapter_dir(record.run_id))  # a whole adapter, or this fails
+        answer = engine.answer(Side(record.run_id, record.run_id), [{"role": "user", "content": "Hi"}],
+                               SamplingConfig(temperature=0.0, max_new_tokens=2))
+        assert answer.done
+        assert store.get_run(record.run_id).status == "stopped" and store.read_metrics(record.run_id)
+    assert store.integrity_ok()
+
+
+KILLED_APP = """
+import sys, time
+from workbench.context import Workbench
+from workbench.config import RunConfig
+home = sys.argv[1]
+config = RunConfig().with_overrides({"train.max_steps": 6, "train.batch_size": 1, "train.max_seq_len": 64,
+    "train.eval_every": 0, "train.general_every": 0, "train.eval_test": False, "data.val_size": 0,
+    "data.test_size": 0, "train.checkpoint_every": 1, "train.learning_rate": 0.002})
+record = Workbench(home).jobs.submit(config)
+print(record.run_id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_sigkill_while_training_then_restart_shows_it_interrupted_and_it_resumes(home):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    app = subprocess.Popen([sys.executable, "-c", KILLED_APP, str(home)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           text=True)
+    try:
+        run_id = app.stdout.readline().strip()
+        store = RunStore(home / "runs")
+        deadline = time.monotonic() + 300
+        while checkpoint_dir(store.run_dir(run_id)) is None or len(store.read_metrics(run_id)) < 2:
+            assert app.poll() is None and time.monotonic() < deadline, "the app never reached step 2"
+            time.sleep(0.2)
+    finally:
+        os.kill(app.pid, signal.SIGKILL)
+        app.wait(timeout=60)
+    assert app.returncode == -signal.SIGKILL
+
+    runner = JobRunner(RunStore(home / "runs"))  # the app starting again
+    record = runner.store.get_run(run_id)
+    assert record.status == "interrupted" and "stopped before the run finished" in record.error
+    assert runner.store.integrity_ok()
+    logged = [row["step"] for row in runner.store.read_metrics(run_id)]
+    assert logged and logged == sorted(logged) and logged[-1] >= 2  # metrics up to the last flush
+    runner.resume(run_id)
+    done = runner.wait(run_id, timeout=300)
+    assert done.status == "completed" and done.step == 6
+    steps = [row["step"] for row in runner.store.read_metrics(run_id) if "train_loss" in row]
+    assert steps == list(range(1, 7))  # each step once: the rows after the checkpoint were logged again
+    assert json.loads((runner.store.run_dir(run_id) / "result.json").read_text())["steps"] == 6
+    with pytest.raises(ValueError, match="only a run that is stopped, interrupted, failed"):
+        runner.resume(run_id)
+    runner.shutdown()
+
+
+def _rss_mb() -> float:
+    free_memory()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def test_an_exception_in_training_fails_the_run_frees_its_memory_and_the_next_run_works(home, tiny_config):
+    store = RunStore(home / "runs")
+    config = _short(tiny_config, **{"train.max_steps": 3})
+    warm = store.create_run(config)
+    execute_run(store, warm.run_id, config)  # libraries loaded and caches warm: what stays is the baseline
+    before = _rss_mb()
+
+    def out_of_memory(event):
+        if event.kind == "step":
+            raise MemoryError("simulated: CPU out of memory at step 1")
+
+    failed = store.create_run(config)
+    with pytest.raises(MemoryError):
+        execute_run(store, failed.run_id, config, on_event=out_of_memory)
+    record = store.get_run(failed.run_id)
+    assert record.status == "failed" and "MemoryError: simulated" in record.error
+    assert "Traceback" in store.read_json(failed.run_id, "error.json")["traceback"]
+    assert _rss_mb() - before < 200, "the failed run's model (~540 MB) was not freed"
+    ok = store.create_run(config)
+    assert execute_run(store, ok.run_id, config).status == "completed"
+
+
+def test_unloading_the_chat_model_gives_its_memory_back():
+    from workbench.chat import ChatEngine, SamplingConfig, Side
+    from workbench.config import ModelConfig
+
+    before = _rss_mb()
+    engine = ChatEngine(ModelConfig())
+    engine.answer(Side("base"), [{"role": "user", "content": "Hi"}], SamplingConfig(temperature=0.0,
+                                                                                   max_new_tokens=2))
+    loaded = _rss_mb()
+    assert loaded - before > 300  # the weights (~540 MB in float32) are in memory
+    engine.unload()
+    assert _rss_mb() - before < 0.3 * (loaded - before), "unload kept most of the model's memory"

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import threading
+from pathlib import Path
 
 from workbench.models import workbench_home
 
@@ -16,7 +17,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--home", default=None, help="where runs and uploads are kept (default: $WORKBENCH_HOME)")
     parser.add_argument("--auth", default=None, help="require a login: USER:PASSWORD")
+    parser.add_argument("--auth-file", default=None,
+                        help="require a login: a file of accounts, one USER:PASSWORD per line (# starts a comment)")
     return parser.parse_args(argv)
+
+
+def read_accounts(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | None:
+    """The accounts that may log in (None: no login), from --auth and --auth-file; raises ValueError naming the
+    bad entry."""
+    entries = [("--auth", auth)] if auth else []
+    if auth_file:
+        try:
+            lines = Path(auth_file).expanduser().read_text(encoding="utf-8").splitlines()
+        except OSError as err:
+            raise ValueError(f"--auth-file {auth_file}: cannot read it ({err.strerror})") from None
+        entries += [(f"{auth_file} line {n}", line.strip()) for n, line in enumerate(lines, 1)
+                    if line.strip() and not line.lstrip().startswith("#")]
+        if not any(where != "--auth" for where, _ in entries):
+            raise ValueError(f"--auth-file {auth_file}: no accounts in it; write one USER:PASSWORD per line")
+    accounts = []
+    for where, entry in entries:
+        user, _, password = entry.partition(":")
+        if not user.strip() or not password:
+            raise ValueError(f"{where}: {'an entry' if where != '--auth' else 'the value'} must look like "
+                             "USER:PASSWORD")
+        accounts.append((user.strip(), password))
+    return accounts or None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,12 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach this address can train and chat",
               file=sys.stderr)
-    auth = None
-    if args.auth:
-        user, _, password = args.auth.partition(":")
-        if not user or not password:
-            sys.exit("error: --auth must look like USER:PASSWORD")
-        auth = (user, password)
+    try:
+        auth = read_accounts(args.auth, args.auth_file)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     workbench = Workbench(args.home or workbench_home())
     demo = build_app(workbench)  # first: it loads transformers' modules in this thread (see build_app)
     # Warm the default tokenizer (and the one-time model conversion) while the first page loads.

@@ -38,8 +38,10 @@ def _assert_adapter_files(adapter: Path) -> None:
 
 def test_cli_train_prints_json_last_and_saves_a_loadable_adapter(tmp_path, home):
     out = tmp_path / "runs"
+    # The preset probes forgetting and scores the test split; --set turns both off (they have their own tests).
     proc = _cli("train", "--preset", "presets/classroom-lora.yaml", "--max-steps", "2", "--output-dir", str(out),
-                "--rank", "4", "--quiet", env_home=home)
+                "--rank", "4", "--quiet", "--set", "train.eval_test=false", "--set", "train.general_every=0",
+                "--set", "train.max_seq_len=128", env_home=home)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"run_id", "adapter_path", "train_loss", "steps", "seconds"} <= set(summary)
@@ -50,6 +52,8 @@ def test_cli_train_prints_json_last_and_saves_a_loadable_adapter(tmp_path, home)
     store = RunStore(out)
     record = store.get_run(summary["run_id"])
     assert record.status == "completed" and record.steps == 2
+    saved = store.load_config(record.run_id)
+    assert (saved.train.eval_test, saved.train.general_every, saved.train.max_seq_len) == (False, 0, 128)
     assert [row["step"] for row in store.read_metrics(record.run_id) if "train_loss" in row] == [1, 2]
 
     from peft import PeftModel
@@ -64,6 +68,8 @@ def test_cli_reports_bad_settings_in_one_line(home):
     assert proc.returncode == 2
     assert "method.rank" in proc.stderr and "between 1 and 256" in proc.stderr
     assert "Traceback" not in proc.stderr
+    proc = _cli("train", "--set", "train.eval_everyy=3", env_home=home)
+    assert proc.returncode == 2 and "eval_everyy" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_data_check_cli_exit_codes_and_report(tmp_path, home):

@@ -37,7 +37,9 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from workbench.config import RunConfig, load_preset
+    import yaml
+
+    from workbench.config import ConfigError, RunConfig, load_preset
     from workbench.store import RunStore, default_store
 
     store = RunStore(args.output_dir) if args.output_dir else default_store()
@@ -53,6 +55,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["train.max_steps"] = args.max_steps
     if args.name:
         overrides["name"] = args.name
+    for item in args.set or []:  # any config key: --set train.eval_test=false --set data.val_size=0.2
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set train.eval_every=20")
+        overrides[key.strip()] = yaml.safe_load(value) if value.strip() else ""
     config = config.with_overrides(overrides)
     record = store.create_run(config)
     return _train(store, record.run_id, config, args)
@@ -238,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, knob in KNOBS.items():
         kind = str if knob.choices else type(knob.default)
         train.add_argument(f"--{name}", type=kind, default=None, help=knob.help)
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override any setting of the run, e.g. --set train.eval_test=false (repeatable)")
     train.add_argument("--resume", metavar="RUN_ID", help="go on with a stopped, interrupted or failed run from its "
                        "last checkpoint (its own settings; the other options are ignored)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,71 @@
+"""Logins, what the server binds to, and names and paths that try to leave the data folder, on the real app."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+from test_ui import CALL_TIMEOUT_S, _free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app import parse_args, read_accounts  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_defaults_bind_this_machine_only_with_no_login():
+    args = parse_args([])
+    assert args.host == "127.0.0.1" and read_accounts(args.auth, args.auth_file) is None
+
+
+def test_accounts_come_from_the_flag_and_a_file_and_bad_entries_are_named(tmp_path):
+    accounts = tmp_path / "accounts.txt"
+    accounts.write_text("# teachers\nkim:s3cret\n\n lee : pa:ss \n", encoding="utf-8")
+    assert read_accounts("admin:pw", str(accounts)) == [("admin", "pw"), ("kim", "s3cret"), ("lee", " pa:ss")]
+    with pytest.raises(ValueError, match="--auth: the value must look like USER:PASSWORD"):
+        read_accounts("nopassword", None)
+    accounts.write_text("kim:s3cret\nbroken\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="accounts.txt line 2: an entry must look like USER:PASSWORD"):
+        read_accounts(None, str(accounts))
+    accounts.write_text("# nothing\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no accounts in it"):
+        read_accounts(None, str(accounts))
+    with pytest.raises(ValueError, match="cannot read it"):
+        read_accounts(None, str(tmp_path / "missing.txt"))
+
+
+def test_a_login_keeps_out_whoever_has_no_account_and_names_never_leave_the_home(tmp_path):
+    import requests
+    from gradio_client.exceptions import AppError
+
+    from workbench.config import RunConfig
+    from workbench.context import Workbench
+    from workbench.ui.app import build_app
+
+    workbench = Workbench(tmp_path / "home")
+    demo = build_app(workbench)
+    port = _free_port()
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                        auth=[("kim", "s3cret")])
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        assert requests.get(f"{url}config", timeout=30).status_code in (401, 403)  # nothing without a login
+        with pytest.raises(Exception):  # noqa: B017 - the client cannot even read the API without a login
+            Client(url, verbose=False, auth=("kim", "wrong"))
+        client = Client(url, verbose=False, auth=("kim", "s3cret"))
+        for bad in ("../../etc/passwd", "/etc", "..", "20260101-120000-lora-1a2b3c/../../x"):
+            with pytest.raises(AppError, match="invalid run id"):
+                client.submit(bad, api_name="/poll_run").result(timeout=CALL_TIMEOUT_S)
+        with pytest.raises(AppError):
+            client.submit("../../etc", api_name="/export_zip").result(timeout=CALL_TIMEOUT_S)
+        record = workbench.store.create_run(RunConfig(name="../../escape"))
+        assert workbench.store.run_dir(record.run_id).parent == workbench.store.root  # the name is not a path
+        assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+        client.close()
+    finally:
+        demo.close()
+        workbench.close()

@@ -88,6 +88,55 @@ def timed(engine, sides, sampling, batched: bool, repeats: int) -> tuple[float, 
     return best, answers, tokens
 
 
+def against_generate(engine, sampling, repeats: int) -> dict:
+    """One side on the Compare path vs a raw `model.generate` on the same prompts: time to first token and
+    tokens/s (best of `repeats`), greedy, with the answers checked to be the same."""
+    import torch
+
+    from workbench.chat import Side
+    from workbench.formatting import encode_prompt
+
+    model, tokenizer = engine.loaded.model, engine.loaded.tokenizer
+
+    class FirstToken:  # a generate() streamer: put() gets the prompt first, then each new token
+        def __init__(self) -> None:
+            self.calls, self.first = 0, None
+
+        def put(self, value) -> None:
+            self.calls += 1
+            if self.calls == 2 and self.first is None:
+                self.first = time.perf_counter()
+
+        def end(self) -> None:
+            pass
+
+    sums = {"raw": [float("inf"), float("inf")], "ours": [float("inf"), float("inf")]}
+    for _ in range(repeats):
+        raw_ttft = raw_s = ours_ttft = ours_s = 0.0
+        new_tokens = 0
+        for prompt in PROMPTS:
+            history = [{"role": "user", "content": prompt}]
+            ids = torch.tensor([encode_prompt(history, tokenizer)])
+            streamer, started = FirstToken(), time.perf_counter()
+            with torch.inference_mode():
+                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=sampling.max_new_tokens, streamer=streamer, temperature=None,
+                                     top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+            raw_s += time.perf_counter() - started
+            raw_ttft += streamer.first - started
+            raw_new = [t for t in out[0, ids.shape[1]:].tolist() if t != tokenizer.eos_token_id]
+            started = time.perf_counter()
+            state = engine.answer(Side("base"), history, sampling)
+            ours_s += time.perf_counter() - started
+            ours_ttft += state.ttft
+            assert state.token_ids == raw_new[:len(state.token_ids)], "the Compare path answers differently"
+            new_tokens += state.new_tokens
+        sums["raw"] = [min(sums["raw"][0], raw_ttft / len(PROMPTS)), min(sums["raw"][1], raw_s)]
+        sums["ours"] = [min(sums["ours"][0], ours_ttft / len(PROMPTS)), min(sums["ours"][1], ours_s)]
+    return {"tokens": new_tokens, "raw_ttft_s": sums["raw"][0], "ours_ttft_s": sums["ours"][0],
+            "raw_tokens_per_s": new_tokens / sums["raw"][1], "ours_tokens_per_s": new_tokens / sums["ours"][1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=48, help="max new tokens per answer")
@@ -110,6 +159,11 @@ def main() -> None:
         timed(engine, [Side("base")], sampling, True, 1)  # the base alone, loaded and warm: one model's memory
         free_memory()
         one_model = rss_mb()
+        single = against_generate(engine, sampling, args.repeats)
+        chat_ratio = single["ours_tokens_per_s"] / single["raw_tokens_per_s"]
+        print(f"1 side vs model.generate: first token {single['ours_ttft_s'] * 1000:.0f} ms vs "
+              f"{single['raw_ttft_s'] * 1000:.0f} ms · {single['ours_tokens_per_s']:.1f} vs "
+              f"{single['raw_tokens_per_s']:.1f} tok/s · ×{chat_ratio:.2f}")
         for index, path in enumerate(adapters):
             engine.ensure_adapter(f"lora{index}", path)
         shots = few_shot_turns("sample:en_ticket_triage", 3, seed=0)
@@ -133,7 +187,10 @@ def main() -> None:
           f"MB (×{four_way_peak / one_model:.3f}) · after it {four_way:.0f} MB (×{four_way / one_model:.3f})")
     print(json.dumps({"ratio_2": round(results[2]["ratio"], 3), "ratio_4": round(results[4]["ratio"], 3),
                       "memory_ratio": round(four_way_peak / one_model, 3),
-                      "memory_ratio_after": round(four_way / one_model, 3), "threads": torch.get_num_threads(),
+                      "memory_ratio_after": round(four_way / one_model, 3),
+                      "chat_ratio": round(chat_ratio, 3),
+                      "ttft_ratio": round(single["raw_ttft_s"] / single["ours_ttft_s"], 3), "single_side": single,
+                      "threads": torch.get_num_threads(),
                       "max_new_tokens": args.tokens, "results": results}))
 
 

@@ -1,7 +1,7 @@
 """Faults on the real model and store: stop and resume exactly, stops at random steps, SIGKILL mid-run, an exception
 in training, and memory given back.
 
-`WORKBENCH_FAULT_ROUNDS` sets how many random stops the stop test makes (default 5; the report uses 20):
+`WORKBENCH_FAULT_ROUNDS` sets how many random stops the stop test makes (default 3; the report uses 20):
 
     WORKBENCH_FAULT_ROUNDS=20 .venv/bin/python -m pytest tests/test_faults.py -k random_steps
 """
@@ -29,7 +29,7 @@ from workbench.store import RunStore
 from workbench.training import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
-ROUNDS = int(os.environ.get("WORKBENCH_FAULT_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("WORKBENCH_FAULT_ROUNDS", "3"))
 
 
 def _short(tiny_config, **overrides):
@@ -49,7 +49,7 @@ def _stop_after(step: int):
 
 
 def test_a_stopped_run_resumes_exactly_where_it_stopped(tmp_path, tiny_config):
-    config = tiny_config(**{"train.max_steps": 4, "train.eval_every": 0, "train.checkpoint_every": 0})
+    config = _short(tiny_config, **{"train.max_steps": 4, "train.batch_size": 2})
     straight_losses: dict[int, float] = {}
     straight = run_training(config, tmp_path / "straight", on_event=lambda e: e.kind == "step" and
                             straight_losses.__setitem__(e.step, e.values["train_loss"]))

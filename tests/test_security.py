@@ -9,6 +9,8 @@ import pytest
 from gradio_client import Client
 from test_ui import CALL_TIMEOUT_S, _free_port
 
+from workbench.store import RunStore
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -69,3 +71,19 @@ def test_a_login_keeps_out_whoever_has_no_account_and_names_never_leave_the_home
     finally:
         demo.close()
         workbench.close()
+
+
+def test_a_pickled_adapter_is_never_loaded(tmp_path):
+    from workbench.chat import ChatEngine
+    from workbench.config import ModelConfig, RunConfig
+    from workbench.jobs import resolve_init_adapter
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text('{"peft_type": "LORA"}', encoding="utf-8")
+    (folder / "adapter_model.bin").write_bytes(b"not safetensors: a pickle could run code when loaded")
+    with pytest.raises(ValueError, match=r"\.bin files are not read"):
+        resolve_init_adapter(RunStore(tmp_path / "runs"),
+                             RunConfig().with_overrides({"train.init_adapter": str(folder)}))
+    with pytest.raises(FileNotFoundError, match="no trained weights"):
+        ChatEngine(ModelConfig()).ensure_adapter("pickled", folder)

@@ -126,7 +126,7 @@ def _form(app: App, **by_label: Any) -> dict[str, Any]:
 def _tiny_run_form(app: App, **changes: Any) -> dict[str, Any]:
     fields = {"Base model": "embedded", "Method": "lora", "Rank r": 4, "Max steps": 3, "Batch size": 2,
               "Max seq len": 128, "Eval every": 2, "Data used for training": SAMPLE_PATH,
-              "Validation share": 0.1, "Test share": 0.1, "Split seed": 0, "Run name": "",
+              "Validation share": 0.05, "Test share": 0.05, "Split seed": 0, "Run name": "",
               # Probe and test-split scoring have their own UI tests (test_ui_eval.py); off to keep this run short.
               "Probe every N steps": 0, "Score the test split after training": False}
     return _form(app, **{**fields, **changes})

@@ -165,7 +165,8 @@ def test_forgetting_probe_compares_each_run_with_the_base(app, run_id):
 def test_rank_sweep_queues_one_run_per_rank_and_charts_them(app, run_id):
     form = _kwargs(app, "/queue_sweep", **{
         "Base model": "embedded", "Method": "lora", "Max steps": 1, "Batch size": 2, "Max seq len": 128,
-        "Probe every N steps": 0, "Score the test split after training": False, "Run name": SWEEP_NAME,
+        "Validation share": 0.03, "Test share": 0.03, "Probe every N steps": 0,
+        "Score the test split after training": False, "Run name": SWEEP_NAME,
         "Ranks": "2, 4", "Keep alpha/rank": True})
     listing = _call(app, "/queue_sweep", **form)
     runs = {r.name: r.run_id for r in app.workbench.store.list_runs()}

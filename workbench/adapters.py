@@ -18,7 +18,8 @@ MANIFEST_FILE = "workbench_adapter.json"
 
 
 def is_peft_adapter(path: str | Path) -> bool:
-    return (Path(path) / "adapter_config.json").is_file()
+    """A PEFT adapter folder with safetensors weights (a pickled adapter_model.bin is never loaded)."""
+    return (Path(path) / "adapter_config.json").is_file() and (Path(path) / "adapter_model.safetensors").is_file()
 
 
 def is_weights_adapter(path: str | Path) -> bool:

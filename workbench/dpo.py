@@ -112,8 +112,9 @@ def load_policy(model: Any, config: RunConfig, init_adapter: str) -> Any:
 
 def check_init_adapter(path: Path) -> None:
     if not is_peft_adapter(path):
-        raise ValueError(f"train.init_adapter {str(path)!r} is not a PEFT adapter folder (no adapter_config.json); "
-                         "give a run's adapter/ folder, or leave it empty to start a new adapter")
+        raise ValueError(f"train.init_adapter {str(path)!r} is not a PEFT adapter folder (it needs "
+                         "adapter_config.json and adapter_model.safetensors); give a run's adapter/ folder, or leave "
+                         "it empty to start a new adapter")
     peft_type = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type")
     if peft_type != "LORA":
         raise ValueError(f"train.init_adapter {str(path)!r} is a {peft_type} adapter; DPO continues LoRA-family "

@@ -38,7 +38,7 @@ def resolve_init_adapter(store: RunStore, config: RunConfig) -> RunConfig:
     path = store.adapter_dir(value) if RUN_ID_RE.fullmatch(value) else Path(value).expanduser()
     if not is_peft_adapter(path):
         raise ValueError(f"train.init_adapter {value!r}: no PEFT adapter at {path}; give a finished run's id or an "
-                         "adapter folder (with adapter_config.json)")
+                         "adapter folder (adapter_config.json and adapter_model.safetensors; .bin files are not read)")
     return config.with_overrides({"train.init_adapter": str(path)})
 
 

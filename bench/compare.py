@@ -22,37 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.memory import PeakRss, rss_mb  # noqa: E402
+
 PROMPTS = ["Triage this customer message.\n\nI was charged twice for my order and nobody answers my emails.",
            "다음 리뷰의 감정과 주제를 분류하세요.\n\n배송은 빨랐는데 포장이 엉망이었어요.",
            "Write one sentence about why the sky is blue."]
-
-
-def rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
-
-
-class PeakRss:
-    """The highest resident memory seen while the block runs (sampled every 10 ms in a thread)."""
-
-    def __enter__(self) -> PeakRss:
-        import threading
-
-        self.peak, self._stop = rss_mb(), threading.Event()
-
-        def sample() -> None:
-            while not self._stop.wait(0.01):
-                self.peak = max(self.peak, rss_mb())
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb())
 
 
 def train_adapters(folder: Path) -> list[str]:

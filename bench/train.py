@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -25,31 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-class PeakRss:
-    """The highest resident memory of this process while the block runs (sampled every 20 ms)."""
-
-    def __enter__(self) -> PeakRss:
-        import psutil
-
-        self._process, self._stop = psutil.Process(), threading.Event()
-        self.peak = self._process.memory_info().rss
-
-        def sample() -> None:
-            while not self._stop.wait(0.02):
-                self.peak = max(self.peak, self._process.memory_info().rss)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def mb(self) -> float:
-        return self.peak / 2**20
+from bench.memory import PeakRss  # noqa: E402
 
 
 def ordered_batches(config, tokenizer, steps: int) -> list[list]:
@@ -151,7 +126,7 @@ def main() -> None:
             free_memory()
             with PeakRss() as peak:
                 result = run()
-            result["peak_mb"] = peak.mb
+            result["peak_mb"] = peak.peak
             result["tokens_per_s"] = result["tokens"] / result["seconds"]
             if side not in best or result["seconds"] < best[side]["seconds"]:
                 best[side] = result

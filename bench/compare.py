@@ -1,13 +1,23 @@
-"""Compare sides batched in one forward pass vs the same sides one after another, and the memory of a 4-way compare.
+"""Compare sides batched in one forward pass vs the same sides generated one after another, and the memory of a 4-way
+compare.
 
     python bench/compare.py [--tokens 48] [--repeats 2]
 
 Two small LoRA adapters are trained first (a few steps, so they answer differently from the base). Then, on the
 same prompts with greedy decoding, N sides (2: base + LoRA; 4: base + two LoRAs + base with 3 few-shot examples)
-are answered (a) in turn: each side generated alone, one after another, and (b) batched: one forward pass per
-token for all sides. The answers are checked to be identical. Memory: resident memory with the base model loaded
-alone vs the peak during the batched 4-way compare (adapters loaded; memory_ratio) and after it
-(memory_ratio_after). The last line is one JSON object with ratio_2, ratio_4 and memory_ratio.
+are answered three ways:
+
+- generate: each side alone with a plain `model.generate` (transformers + peft as they come, a model of its own),
+  one after another: the N sequential generates a user would otherwise write;
+- in turn: each side alone on the engine's own one-side path, one after another;
+- batched: the engine's Compare path, one forward pass per token for all sides.
+
+ratio_N is generate / batched, ratio_N_engine is in turn / batched (the stricter baseline: the engine's one-side
+path is itself faster than generate). Batched answers are checked to equal the in-turn ones token for token; the
+generate answers are counted (a different kernel may round a near-tie the other way). Memory: resident memory with
+the base model loaded alone vs the peak during the batched 4-way compare (adapters loaded; memory_ratio) and after it
+(memory_ratio_after). Last, one side on the Compare path against a plain `model.generate` (chat_ratio, ttft_ratio).
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -62,53 +72,92 @@ def timed(engine, sides, sampling, batched: bool, repeats: int) -> tuple[float, 
     return best, answers, tokens
 
 
-def against_generate(engine, sampling, repeats: int) -> dict:
-    """One side on the Compare path vs a raw `model.generate` on the same prompts: time to first token and
-    tokens/s (best of `repeats`), greedy, with the answers checked to be the same."""
-    import torch
+class PlainGenerate:
+    """The sides as a user would answer them without the engine: a model of its own, loaded as transformers gives
+    it, the adapters in one peft model, and `model.generate` once per side."""
 
+    def __init__(self, adapters: list[str]) -> None:
+        from peft import PeftModel
+
+        from workbench.config import ModelConfig
+        from workbench.models import load_model
+
+        loaded = load_model(ModelConfig())
+        self.tokenizer, self.base = loaded.tokenizer, loaded.model
+        self.peft = PeftModel.from_pretrained(self.base, adapters[0], adapter_name="lora0")
+        for index, path in enumerate(adapters[1:], 1):
+            self.peft.load_adapter(path, adapter_name=f"lora{index}")
+        self.peft.eval()
+
+    def answer(self, side, history: list[dict], max_new_tokens: int) -> tuple[list[int], float, float]:
+        """Greedy token ids, time to first token and total seconds of one side."""
+        import contextlib
+
+        import torch
+
+        from workbench.formatting import encode_prompt
+
+        class FirstToken:  # a generate() streamer: put() gets the prompt first, then each new token
+            def __init__(self) -> None:
+                self.calls, self.first = 0, None
+
+            def put(self, value) -> None:
+                self.calls += 1
+                if self.calls == 2:
+                    self.first = time.perf_counter()
+
+            def end(self) -> None:
+                pass
+
+        ids = torch.tensor([encode_prompt(side.messages(history), self.tokenizer)])
+        if side.adapter:
+            self.peft.set_adapter(side.adapter)
+        context = self.peft.disable_adapter() if not side.adapter else contextlib.nullcontext()
+        streamer, started = FirstToken(), time.perf_counter()
+        with context, torch.inference_mode():
+            out = self.peft.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=max_new_tokens, streamer=streamer, temperature=None, top_p=None,
+                                     top_k=None, pad_token_id=self.tokenizer.pad_token_id)
+        seconds = time.perf_counter() - started
+        new, eos = out[0, ids.shape[1]:].tolist(), self.tokenizer.eos_token_id
+        new = new[:new.index(eos)] if eos in new else new
+        return new, (streamer.first or time.perf_counter()) - started, seconds
+
+    def timed(self, sides, max_new_tokens: int, repeats: int) -> tuple[float, list]:
+        """Best time over `repeats` to answer every prompt with every side, one generate after another."""
+        best, answers = float("inf"), []
+        for _ in range(repeats):
+            started, answers = time.perf_counter(), []
+            for prompt in PROMPTS:
+                history = [{"role": "user", "content": prompt}]
+                answers.append([self.answer(side, history, max_new_tokens)[0] for side in sides])
+            best = min(best, time.perf_counter() - started)
+        return best, answers
+
+
+def against_generate(engine, plain: PlainGenerate, sampling, repeats: int) -> dict:
+    """One side on the Compare path vs a plain `model.generate` on the same prompts: time to first token and
+    tokens/s (best of `repeats`), greedy; how many answers are the same."""
     from workbench.chat import Side
-    from workbench.formatting import encode_prompt
 
-    model, tokenizer = engine.loaded.model, engine.loaded.tokenizer
-
-    class FirstToken:  # a generate() streamer: put() gets the prompt first, then each new token
-        def __init__(self) -> None:
-            self.calls, self.first = 0, None
-
-        def put(self, value) -> None:
-            self.calls += 1
-            if self.calls == 2 and self.first is None:
-                self.first = time.perf_counter()
-
-        def end(self) -> None:
-            pass
-
-    sums = {"raw": [float("inf"), float("inf")], "ours": [float("inf"), float("inf")]}
+    best = {"raw": [float("inf"), float("inf")], "ours": [float("inf"), float("inf")]}
     for _ in range(repeats):
         raw_ttft = raw_s = ours_ttft = ours_s = 0.0
-        new_tokens = 0
+        raw_tokens = ours_tokens = same = 0
         for prompt in PROMPTS:
             history = [{"role": "user", "content": prompt}]
-            ids = torch.tensor([encode_prompt(history, tokenizer)])
-            streamer, started = FirstToken(), time.perf_counter()
-            with torch.inference_mode():
-                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                     max_new_tokens=sampling.max_new_tokens, streamer=streamer, temperature=None,
-                                     top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
-            raw_s += time.perf_counter() - started
-            raw_ttft += streamer.first - started
-            raw_new = [t for t in out[0, ids.shape[1]:].tolist() if t != tokenizer.eos_token_id]
+            raw_ids, ttft, seconds = plain.answer(Side("base"), history, sampling.max_new_tokens)
+            raw_s, raw_ttft, raw_tokens = raw_s + seconds, raw_ttft + ttft, raw_tokens + len(raw_ids)
             started = time.perf_counter()
             state = engine.answer(Side("base"), history, sampling)
             ours_s += time.perf_counter() - started
-            ours_ttft += state.ttft
-            assert state.token_ids == raw_new[:len(state.token_ids)], "the Compare path answers differently"
-            new_tokens += state.new_tokens
-        sums["raw"] = [min(sums["raw"][0], raw_ttft / len(PROMPTS)), min(sums["raw"][1], raw_s)]
-        sums["ours"] = [min(sums["ours"][0], ours_ttft / len(PROMPTS)), min(sums["ours"][1], ours_s)]
-    return {"tokens": new_tokens, "raw_ttft_s": sums["raw"][0], "ours_ttft_s": sums["ours"][0],
-            "raw_tokens_per_s": new_tokens / sums["raw"][1], "ours_tokens_per_s": new_tokens / sums["ours"][1]}
+            ours_ttft, ours_tokens = ours_ttft + state.ttft, ours_tokens + state.new_tokens
+            same += state.token_ids == raw_ids
+        best["raw"] = [min(best["raw"][0], raw_ttft / len(PROMPTS)), min(best["raw"][1], raw_s / raw_tokens)]
+        best["ours"] = [min(best["ours"][0], ours_ttft / len(PROMPTS)), min(best["ours"][1], ours_s / ours_tokens)]
+    return {"tokens": ours_tokens, "same_answers": f"{same}/{len(PROMPTS)}", "raw_ttft_s": best["raw"][0],
+            "ours_ttft_s": best["ours"][0], "raw_tokens_per_s": 1 / best["raw"][1],
+            "ours_tokens_per_s": 1 / best["ours"][1]}
 
 
 def main() -> None:
@@ -133,33 +182,47 @@ def main() -> None:
         timed(engine, [Side("base")], sampling, True, 1)  # the base alone, loaded and warm: one model's memory
         free_memory()
         one_model = rss_mb()
-        single = against_generate(engine, sampling, args.repeats)
-        chat_ratio = single["ours_tokens_per_s"] / single["raw_tokens_per_s"]
-        print(f"1 side vs model.generate: first token {single['ours_ttft_s'] * 1000:.0f} ms vs "
-              f"{single['raw_ttft_s'] * 1000:.0f} ms · {single['ours_tokens_per_s']:.1f} vs "
-              f"{single['raw_tokens_per_s']:.1f} tok/s · ×{chat_ratio:.2f}")
-        for index, path in enumerate(adapters):
-            engine.ensure_adapter(f"lora{index}", path)
         shots = few_shot_turns("sample:en_ticket_triage", 3, seed=0)
         setups = {2: [Side("base"), Side("lora0", "lora0")],
                   4: [Side("base"), Side("lora0", "lora0"), Side("lora1", "lora1"), Side("few-shot", None, shots)]}
+        plain = PlainGenerate(adapters)  # measured first, then let go: not part of the compare's memory
+        single = against_generate(engine, plain, sampling, args.repeats)
+        plain.timed(setups[2], args.tokens, 1)  # warm-up
+        generated = {n: plain.timed(sides, args.tokens, args.repeats) for n, sides in setups.items()}
+        plain = None
+        free_memory()
+        chat_ratio = single["ours_tokens_per_s"] / single["raw_tokens_per_s"]
+        print(f"1 side vs model.generate: first token {single['ours_ttft_s'] * 1000:.0f} ms vs "
+              f"{single['raw_ttft_s'] * 1000:.0f} ms · {single['ours_tokens_per_s']:.1f} vs "
+              f"{single['raw_tokens_per_s']:.1f} tok/s · ×{chat_ratio:.2f} · same answers {single['same_answers']}")
+        for index, path in enumerate(adapters):
+            engine.ensure_adapter(f"lora{index}", path)
         timed(engine, setups[2], sampling, True, 1)  # warm-up
         results = {}
         for n, sides in setups.items():
+            gen_s, gen_answers = generated[n]
             seq_s, seq_answers, tokens = timed(engine, sides, sampling, False, args.repeats)
             free_memory()  # what the runs one after another left in the heap is not the compare's
             with PeakRss() as peak:
                 bat_s, bat_answers, _ = timed(engine, sides, sampling, True, args.repeats)
             assert seq_answers == bat_answers, f"{n} sides: batched answers differ from one-at-a-time"
-            results[n] = {"sequential_s": seq_s, "batched_s": bat_s, "tokens": tokens, "ratio": seq_s / bat_s}
-            print(f"{n} sides: {tokens} tokens · one after another {seq_s:.2f} s ({tokens / seq_s:.1f} tok/s) · "
-                  f"batched {bat_s:.2f} s ({tokens / bat_s:.1f} tok/s) · ×{seq_s / bat_s:.2f} · same answers")
+            same = sum(a == b for row_a, row_b in zip(gen_answers, bat_answers) for a, b in zip(row_a, row_b))
+            results[n] = {"generate_s": gen_s, "sequential_s": seq_s, "batched_s": bat_s, "tokens": tokens,
+                          "ratio": gen_s / bat_s, "ratio_engine": seq_s / bat_s,
+                          "same_as_generate": f"{same}/{n * len(PROMPTS)}"}
+            print(f"{n} sides: {tokens} tokens · generate one after another {gen_s:.2f} s "
+                  f"({tokens / gen_s:.1f} tok/s) · engine one after another {seq_s:.2f} s "
+                  f"({tokens / seq_s:.1f} tok/s) · batched {bat_s:.2f} s ({tokens / bat_s:.1f} tok/s) · "
+                  f"×{gen_s / bat_s:.2f} vs generate, ×{seq_s / bat_s:.2f} vs the engine in turn · same answers "
+                  f"as in turn, {same}/{n * len(PROMPTS)} as generate")
         four_way_peak = peak.peak  # the last setup measured is the 4-way one
         free_memory()
         four_way = rss_mb()
     print(f"memory: base alone {one_model:.0f} MB · during the batched 4-way compare at most {four_way_peak:.0f} "
           f"MB (×{four_way_peak / one_model:.3f}) · after it {four_way:.0f} MB (×{four_way / one_model:.3f})")
     print(json.dumps({"ratio_2": round(results[2]["ratio"], 3), "ratio_4": round(results[4]["ratio"], 3),
+                      "ratio_2_engine": round(results[2]["ratio_engine"], 3),
+                      "ratio_4_engine": round(results[4]["ratio_engine"], 3),
                       "memory_ratio": round(four_way_peak / one_model, 3),
                       "memory_ratio_after": round(four_way / one_model, 3),
                       "chat_ratio": round(chat_ratio, 3),

@@ -3,8 +3,9 @@
 The base model, "base + few-shot" and every LoRA-family adapter live on one PeftModel (or the plain base when no
 adapter is loaded), so their rows can share each forward pass: peft switches the LoRA update on per row
 ("__base__" = off). Each prompt is read alone (padding a short prompt to a long few-shot one would multiply the
-work), then the caches are left-padded into one for the shared decode steps; explicit position ids make each row
-see the positions it would see alone, so a greedy batched answer equals the one-at-a-time answer.
+work), then the caches are left-padded into one buffer with room for the answers (RowsLayer: a decode step writes in
+place); explicit position ids make each row see the positions it would see alone, so a greedy batched answer
+equals the one-at-a-time answer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 BASE_ROW = "__base__"  # peft's name for "no adapter" in a mixed batch
-SMALL_ROWS = (2, 16)  # token rows per matmul for which weight @ x.T beats x @ weight.T on a CPU
+SMALL_ROWS = (1, 16)  # token rows per matmul for which weight @ x.T beats x @ weight.T on a CPU
 
 
 @dataclass
@@ -73,12 +74,11 @@ class BatchedSides:
             for layer in self.stacked_layers:
                 del layer.forward  # the class's forward again
 
-    def _prefill(self) -> list[Any]:
+    def _prefill(self, room: int) -> list[Any]:
         """Each prompt alone (no work on padding: a few-shot prompt may be 10× longer than the others), then one
-        left-padded cache for the shared decode steps. Returns each row's last logits."""
+        left-padded cache with `room` free places per row for the shared decode steps. Returns each row's last
+        logits."""
         import torch
-        import torch.nn.functional as F
-        from transformers import DynamicCache
 
         width = max(len(row.prompt_ids) for row in self.rows)
         logits, caches = [], []
@@ -86,13 +86,7 @@ class BatchedSides:
             out = self._run([i], input_ids=torch.tensor([row.prompt_ids], device=self.device))
             logits.append(out.logits[0, -1])
             caches.append(out.past_key_values)
-        layers = []
-        for index in range(len(caches[0].layers)):
-            pads = [(0, 0, width - len(row.prompt_ids), 0) for row in self.rows]  # zeros on the left, masked out
-            keys = torch.cat([F.pad(c.layers[index].keys, pad) for c, pad in zip(caches, pads)])
-            values = torch.cat([F.pad(c.layers[index].values, pad) for c, pad in zip(caches, pads)])
-            layers.append((keys, values))
-        self.past = DynamicCache(layers)
+        self.past = rows_cache(caches, width, room)
         self.mask = torch.tensor([[0] * (width - len(row.prompt_ids)) + [1] * len(row.prompt_ids)
                                   for row in self.rows], device=self.device)
         self.positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, -1:]
@@ -128,13 +122,87 @@ class BatchedSides:
         from workbench.chat import sample_next
 
         started = time.perf_counter()
-        logits = dict(enumerate(self._prefill())) if self.past is None else self._decode()
+        logits = dict(enumerate(self._prefill(sampling.max_new_tokens))) if self.past is None else self._decode()
         with torch.inference_mode():
             tokens = {i: sample_next(logits[i], sampling, self.rows[i].generator) for i in self.active}
         self.next_ids = torch.tensor([[tokens[i]] for i in self.active], device=self.device)
         seconds = time.perf_counter() - started
         for i, token in tokens.items():  # the pass is shared: each side waited for all of it
             self.rows[i].state.record(token, seconds, stop_ids, tokenizer, sampling.max_new_tokens)
+
+
+class RowsLayer:
+    """One layer's keys and values for every row, left-padded, in a buffer with room for the answers.
+
+    transformers' DynamicLayer appends a token with torch.cat, which copies the whole layer's cache every step (and
+    leaves the heap strewn with ever larger freed blocks); here a decode step writes its one position in place.
+    The model reads `keys` / `values` through the same calls as a DynamicLayer's, so the attention sees the same
+    numbers.
+    """
+
+    is_sliding = False
+    is_compileable = False
+    is_croppable = False
+    is_initialized = True
+
+    def __init__(self, prompts: list[tuple[Any, Any]], width: int, room: int) -> None:
+        keys, _ = prompts[0]
+        rows, heads, _, dim = keys.shape
+        # Zeros, not empty memory, in the padding: masked positions must hold finite numbers (0 × NaN is NaN).
+        self._keys = keys.new_zeros((len(prompts), heads, width + room, dim))
+        self._values = keys.new_zeros((len(prompts), heads, width + room, dim))
+        for row, (k, v) in enumerate(prompts):
+            self._keys[row, :, width - k.shape[-2]:width] = k[0]
+            self._values[row, :, width - v.shape[-2]:width] = v[0]
+        self.length = width
+        self._views()
+
+    def _views(self) -> None:
+        self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
+
+    def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        new = key_states.shape[-2]
+        if self.length + new > self._keys.shape[-2]:  # more steps than planned: double the room
+            size = max(self.length + new, 2 * self._keys.shape[-2])
+            for name in ("_keys", "_values"):
+                old = getattr(self, name)
+                grown = old.new_zeros(old.shape[:2] + (size, old.shape[-1]))
+                grown[:, :, :self.length] = old[:, :, :self.length]
+                setattr(self, name, grown)
+        self._keys[:, :, self.length:self.length + new] = key_states
+        self._values[:, :, self.length:self.length + new] = value_states
+        self.length += new
+        self._views()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.length + query_length, 0
+
+    def batch_select_indices(self, indices: Any) -> None:
+        """Keep only these rows (a finished side leaves the batch)."""
+        self._keys, self._values = self._keys[indices], self._values[indices]
+        self._views()
+
+
+def rows_cache(caches: list[Any], width: int, room: int) -> Any:
+    """One transformers Cache of RowsLayers from the prompts' own caches (one prompt each). Each prompt layer is let
+    go as soon as it is copied, so the prompts' caches and the merged one are never all held at once."""
+    from transformers.cache_utils import Cache, CacheLayerMixin
+
+    CacheLayerMixin.register(RowsLayer)  # Cache tells attention layers by isinstance; no code is inherited
+    merged = []
+    for index in range(len(caches[0].layers)):
+        prompts = [(cache.layers[index].keys, cache.layers[index].values) for cache in caches]
+        merged.append(RowsLayer(prompts, width, room))
+        for cache in caches:
+            cache.layers[index].keys = cache.layers[index].values = None
+    return Cache(layers=merged)
 
 
 @dataclass
@@ -148,7 +216,10 @@ class _Stacked:
     current: tuple = ()  # (a, b, scaling) of the rows in the forward pass now
 
     def select(self, rows: list[int]) -> None:
-        self.current = (self.lora_a[rows], self.lora_b[rows], self.scaling[rows])
+        if list(rows) == list(range(len(self.lora_a))):  # every row, in order: no copy
+            self.current = (self.lora_a, self.lora_b, self.scaling)
+        else:
+            self.current = (self.lora_a[rows], self.lora_b[rows], self.scaling[rows])
 
 
 def _stack_lora(layer: Any, names: list[str] | None) -> _Stacked | None:
@@ -196,17 +267,23 @@ def _lora_layers(model: Any) -> list[Any]:
 
 
 def _small_batch_linear(self: Any, x: Any) -> Any:
-    """nn.Linear.forward, faster for a few token rows on a CPU (a decode step of 2-16 sides).
+    """nn.Linear.forward, faster for a few token rows on a CPU (a decode step of 1-16 sides).
 
-    x @ W.T with 2-16 rows takes MKL's general path, which reads the weight about twice as slowly as its
-    matrix-vector path reads it for one row; W @ x.T streams the weight once for all rows. Measured on the embedded
-    model's decode step on 2 cores: 99 → 61 ms for 2 rows, 99 → 65 ms for 4 (one row: 57 ms, unchanged).
+    A decode step streams every weight from memory once per token, so its speed is how fast the matrix product reads
+    the weight. x @ W.T with a few rows takes MKL's general path, and one row its matrix-vector path; both read the
+    weight about half as fast as W @ x.T with two or more columns does. So: W @ x.T, and a lone row gets a zero row
+    beside it. Measured on 2 cores, one 1536×576 weight out of 120 (not in cache): 217 µs for one row as x @ W.T,
+    98 µs with the zero row; 331 µs → 96 µs for two rows.
     """
+    import torch
     import torch.nn.functional as F
 
     rows = x.numel() // x.shape[-1] if x.dim() else 0
     if SMALL_ROWS[0] <= rows <= SMALL_ROWS[1] and x.device.type == "cpu" and x.dtype == self.weight.dtype:
-        y = (self.weight @ x.reshape(rows, x.shape[-1]).T).T.reshape(*x.shape[:-1], self.out_features)
+        flat = x.reshape(rows, x.shape[-1])
+        if rows == 1:
+            flat = torch.cat([flat, flat.new_zeros(flat.shape)])
+        y = (self.weight @ flat.T)[:, :rows].T.reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
     return F.linear(x, self.weight, self.bias)
 

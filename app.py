@@ -19,7 +19,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth", default=None, help="require a login: USER:PASSWORD")
     parser.add_argument("--auth-file", default=None,
                         help="require a login: a file of accounts, one USER:PASSWORD per line (# starts a comment)")
-    return parser.parse_args(argv)
+    parser.add_argument("--max-upload-mb", type=float, default=200,
+                        help="largest file a browser may upload, in MB (default 200); larger ones are refused")
+    args = parser.parse_args(argv)
+    if not args.max_upload_mb > 0:
+        parser.error(f"--max-upload-mb must be more than 0; got {args.max_upload_mb:g}")
+    return args
+
+
+def launch_options(args: argparse.Namespace, auth: list[tuple[str, str]] | None) -> dict:
+    """What `launch` gets: the address, the login, the upload cap; never a public share link."""
+    return {"server_name": args.host, "server_port": args.port, "share": False, "auth": auth,
+            "max_file_size": f"{args.max_upload_mb:g}mb", "show_error": True, "footer_links": ["api", "settings"]}
 
 
 def read_accounts(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | None:
@@ -62,9 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app(workbench)  # first: it loads transformers' modules in this thread (see build_app)
     # Warm the default tokenizer (and the one-time model conversion) while the first page loads.
     threading.Thread(target=cached_tokenizer, args=("embedded",), daemon=True).start()
-    demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, share=False,
-                                                   auth=auth, max_file_size="200mb", show_error=True,
-                                                   footer_links=["api", "settings"])
+    demo.queue(default_concurrency_limit=8).launch(**launch_options(args, auth))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from workbench.store import RunStore
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import parse_args, read_accounts  # noqa: E402
+from app import launch_options, parse_args, read_accounts  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +22,33 @@ pytestmark = pytest.mark.slow
 def test_defaults_bind_this_machine_only_with_no_login():
     args = parse_args([])
     assert args.host == "127.0.0.1" and read_accounts(args.auth, args.auth_file) is None
+    options = launch_options(args, None)
+    assert options["server_name"] == "127.0.0.1" and options["share"] is False
+    assert options["max_file_size"] == "200mb"
+    with pytest.raises(SystemExit):
+        parse_args(["--max-upload-mb", "0"])
+
+
+def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_kept(tmp_path):
+    import requests
+
+    from workbench.context import Workbench
+    from workbench.ui.app import build_app
+
+    workbench = Workbench(tmp_path / "home")
+    demo = build_app(workbench)
+    options = {**launch_options(parse_args(["--max-upload-mb", "1"]), None), "server_port": _free_port()}
+    demo.queue().launch(prevent_thread_lock=True, quiet=True, **options)
+    url = f"http://127.0.0.1:{options['server_port']}/gradio_api/upload"
+    try:
+        big = requests.post(url, files={"files": ("big.jsonl", b"x" * (2 * 2**20))}, timeout=60)
+        assert big.status_code == 413 and "maximum allowed size" in big.text, (big.status_code, big.text)
+        small = requests.post(url, files={"files": ("small.jsonl", b'{"prompt": "a", "completion": "b"}\n')},
+                              timeout=60)
+        assert small.status_code == 200 and Path(small.json()[0]).read_bytes().startswith(b'{"prompt"')
+    finally:
+        demo.close()
+        workbench.close()
 
 
 def test_accounts_come_from_the_flag_and_a_file_and_bad_entries_are_named(tmp_path):

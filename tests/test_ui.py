@@ -190,6 +190,17 @@ def test_start_run_rejects_a_bad_form_value_by_its_field_name(app):
     assert set(_runs(app)) == before  # nothing was registered
 
 
+@pytest.mark.parametrize(("label", "value", "allowed"), [("Batch size", 100, "from 1 to 64"),
+                                                         ("Max seq len", 8, "from 32 to 4096")])
+def test_an_out_of_range_slider_is_refused_by_its_label_with_the_range(app, label, value, allowed):
+    """Gradio checks slider and number ranges itself, before any handler: its error must name the field too."""
+    before = set(_runs(app))
+    with pytest.raises(AppError) as caught:
+        _call(app, "/start_run", **_tiny_run_form(app, **{label: value}))
+    assert str(caught.value).startswith(f"{label}: {value} is out of range; choose a value {allowed}."), caught.value
+    assert set(_runs(app)) == before
+
+
 def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
     # The sample: 160 good rows, split 128 / 16 / 16, previews and a length histogram per split.
     path, report, histogram, *previews = _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import gradio as gr
 
 from workbench.context import Workbench
@@ -17,6 +20,28 @@ Fine-tune a small language model on your own instructions, watch it learn, chat 
 fine-tuned one side by side, then score both on held-out examples and check what the model forgot.
 **1 · Data** → **2 · Train** → **3 · Compare** → **4 · Evaluate** → **5 · Arena** (blind votes, a leaderboard and
 preference data). Everything runs on this machine."""
+
+
+def name_range_errors(demo: gr.Blocks) -> None:
+    """Out-of-range numbers are refused by Gradio itself before any handler runs, as "Value 4 is less than minimum
+    value 8." — no field named. Give every slider and number box an error that names its field, the value and
+    the valid range (instance by instance: the component classes stay as they are)."""
+    for block in demo.blocks.values():
+        if isinstance(block, (gr.Slider, gr.Number)) and (block.minimum is not None or block.maximum is not None):
+            block.preprocess = _named_preprocess(block, block.preprocess)
+
+
+def _named_preprocess(block: gr.Slider | gr.Number, preprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def checked(payload: Any) -> Any:
+        lo, hi = block.minimum, block.maximum
+        number = isinstance(payload, (int, float)) and not isinstance(payload, bool)
+        if number and ((lo is not None and payload < lo) or (hi is not None and payload > hi)):
+            allowed = (f"from {lo:g} to {hi:g}" if lo is not None and hi is not None
+                       else f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
+            raise gr.Error(f"{block.label or 'A number'}: {payload:g} is out of range; choose a value {allowed}.")
+        return preprocess(payload)
+
+    return checked
 
 
 def build_app(workbench: Workbench) -> gr.Blocks:
@@ -49,4 +74,5 @@ def build_app(workbench: Workbench) -> gr.Blocks:
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
         arena_tab.select(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,
                          api_visibility="private")
+    name_range_errors(demo)
     return demo

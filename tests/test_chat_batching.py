@@ -86,3 +86,56 @@ def test_costs_and_numbers(engine):
     assert parse_prompt_sheet("prompt\nfirst\n\n 둘째 \n") == ["first", "둘째"]
     with pytest.raises(ValueError, match="empty"):
         parse_prompt_sheet("\n \n")
+
+
+def test_a_shared_context_is_read_once_and_answers_do_not_depend_on_the_cache(engine):
+    """The few-shot examples are read once for every later question; a question asked after others gets the very
+    answer it gets on an empty cache, batched and in turn, greedy and sampled."""
+    from workbench.formatting import encode_prompt
+    from workbench.prompt_cache import MIN_CONTEXT, context_length
+
+    shots = few_shot_turns("sample:en_ticket_triage", 2, seed=0)
+    sides = [Side("few", None, shots), Side("a", "lora_a"), Side("base")]
+    questions = [[{"role": "user", "content": text}] for text in
+                 ("My invoice shows the wrong address.", "The app crashes when I log in.")]
+    tokenizer = engine.loaded.tokenizer
+    messages = sides[0].messages(questions[0])
+    ids = encode_prompt(messages, tokenizer)
+    context = context_length(messages, ids, tokenizer)
+    assert MIN_CONTEXT <= context < len(ids) and ids[:context] == encode_prompt(
+        sides[0].messages(questions[1]), tokenizer)[:context]  # the examples, not the question
+    assert context_length(questions[0], encode_prompt(questions[0], tokenizer), tokenizer) == 0  # too short
+
+    for sampling in (SamplingConfig(temperature=0.0, max_new_tokens=10), SamplingConfig(0.8, 0.9, 10, seed=4)):
+        for batched in (True, False):
+            engine.prompt_cache.clear()
+            cold = _answers(engine, sides, sampling, batched, histories=[questions[1]] * 3)
+            engine.prompt_cache.clear()
+            _answers(engine, sides, sampling, batched, histories=[questions[0]] * 3)
+            hits = engine.prompt_cache.hits
+            warm = _answers(engine, sides, sampling, batched, histories=[questions[1]] * 3)
+            assert engine.prompt_cache.hits == hits + 1  # the few-shot side's examples came from the cache
+            assert warm == cold
+    assert len(engine.prompt_cache) and engine.prompt_cache.size_bytes <= engine.prompt_cache.max_bytes
+    engine.prompt_cache.clear()
+    assert len(engine.prompt_cache) == 0 and engine.prompt_cache.size_bytes == 0
+
+
+def test_the_prompt_cache_drops_the_oldest_contexts_past_its_size():
+    import torch
+
+    from workbench.prompt_cache import PromptCache
+
+    def run(ids, past):  # a one-layer "model": keys and values of 4 floats per id
+        keys = torch.ones(1, 1, len(ids), 4) if past is None else torch.ones(1, 1, len(ids) + 1, 4)
+        return type("Out", (), {"past_key_values": type("Cache", (), {
+            "layers": [type("Layer", (), {"keys": keys, "values": keys})()]})()})()
+
+    cache = PromptCache(max_bytes=2 * 2 * 10 * 4 * 4)  # two contexts of 10 ids
+    for first in (1, 2, 3):
+        cache.prefill(run, "m", [first] * 10 + [9], 10)
+    assert len(cache) == 2 and cache.misses == 3 and cache.size_bytes <= cache.max_bytes
+    cache.prefill(run, "m", [3] * 10 + [8], 10)
+    assert cache.hits == 1  # the newest is kept; the oldest went
+    cache.prefill(run, "m", [1] * 10 + [8], 10)
+    assert cache.misses == 4

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.prompt_cache import PromptCache
+
 BASE_ROW = "__base__"  # peft's name for "no adapter" in a mixed batch
 SMALL_ROWS = (1, 16)  # token rows per matmul for which weight @ x.T beats x @ weight.T on a CPU
 
@@ -25,13 +27,16 @@ class Row:
     prompt_ids: list[int]
     adapter: str | None
     generator: Any
+    context: int = 0  # how many prompt ids are the context (system prompt, few-shot examples, earlier turns)
 
 
 class BatchedSides:
     """Steps all its unfinished rows by one token per call."""
 
-    def __init__(self, model: Any, rows: list[Row], use_adapter_names: bool, pad_id: int, device: str) -> None:
+    def __init__(self, model: Any, rows: list[Row], use_adapter_names: bool, pad_id: int, device: str,
+                 prompt_cache: PromptCache | None = None) -> None:
         self.model, self.rows, self.pad_id, self.device = model, rows, pad_id, device
+        self.prompt_cache = prompt_cache if prompt_cache is not None else PromptCache(max_bytes=0)
         self.adapter_names = [row.adapter or BASE_ROW for row in rows] if use_adapter_names else None
         layers = _lora_layers(model) if use_adapter_names else []
         self.stacked = {id(layer): st for layer in layers if (st := _stack_lora(layer, self.adapter_names))}
@@ -81,9 +86,15 @@ class BatchedSides:
         import torch
 
         width = max(len(row.prompt_ids) for row in self.rows)
+        # A context read in this batch is kept for the same adapters only: the stacked LoRA weights of a batch are
+        # padded to its largest rank, and a cached context must hold the numbers this batch would compute.
+        batch_key = ("batched", tuple(sorted({row.adapter or "" for row in self.rows})))
         logits, caches = [], []
         for i, row in enumerate(self.rows):
-            out = self._run([i], input_ids=torch.tensor([row.prompt_ids], device=self.device))
+            def run(ids: list[int], past: Any, i: int = i) -> Any:
+                return self._run([i], input_ids=torch.tensor([ids], device=self.device), past_key_values=past)
+
+            out = self.prompt_cache.prefill(run, (row.adapter, batch_key), row.prompt_ids, row.context)
             logits.append(out.logits[0, -1])
             caches.append(out.past_key_values)
         self.past = rows_cache(caches, width, room)
@@ -283,7 +294,9 @@ def _small_batch_linear(self: Any, x: Any) -> Any:
         flat = x.reshape(rows, x.shape[-1])
         if rows == 1:
             flat = torch.cat([flat, flat.new_zeros(flat.shape)])
-        y = (self.weight @ flat.T)[:, :rows].T.reshape(*x.shape[:-1], self.out_features)
+        # contiguous: a transposed view here would reach attention with a last-dim stride of 2 and push SDPA off
+        # its flash kernel onto the slow math path
+        y = (self.weight @ flat.T)[:, :rows].T.contiguous().reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
     return F.linear(x, self.weight, self.bias)
 

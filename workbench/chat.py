@@ -20,6 +20,7 @@ from workbench.batching import BatchedSides, Row, speed_up_small_batches
 from workbench.config import ConfigError, ModelConfig
 from workbench.formatting import encode_prompt
 from workbench.models import LoadedModel, free_memory, load_model
+from workbench.prompt_cache import PromptCache, context_length
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class ChatEngine:
         self._lora: Any = None
         self._adapters: dict[str, _Adapter] = {}
         self._lock = threading.RLock()
+        self.prompt_cache = PromptCache()  # contexts (system prompt, few-shot examples) read once, for every side
 
     @property
     def loaded(self) -> LoadedModel:
@@ -178,11 +180,13 @@ class ChatEngine:
                 entry = _Adapter("own", str(path), load_trained(own, path))
             entry.model.eval()
             self._adapters[name] = entry
+            self.prompt_cache.clear()  # the base rows now run through the LoRA model: their contexts are read anew
 
     def unload(self) -> None:
         """Drop the model and adapters; the next request loads the base again."""
         with self._lock:
             self._loaded, self._lora, self._adapters = None, None, {}
+            self.prompt_cache.clear()
         free_memory()
 
     @contextlib.contextmanager
@@ -244,23 +248,30 @@ class ChatEngine:
                 chunks.append([index])
         return chunks
 
-    def _forward(self, adapter: str | None, input_ids: Any, past: Any) -> Any:
+    def _forward(self, adapter: str | None, input_ids: Any, past: Any, context: int = 0) -> Any:
+        """One forward pass of a side in turn; its prompt (past None) is read through the prompt cache where the
+        side runs on the shared base or LoRA model."""
         entry = self._adapters.get(adapter) if adapter else None
         if adapter and entry is None:
             raise ValueError(f"adapter {adapter!r} is not loaded; call ensure_adapter first")
+        if past is None and context and (entry is None or entry.kind == "lora"):
+            def run(ids: list[int], cached: Any) -> Any:
+                return self._forward(adapter, input_ids.new_tensor([ids]), cached)
+
+            return self.prompt_cache.prefill(run, (adapter, "turn"), input_ids[0].tolist(), context)
         raw, kwargs = self.loaded.model, {}
         if entry is None or entry.kind == "soft":
             # The base, or a soft prompt: LoRA layers (if any are loaded) must be off.
             target = entry.model if entry is not None and past is None else raw
             if target is not raw:
                 kwargs["attention_mask"] = input_ids.new_ones(input_ids.shape)
-            context = self._lora.disable_adapter() if self._lora is not None else contextlib.nullcontext()
+            context_manager = self._lora.disable_adapter() if self._lora is not None else contextlib.nullcontext()
         elif entry.kind == "lora":
             self._lora.set_adapter(adapter)
-            target, context = self._lora, contextlib.nullcontext()
+            target, context_manager = self._lora, contextlib.nullcontext()
         else:
-            target, context = entry.model, contextlib.nullcontext()
-        with context:
+            target, context_manager = entry.model, contextlib.nullcontext()
+        with context_manager:
             return target(input_ids=input_ids, past_key_values=past, use_cache=True, logits_to_keep=1, **kwargs)
 
     def _batch(self, rows: list[Row]) -> BatchedSides | None:
@@ -269,7 +280,7 @@ class ChatEngine:
             return None
         model = self._lora if self._lora is not None else self.loaded.model
         return BatchedSides(model, rows, self._lora is not None, self.loaded.tokenizer.pad_token_id,
-                            self.loaded.device)
+                            self.loaded.device, self.prompt_cache)
 
     def batchable(self, adapter: str | None) -> bool:
         entry = self._adapters.get(adapter) if adapter else None
@@ -288,14 +299,16 @@ class ChatEngine:
         stop_ids = {tokenizer.eos_token_id}
         states, runs, rows = [], [], []
         for side, history in zip(sides, histories, strict=True):
-            ids = encode_prompt(side.messages(history), tokenizer)
+            messages = side.messages(history)
+            ids = encode_prompt(messages, tokenizer)
+            context = context_length(messages, ids, tokenizer)
             generator = torch.Generator().manual_seed(sampling.seed)
             states.append(SideState(label=side.label, prompt_tokens=len(ids)))
             if batched and self.batchable(side.adapter):
-                rows.append(Row(states[-1], ids, side.adapter, generator))
+                rows.append(Row(states[-1], ids, side.adapter, generator, context))
             else:
                 runs.append({"side": side, "next": torch.tensor([ids], device=device), "past": None,
-                             "gen": generator, "state": states[-1]})
+                             "gen": generator, "state": states[-1], "context": context})
         batch = self._batch(rows)
         while not all(state.done for state in states):
             if batch is not None and not batch.done:
@@ -306,7 +319,7 @@ class ChatEngine:
                     continue
                 started = time.perf_counter()
                 with self._lock, torch.inference_mode():
-                    out = self._forward(run["side"].adapter, run["next"], run["past"])
+                    out = self._forward(run["side"].adapter, run["next"], run["past"], run["context"])
                     token = sample_next(out.logits[0, -1], sampling, run["gen"])
                 run["past"], run["next"] = out.past_key_values, torch.tensor([[token]], device=device)
                 state.record(token, time.perf_counter() - started, stop_ids, tokenizer, sampling.max_new_tokens)

@@ -182,3 +182,32 @@ def test_embedded_model_loads_from_safetensors_cache():
     assert time.monotonic() - started < 20
     assert loaded.model.dtype == torch.float32 and loaded.device == "cpu"
     assert loaded.tokenizer.eos_token == "<|im_end|>"
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt_tuning"])
+def test_gradient_checkpointing_trains_the_same_losses_and_lowers_the_estimate(tmp_path, tiny_config, method):
+    """Recomputing activations in the backward pass changes the memory, not the arithmetic: same dropout masks,
+    same losses, same adapter."""
+    from safetensors.torch import load_file
+
+    from workbench.preflight import preflight
+    from workbench.training import run_training
+
+    results = {}
+    for checkpointing in (False, True):
+        config = tiny_config(**{"method.name": method, "train.gradient_checkpointing": checkpointing,
+                                "train.eval_every": 0, "data.val_size": 0})
+        losses: list[float] = []
+
+        def on_event(event, losses=losses) -> None:
+            if event.kind == "step":
+                losses.append(event.values["train_loss"])
+
+        result = run_training(config, tmp_path / str(checkpointing), on_event=on_event)
+        weights = load_file(str(Path(result.adapter_path) / "adapter_model.safetensors"))
+        results[checkpointing] = (losses, weights, preflight(config).memory.activations)
+    (plain_losses, plain_weights, plain_memory), (ckpt_losses, ckpt_weights, ckpt_memory) = results.values()
+    assert len(plain_losses) == 3 and ckpt_losses == pytest.approx(plain_losses, abs=1e-5)
+    for name, tensor in plain_weights.items():
+        assert torch.allclose(ckpt_weights[name], tensor, atol=1e-5), name
+    assert ckpt_memory < plain_memory / 2

@@ -141,6 +141,9 @@ class TrainConfig:
                            "this.", 1, 1024)
     max_seq_len: int = knob(256, "Longest example in tokens. Longer examples lose the start of their prompt "
                             "first; an answer longer than half of this is cut too.", 16, 131_072)
+    gradient_checkpointing: bool = knob(False, "Keep only each layer's input during the forward pass and recompute "
+                                        "the rest in the backward pass: much less activation memory (long "
+                                        "sequences, big models) for about a third more time per step.")
     warmup_ratio: float = knob(0.05, "Share of the steps over which the learning rate ramps up from 0.", 0, 0.5)
     lr_schedule: str = knob("cosine", "How the learning rate falls after warm-up.",
                             choices=("cosine", "linear", "constant"))

@@ -138,7 +138,7 @@ def dpo_arguments(config: RunConfig, work_dir: Path, device: str, dtype: Any, ha
         eval_strategy="steps" if eval_every else "no", eval_steps=eval_every or None,
         logging_strategy="steps", logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
         use_cpu=device == "cpu", bf16=device == "cuda" and dtype == torch.bfloat16,
-        fp16=device == "cuda" and dtype == torch.float16, gradient_checkpointing=False,
+        fp16=device == "cuda" and dtype == torch.float16, gradient_checkpointing=cfg.gradient_checkpointing,
         dataloader_num_workers=0, remove_unused_columns=True,  # trl keeps its token-id columns and drops the text
     )
 

@@ -158,7 +158,9 @@ def estimate_memory(config: RunConfig, trainable: int, total: int) -> MemoryEsti
     hidden, layers = model_config.hidden_size, model_config.num_hidden_layers
     heads = model_config.num_attention_heads
     per_layer = b * s * hidden * 34 + 5 * heads * s * s * b  # bytes at 16 bits (Korthikanti et al.)
-    activations = int(per_layer * layers * weight_bytes / 2 + b * s * model_config.vocab_size * 4 * 3)
+    # Checkpointing keeps each layer's input (2 bytes per value at 16 bits) and one layer's worth while recomputing.
+    kept = layers * b * s * hidden * 2 + per_layer if config.train.gradient_checkpointing else per_layer * layers
+    activations = int(kept * weight_bytes / 2 + b * s * model_config.vocab_size * 4 * 3)
     return MemoryEstimate(weights=weights, gradients=trainable * 4, optimizer=trainable * 8,
                           activations=activations, available=available_memory(device), device=device)
 

@@ -188,3 +188,40 @@ def test_unloading_the_chat_model_gives_its_memory_back():
     assert loaded - before > 300  # the weights (~540 MB in float32) are in memory
     engine.unload()
     assert _rss_mb() - before < 0.3 * (loaded - before), "unload kept most of the model's memory"
+
+
+def test_models_built_in_several_threads_at_once_are_whole():
+    """A run starting while Compare loads its model and the Train form counts parameters: transformers builds
+    under process-wide switches, so unguarded builds in parallel leave models half on the meta device."""
+    import threading
+
+    from workbench.config import ModelConfig, RunConfig
+    from workbench.models import load_model
+    from workbench.preflight import count_parameters_on_meta
+
+    errors: list[str] = []
+    counts: list[tuple[int, int]] = []
+
+    def load() -> None:
+        for _ in range(3):
+            try:
+                model = load_model(ModelConfig()).model
+                if any(p.is_meta for p in model.parameters()):
+                    errors.append("a parameter was left on the meta device")
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+
+    def count() -> None:
+        for _ in range(10):
+            try:
+                counts.append(count_parameters_on_meta(RunConfig()))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=load), threading.Thread(target=load), threading.Thread(target=count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors[:3]
+    assert len(set(counts)) == 1 and len(counts) == 10

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workbench.models import one_build_at_a_time
 from workbench.store import write_atomic
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -56,6 +57,7 @@ def read_weights(path: str | Path) -> dict[str, Any]:
     return load_file(str(Path(path) / WEIGHTS_FILE))
 
 
+@one_build_at_a_time
 def load_trained(model: Any, path: str | Path, adapter_name: str = "default") -> Any:
     """The base `model` with a run's result applied, ready for inference."""
     if is_peft_adapter(path):

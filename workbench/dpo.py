@@ -29,6 +29,7 @@ from transformers import TrainerCallback
 
 from workbench.adapters import is_peft_adapter, save_trained
 from workbench.config import RunConfig
+from workbench.models import one_build_at_a_time
 from workbench.preflight import check_runnable, quantize_bits
 from workbench.training import RunResult, TrainEvent, count_parameters
 
@@ -92,6 +93,7 @@ def prepare_preferences(config: RunConfig) -> PreferenceData:
     return PreferenceData([preference_row(e) for e in train], [preference_row(e) for e in val], test, notes)
 
 
+@one_build_at_a_time
 def load_policy(model: Any, config: RunConfig, init_adapter: str) -> Any:
     """The model to train: a new adapter from the method's settings, or an existing adapter loaded trainable."""
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,22 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_LABEL = "SmolLM2-135M-Instruct (embedded)"
 _CONVERT_LOCK = threading.Lock()
+# transformers builds a model under process-wide switches (the default dtype, weight tying off, patched torch
+# functions). Two threads building at once (a run starting while Compare loads its model) can leave one model
+# half-built: "lm_head.weight MISSING", then "Cannot copy out of meta tensor". Every construction of a model or
+# an adapter takes this lock (reentrant: a build may call another).
+BUILD_LOCK = threading.RLock()
+
+
+def one_build_at_a_time(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `fn` under BUILD_LOCK."""
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with BUILD_LOCK:
+            return fn(*args, **kwargs)
+
+    return locked
 
 
 class ModelError(RuntimeError):
@@ -54,6 +71,7 @@ def _embedded_gguf() -> Path:
     return files[0]
 
 
+@one_build_at_a_time
 def embedded_model_dir() -> Path:
     """The embedded model as a safetensors folder, converting it from GGUF on first use."""
     target = model_cache_dir() / "smollm2-135m-instruct"
@@ -171,6 +189,7 @@ def quantization_config(bits: int) -> Any:
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
+@one_build_at_a_time
 def load_model(cfg: ModelConfig, device: str | None = None, quantize_bits: int | None = None) -> LoadedModel:
     """Load tokenizer and model onto a device, in the configured dtype, weights from safetensors only."""
     source, extra = resolve_model_source(cfg.name_or_path)

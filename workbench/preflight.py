@@ -14,6 +14,7 @@ from typing import Any
 
 from workbench.config import RunConfig
 from workbench.methods import get_method
+from workbench.models import one_build_at_a_time
 
 GIB = 1024**3
 
@@ -95,6 +96,7 @@ def _model_config(name_or_path: str, trust_remote_code: bool) -> Any:
     return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
 
 
+@one_build_at_a_time
 def count_parameters_on_meta(config: RunConfig) -> tuple[int, int]:
     """Trainable and total parameters of a config, on an empty copy of the model."""
     import torch

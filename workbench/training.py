@@ -19,6 +19,7 @@ from workbench.checkpoints import load_checkpoint, remove_checkpoint, save_check
 from workbench.config import RunConfig
 from workbench.forgetting import probe_examples, replay_examples
 from workbench.formatting import IGNORE_INDEX, TokenizedExample, collate, encode_examples
+from workbench.models import one_build_at_a_time
 from workbench.preflight import check_runnable, quantize_bits
 
 
@@ -94,6 +95,7 @@ def prepare_data(config: RunConfig, tokenizer: Any) -> PreparedData:
                         replayed=len(replay))
 
 
+@one_build_at_a_time
 def attach_method(model: Any, config: RunConfig) -> Any:
     """Set the configured method up on the base model; returns the model to train."""
     from workbench.methods import get_method

@@ -101,10 +101,13 @@ def test_a_shared_context_is_read_once_and_answers_do_not_depend_on_the_cache(en
     tokenizer = engine.loaded.tokenizer
     messages = sides[0].messages(questions[0])
     ids = encode_prompt(messages, tokenizer)
-    context = context_length(messages, ids, tokenizer)
+    context = context_length(messages, ids, tokenizer, sides[0].context_size(questions[0]))
     assert MIN_CONTEXT <= context < len(ids) and ids[:context] == encode_prompt(
         sides[0].messages(questions[1]), tokenizer)[:context]  # the examples, not the question
-    assert context_length(questions[0], encode_prompt(questions[0], tokenizer), tokenizer) == 0  # too short
+    assert context_length(questions[0], encode_prompt(questions[0], tokenizer), tokenizer, 0) == 0  # too short
+    turns = [*questions[0], {"role": "assistant", "content": "Category: billing"}, *questions[1]]
+    later = sides[0].messages(turns)  # a later turn: the same examples come first, so the same context
+    assert context_length(later, encode_prompt(later, tokenizer), tokenizer, sides[0].context_size(turns)) == context
 
     for sampling in (SamplingConfig(temperature=0.0, max_new_tokens=10), SamplingConfig(0.8, 0.9, 10, seed=4)):
         for batched in (True, False):

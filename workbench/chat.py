@@ -56,6 +56,10 @@ class Side:
         head = [turn for turn in history[:1] if turn["role"] == "system"]
         return head + list(self.shots) + list(history[len(head):])
 
+    def context_size(self, history: Sequence[dict]) -> int:
+        """How many of `messages(history)` come before the conversation: the system turn and the shots."""
+        return int(bool(history) and history[0]["role"] == "system") + len(self.shots)
+
 
 @dataclass
 class SideState:
@@ -302,7 +306,7 @@ class ChatEngine:
         for side, history in zip(sides, histories, strict=True):
             messages = side.messages(history)
             ids = encode_prompt(messages, tokenizer)
-            context = context_length(messages, ids, tokenizer)
+            context = context_length(messages, ids, tokenizer, side.context_size(history))
             generator = torch.Generator().manual_seed(sampling.seed)
             states.append(SideState(label=side.label, prompt_tokens=len(ids)))
             if batched and self.batchable(side.adapter):

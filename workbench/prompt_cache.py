@@ -1,11 +1,10 @@
 """The KV cache of prompt contexts, kept between requests: the next prompt with the same context reads only its new
 message.
 
-A prompt's *context* is everything before its last message's own words: the system prompt, the few-shot examples
-of a "base + few-shot" side, earlier turns. Many prompts share one: every question to a model starts with the same
-system prompt, and every question to a few-shot side with the same examples. Each prompt is read in two passes,
-context then the rest, whether the context is cached or not, so an answer never depends on what was asked before:
-a cached context holds the very numbers a fresh pass would compute.
+A prompt's *context* is what comes before the conversation itself: the system prompt and the few-shot examples of
+a "base + few-shot" side. Every question and every turn to a side starts with the same one. Each prompt is read in
+two passes, context then the rest, whether the context is cached or not, so an answer never depends on what was
+asked before: a cached context holds the very numbers a fresh pass would compute.
 """
 
 from __future__ import annotations
@@ -23,14 +22,15 @@ MAX_BYTES = 32 * 2**20  # about 700 context tokens of the embedded model; the ol
 MIN_CONTEXT = 64
 
 
-def context_length(messages: Sequence[dict], ids: Sequence[int], tokenizer: Any) -> int:
-    """How many of a prompt's `ids` come before the last message's own words (0: no context worth sharing).
+def context_length(messages: Sequence[dict], ids: Sequence[int], tokenizer: Any, start: int) -> int:
+    """How many of a prompt's `ids` come before message `start`'s own words (0: no context worth sharing).
 
-    Found by rendering the same conversation with two other last messages: the ids they share are the template's
-    and the earlier messages', whatever the template."""
-    if not messages:
+    `messages[:start]` is the part that repeats: the system prompt and the few-shot examples, the same for every
+    question and every turn. Found by rendering them with two other messages after them: the ids those share are
+    the template's and the first messages', whatever the template."""
+    if not 0 <= start < len(messages):
         return 0
-    a, b = (encode_prompt([*messages[:-1], {**messages[-1], "content": text}], tokenizer) for text in ("a", "b"))
+    a, b = (encode_prompt([*messages[:start], {"role": "user", "content": text}], tokenizer) for text in ("a", "b"))
     shared = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     if list(ids[:shared]) != a[:shared]:  # the template renders this conversation otherwise: read it in one pass
         return 0

@@ -142,3 +142,22 @@ def test_the_prompt_cache_drops_the_oldest_contexts_past_its_size():
     assert cache.hits == 1  # the newest is kept; the oldest went
     cache.prefill(run, "m", [1] * 10 + [8], 10)
     assert cache.misses == 4
+
+
+def test_the_rows_cache_writes_in_place_and_makes_room_when_an_answer_runs_long():
+    import torch
+
+    from workbench.batching import RowsLayer
+
+    short, long = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
+    layer = RowsLayer([(short, short + 1), (long, long + 1)], width=5, room=1)
+    assert torch.equal(layer.keys[0, :, 2:], short[0]) and not layer.keys[0, :, :2].any()  # zeros on the left
+    assert torch.equal(layer.values[1], long[0] + 1) and layer.get_mask_sizes(1) == (6, 0)
+    steps = [torch.randn(2, 2, 1, 4) for _ in range(3)]  # one more than the room planned: it grows
+    for step in steps:
+        keys, values = layer.update(step, step * 2)
+    assert layer.get_seq_length() == 8 and keys.shape == (2, 2, 8, 4)
+    assert torch.equal(keys[:, :, 5:], torch.cat(steps, dim=2)) and torch.equal(values[:, :, 5:], keys[:, :, 5:] * 2)
+    assert torch.equal(keys[1, :, :5], long[0])  # what was there before it grew is kept
+    layer.batch_select_indices(torch.tensor([1]))
+    assert layer.keys.shape == (1, 2, 8, 4) and torch.equal(layer.keys[0, :, :5], long[0])

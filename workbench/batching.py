@@ -27,7 +27,7 @@ class Row:
     prompt_ids: list[int]
     adapter: str | None
     generator: Any
-    context: int = 0  # how many prompt ids are the context (system prompt, few-shot examples, earlier turns)
+    context: int = 0  # how many prompt ids are the context (system prompt, few-shot examples)
 
 
 class BatchedSides:
@@ -158,7 +158,7 @@ class RowsLayer:
 
     def __init__(self, prompts: list[tuple[Any, Any]], width: int, room: int) -> None:
         keys, _ = prompts[0]
-        rows, heads, _, dim = keys.shape
+        _, heads, _, dim = keys.shape
         # Zeros, not empty memory, in the padding: masked positions must hold finite numbers (0 × NaN is NaN).
         self._keys = keys.new_zeros((len(prompts), heads, width + room, dim))
         self._values = keys.new_zeros((len(prompts), heads, width + room, dim))

@@ -19,7 +19,7 @@ from typing import Any
 from workbench.batching import BatchedSides, Row, speed_up_small_batches
 from workbench.config import ConfigError, ModelConfig
 from workbench.formatting import encode_prompt
-from workbench.models import LoadedModel, free_memory, load_model, one_build_at_a_time
+from workbench.models import BUILD_LOCK, LoadedModel, free_memory, load_model
 from workbench.prompt_cache import PromptCache, context_length
 
 
@@ -158,14 +158,14 @@ class ChatEngine:
                 speed_up_small_batches(self._loaded.model)
             return self._loaded
 
-    @one_build_at_a_time
     def ensure_adapter(self, name: str, path: str | Path) -> None:
         """Load a run's trained result under a name, once; later calls with the same name are free."""
         from peft import PeftModel
 
         from workbench.adapters import has_trained_weights, is_peft_adapter, load_trained
 
-        with self._lock:
+        # The engine's lock first, then the build lock: the order `loaded` takes them in (never the other way round).
+        with self._lock, BUILD_LOCK:
             if name in self._adapters:
                 return
             if not has_trained_weights(path):

@@ -121,6 +121,16 @@ def test_a_shared_context_is_read_once_and_answers_do_not_depend_on_the_cache(en
             assert warm == cold
     assert len(engine.prompt_cache) and engine.prompt_cache.size_bytes <= engine.prompt_cache.max_bytes
     engine.prompt_cache.clear()
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=4)
+    for batched in (True, False):  # each side's numbers say how much of its prompt was read before
+        for expected in ([0, 0, 0], [context, 0, 0]):  # read, then read before
+            states = []
+            for states in engine.stream(sides, [questions[0]] * 3, greedy, batched=batched):  # noqa: B007
+                pass
+            assert [s.cached_tokens for s in states] == expected
+        assert f"({context} read before)" in states[0].stats_line() and "read before" not in states[2].stats_line()
+        assert side_numbers(states[0])["cached_prompt_tokens"] == context
+    engine.prompt_cache.clear()
     assert len(engine.prompt_cache) == 0 and engine.prompt_cache.size_bytes == 0
 
 

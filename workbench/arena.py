@@ -64,7 +64,8 @@ class Prices:
 def side_numbers(state: Any, prices: Prices | None = None) -> dict[str, Any]:
     """One side's numbers for tables: tokens, time to first token, total time, tokens/s and cost."""
     row = {"side": state.label, "answer": state.text, "prompt_tokens": state.prompt_tokens,
-           "new_tokens": state.new_tokens, "ttft_s": round(state.ttft, 3) if state.ttft is not None else None,
+           "cached_prompt_tokens": state.cached_tokens, "new_tokens": state.new_tokens,
+           "ttft_s": round(state.ttft, 3) if state.ttft is not None else None,
            "seconds": round(state.seconds, 3),
            "tokens_per_s": round(state.tokens_per_s, 1) if state.tokens_per_s else None}
     if prices is not None and prices.shown:

@@ -94,7 +94,8 @@ class BatchedSides:
             def run(ids: list[int], past: Any, i: int = i) -> Any:
                 return self._run([i], input_ids=torch.tensor([ids], device=self.device), past_key_values=past)
 
-            out = self.prompt_cache.prefill(run, (row.adapter, batch_key), row.prompt_ids, row.context)
+            out, row.state.cached_tokens = self.prompt_cache.prefill(run, (row.adapter, batch_key), row.prompt_ids,
+                                                                     row.context)
             logits.append(out.logits[0, -1])
             caches.append(out.past_key_values)
         self.past = rows_cache(caches, width, room)

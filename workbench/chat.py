@@ -66,6 +66,7 @@ class SideState:
     label: str
     text: str = ""
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt's tokens, those whose keys and values came from the prompt cache
     new_tokens: int = 0
     ttft: float | None = None
     seconds: float = 0.0
@@ -91,8 +92,9 @@ class SideState:
     def stats_line(self) -> str:
         ttft = f"{self.ttft * 1000:.0f} ms" if self.ttft is not None else "–"
         rate = f"{self.tokens_per_s:.1f} tok/s" if self.tokens_per_s else "–"
+        cached = f" ({self.cached_tokens} read before)" if self.cached_tokens else ""
         return (f"{self.new_tokens} tokens · first token {ttft} · total {self.seconds:.2f} s · {rate} · "
-                f"prompt {self.prompt_tokens} tokens")
+                f"prompt {self.prompt_tokens} tokens{cached}")
 
 
 def _adapter_config(path: str | Path) -> dict[str, Any]:
@@ -253,17 +255,22 @@ class ChatEngine:
                 chunks.append([index])
         return chunks
 
-    def _forward(self, adapter: str | None, input_ids: Any, past: Any, context: int = 0) -> Any:
-        """One forward pass of a side in turn; its prompt (past None) is read through the prompt cache where the
-        side runs on the shared base or LoRA model."""
+    def _prompt_pass(self, adapter: str | None, input_ids: Any, context: int) -> tuple[Any, int]:
+        """A side's prompt, in turn: through the prompt cache where the side runs on the shared base or LoRA model.
+        Returns the output and how many prompt ids the cache held."""
+        entry = self._adapters.get(adapter) if adapter else None
+        if not context or (entry is not None and entry.kind != "lora"):
+            return self._forward(adapter, input_ids, None), 0
+
+        def run(ids: list[int], cached: Any) -> Any:
+            return self._forward(adapter, input_ids.new_tensor([ids]), cached)
+
+        return self.prompt_cache.prefill(run, (adapter, "turn"), input_ids[0].tolist(), context)
+
+    def _forward(self, adapter: str | None, input_ids: Any, past: Any) -> Any:
         entry = self._adapters.get(adapter) if adapter else None
         if adapter and entry is None:
             raise ValueError(f"adapter {adapter!r} is not loaded; call ensure_adapter first")
-        if past is None and context and (entry is None or entry.kind == "lora"):
-            def run(ids: list[int], cached: Any) -> Any:
-                return self._forward(adapter, input_ids.new_tensor([ids]), cached)
-
-            return self.prompt_cache.prefill(run, (adapter, "turn"), input_ids[0].tolist(), context)
         raw, kwargs = self.loaded.model, {}
         if entry is None or entry.kind == "soft":
             # The base, or a soft prompt: LoRA layers (if any are loaded) must be off.
@@ -324,7 +331,10 @@ class ChatEngine:
                     continue
                 started = time.perf_counter()
                 with self._lock, torch.inference_mode():
-                    out = self._forward(run["side"].adapter, run["next"], run["past"], run["context"])
+                    if run["past"] is None:
+                        out, state.cached_tokens = self._prompt_pass(run["side"].adapter, run["next"], run["context"])
+                    else:
+                        out = self._forward(run["side"].adapter, run["next"], run["past"])
                     token = sample_next(out.logits[0, -1], sampling, run["gen"])
                 run["past"], run["next"] = out.past_key_values, torch.tensor([[token]], device=device)
                 state.record(token, time.perf_counter() - started, stop_ids, tokenizer, sampling.max_new_tokens)

@@ -48,13 +48,15 @@ class PromptCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def prefill(self, run: Callable[[list[int], Any], Any], key: Any, ids: Sequence[int], context: int) -> Any:
+    def prefill(self, run: Callable[[list[int], Any], Any], key: Any, ids: Sequence[int],
+                context: int) -> tuple[Any, int]:
         """Read a prompt: `run(ids, past)` is one forward pass of the model that `key` names (it returns the model
-        output with its cache); `context` ids come from the cache when they are there. Returns the last output."""
+        output with its cache); `context` ids come from the cache when they are there. Returns the last output and
+        how many ids came from the cache."""
         from transformers import DynamicCache
 
         if context <= 0:
-            return run(list(ids), None)
+            return run(list(ids), None), 0
         entry = (key, tuple(ids[:context]))
         with self._lock:
             layers = self._entries.get(entry)
@@ -67,7 +69,7 @@ class PromptCache:
             self.misses += 1
         else:  # a copy: the next pass appends to it, the cached tensors stay as they are
             past = DynamicCache(ddp_cache_data=layers)
-        return run(list(ids[context:]), past)
+        return run(list(ids[context:]), past), 0 if layers is None else context
 
     def _store(self, entry: tuple, layers: list[tuple[Any, Any]]) -> None:
         size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)

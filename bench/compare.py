@@ -73,6 +73,21 @@ def timed(engine, sides, sampling, batched: bool, repeats: int) -> tuple[float, 
     return best, answers, tokens
 
 
+class FirstToken:
+    """A generate() streamer that notes when the first new token arrives (put() gets the prompt first)."""
+
+    def __init__(self) -> None:
+        self.calls, self.first = 0, None
+
+    def put(self, value) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            self.first = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
 class PlainGenerate:
     """The sides as a user would answer them without the engine: a model of its own, loaded as transformers gives
     it, the adapters in one peft model, and `model.generate` once per side."""
@@ -97,18 +112,6 @@ class PlainGenerate:
         import torch
 
         from workbench.formatting import encode_prompt
-
-        class FirstToken:  # a generate() streamer: put() gets the prompt first, then each new token
-            def __init__(self) -> None:
-                self.calls, self.first = 0, None
-
-            def put(self, value) -> None:
-                self.calls += 1
-                if self.calls == 2:
-                    self.first = time.perf_counter()
-
-            def end(self) -> None:
-                pass
 
         ids = torch.tensor([encode_prompt(side.messages(history), self.tokenizer)])
         if side.adapter:

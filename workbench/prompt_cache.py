@@ -38,6 +38,10 @@ def context_length(messages: Sequence[dict], ids: Sequence[int], tokenizer: Any,
     return shared if shared >= MIN_CONTEXT else 0
 
 
+def _nbytes(layers: list[tuple[Any, Any]]) -> int:
+    return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+
+
 class PromptCache:
     """Contexts' per-layer keys and values by (model key, context ids), least recently used dropped first."""
 
@@ -72,7 +76,7 @@ class PromptCache:
         return run(list(ids[context:]), past), 0 if layers is None else context
 
     def _store(self, entry: tuple, layers: list[tuple[Any, Any]]) -> None:
-        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+        size = _nbytes(layers)
         if size > self.max_bytes:
             return
         with self._lock:
@@ -82,7 +86,7 @@ class PromptCache:
             self._bytes += size
             while self._bytes > self.max_bytes:
                 _, dropped = self._entries.popitem(last=False)
-                self._bytes -= sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in dropped)
+                self._bytes -= _nbytes(dropped)
 
     def clear(self) -> None:
         with self._lock:

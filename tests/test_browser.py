@@ -296,3 +296,14 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
     expect(_visible(page.get_by_text(re.compile(r"^\s*1 vote between 2 models")))).to_be_visible()
     assert _errors_after(page, seen) == []
     _shot(page, "05-arena.png")
+
+    # --- Runs: after a page reload the table lists the run this page trained (it is read again on each load, and
+    # again when the tab opens), with no press of Refresh.
+    page.reload()
+    _tab(page, "Runs")
+    # Gradio draws the visible rows as div.virtual-row (the <table> beside them only sizes the columns).
+    row = _visible(page.locator(".virtual-row").filter(has=page.get_by_text(RUN_NAME, exact=True)))
+    expect(row).to_have_count(1, timeout=30_000)
+    expect(row).to_contain_text(run_id)
+    expect(row).to_contain_text("stopped")
+    assert _errors_after(page, 0) == []

@@ -111,9 +111,9 @@ def _runs(app: App) -> dict[str, dict]:
     return {row["run_id"]: row for row in (dict(zip(table["headers"], r)) for r in table["data"])}
 
 
-def _form(app: App, **by_label: Any) -> dict[str, Any]:
-    """start_run's keyword arguments (param_0, param_1, ...) from the form's labels; the rest keep defaults."""
-    params = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/start_run"][
+def _form(app: App, endpoint: str = "/start_run", **by_label: Any) -> dict[str, Any]:
+    """An endpoint's keyword arguments (param_0, param_1, ...) from the form's labels; the rest keep defaults."""
+    params = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"][endpoint][
         "parameters"]
     wanted = {label.lower(): value for label, value in by_label.items()}
     kwargs = {p["parameter_name"]: wanted.pop(str(p.get("label", "")).lower())
@@ -121,6 +121,13 @@ def _form(app: App, **by_label: Any) -> dict[str, Any]:
     assert not wanted, f"the Train form has no fields labelled {sorted(wanted)}; it has " \
                        f"{[p.get('label') for p in params]}"
     return kwargs
+
+
+def _returned(app: App, endpoint: str, values: list) -> dict[str, Any]:
+    """An endpoint's returned values by their components' labels."""
+    returns = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"][endpoint]["returns"]
+    assert len(returns) == len(values)
+    return {str(r.get("label")): _value(v) for r, v in zip(returns, values, strict=True)}
 
 
 def _tiny_run_form(app: App, **changes: Any) -> dict[str, Any]:
@@ -252,6 +259,8 @@ def test_training_run_completes_with_progress_loss_curve_and_adapter(app, starte
     assert "step 3 / 3" in html
     x, y = _train_points(plot)
     assert x == [1, 2, 3]
+    name = app.workbench.store.get_run(started_run).name
+    assert {t["name"] for t in _figure(plot)["data"]} >= {f"{name} · train"}  # the legend names the run
     assert len(y) == 3 and all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in y), y
 
     row = _runs(app)[started_run]
@@ -301,6 +310,41 @@ def test_compare_base_and_adapter_then_clear(app, started_run):
         _call(app, "/compare", "   ", side_2="off", temperature=0.0, top_p=0.9, max_new_tokens=24, seed=0)
 
 
+def test_settings_saved_as_a_preset_load_back_and_a_runs_settings_fill_the_form(app, started_run):
+    save_form = _form(app, "/save_preset", **{label: value for label, value in {
+        "Rank r": 12, "Max steps": 7, "Run name": "from-a-preset", "Base model": "embedded", "Method": "lora",
+        "Data used for training": SAMPLE_PATH, "Preset name": "내 설정 1"}.items()})
+    message, dropdown = _call(app, "/save_preset", **save_form)
+    path = app.home / "presets" / "내 설정 1.yaml"
+    assert "Saved preset **내 설정 1**" in message and path.is_file(), message
+    assert _value(dropdown) == "saved:내 설정 1"
+    assert ("내 설정 1 (saved)", "saved:내 설정 1") in [tuple(c) for c in dropdown["choices"]]
+    assert ("classroom-lora", "classroom-lora") in [tuple(c) for c in dropdown["choices"]]
+
+    loaded = _returned(app, "/load_preset", _call(app, "/load_preset", "saved:내 설정 1"))
+    assert (loaded["Rank r"], loaded["Max steps"], loaded["Run name"]) == (12, 7, "from-a-preset")
+    assert loaded["Data used for training"] == SAMPLE_PATH
+
+    # Saving again under the same name keeps the first version beside it.
+    first = path.read_text(encoding="utf-8")
+    message, _dropdown = _call(app, "/save_preset", **{**save_form, **_form(app, "/save_preset", **{"Max steps": 9})})
+    assert ".bak" in message
+    assert path.with_name("내 설정 1.yaml.bak").read_text(encoding="utf-8") == first
+    assert _returned(app, "/load_preset", _call(app, "/load_preset", "saved:내 설정 1"))["Max steps"] == 9
+
+    for bad, reason in (("../escape", "no slashes"), ("lora", "bundled preset"), ("  ", "empty")):
+        with pytest.raises(AppError, match=reason):
+            _call(app, "/save_preset", **{**save_form, **_form(app, "/save_preset", **{"Preset name": bad})})
+    assert sorted(p.name for p in (app.home / "presets").iterdir()) == ["내 설정 1.yaml", "내 설정 1.yaml.bak"]
+    with pytest.raises(AppError, match="No saved preset named 'gone'"):
+        _call(app, "/load_preset", "saved:gone")
+
+    # A stored run's settings come back into the form: the tiny run was started with rank 4 and 3 steps.
+    settings = _returned(app, "/load_run_settings", _call(app, "/load_run_settings", started_run))
+    assert (settings["Method"], settings["Rank r"], settings["Max steps"]) == ("lora", 4, 3)
+    assert settings["Probe every N steps"] == 0 and settings["Score the test split after training"] is False
+
+
 def test_runs_survive_an_app_restart(app, started_run):
     train_y = app.state.get("train_y")
     if train_y is None:
@@ -318,3 +362,4 @@ def test_runs_survive_an_app_restart(app, started_run):
         assert started_run in [c[1] for c in _call(second, "/list_adapters")["choices"]]
     finally:
         second.close()
+

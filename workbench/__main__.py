@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-
 
 def cmd_data_check(args: argparse.Namespace) -> int:
     from workbench.data import DataError, read_examples
@@ -39,7 +37,9 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
-    from workbench.config import ConfigError, RunConfig, load_preset
+    from workbench.config import ConfigError, RunConfig
+    from workbench.models import workbench_home
+    from workbench.presets import read_preset
     from workbench.store import RunStore, default_store
 
     store = RunStore(args.output_dir) if args.output_dir else default_store()
@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         record = store.get_run(args.resume)
         config = store.load_config(args.resume)
         return _train(store, record.run_id, config, args, resume=True)
-    config = load_preset(args.preset) if args.preset else RunConfig()
+    config = read_preset(args.preset, workbench_home()) if args.preset else RunConfig()
     overrides = _method_overrides(args)
     if args.data:
         overrides["data.path"] = args.data
@@ -71,6 +71,10 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
     from workbench.jobs import execute_run
 
     bar = tqdm(total=None, unit="step", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
+    if args.quiet:  # nor the bars transformers draws while it loads weights
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
     def on_event(event: Any) -> None:
         bar.total = event.total_steps
@@ -107,11 +111,30 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from workbench.config import load_preset
+    from workbench.config import ConfigError, load_preset
+    from workbench.models import workbench_home
+    from workbench.presets import list_presets, read_preset, save_user_preset
+    from workbench.store import default_store
 
-    for path in sorted(PRESETS_DIR.glob("*.yaml")):
-        config = load_preset(path)
-        print(f"{path.stem:<24} method={config.method.name} data={config.data.path} "
+    home = workbench_home()
+    if args.save:  # a stored run's settings (--from-run) or a preset's (--from) kept under a name of one's own
+        if bool(args.from_run) == bool(args.source):
+            raise ConfigError("presets --save NAME: give the settings to keep, --from-run RUN_ID or --from PRESET")
+        if args.from_run:
+            config = default_store().load_config(args.from_run)
+        else:
+            config = read_preset(args.source, home)
+        preset, replaced = save_user_preset(config, args.save, home)
+        kept = f" (the previous version is kept as {preset.path.name}.bak)" if replaced else ""
+        print(f"saved preset {preset.key}: {preset.path}{kept}")
+        return 0
+    for preset in list_presets(home):
+        try:
+            config = load_preset(preset.path)
+        except ConfigError as exc:  # a saved preset edited by hand can break; the others are still listed
+            print(f"{preset.key:<24} error: {exc}")
+            continue
+        print(f"{preset.key:<24} method={config.method.name} data={config.data.path} "
               f"steps={config.train.max_steps or f'{config.train.epochs:g} epoch(s)'}")
     return 0
 
@@ -236,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_data_check)
 
     train = sub.add_parser("train", help="train one run with the same engine as the UI")
-    train.add_argument("--preset", help="a YAML preset, e.g. presets/classroom-lora.yaml")
+    train.add_argument("--preset", help="a preset: a bundled name (classroom-lora), saved:NAME for one you saved, "
+                       "or a YAML file's path (see `presets`)")
     train.add_argument("--data", help="training data file (overrides the preset), or sample:NAME")
     train.add_argument("--max-steps", type=int, help="stop after N optimiser steps")
     train.add_argument("--output-dir", help="run store folder (default: $WORKBENCH_HOME/runs)")
@@ -253,7 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     sub.add_parser("methods", help="list fine-tuning methods and their knobs").set_defaults(func=cmd_methods)
-    sub.add_parser("presets", help="list presets").set_defaults(func=cmd_presets)
+    presets = sub.add_parser("presets", help="list the bundled and saved presets, or save one")
+    presets.add_argument("--save", metavar="NAME", help="save settings as saved:NAME ($WORKBENCH_HOME/presets)")
+    presets.add_argument("--from-run", metavar="RUN_ID", help="with --save: the settings of this stored run")
+    presets.add_argument("--from", dest="source", metavar="PRESET", help="with --save: the settings of this preset")
+    presets.set_defaults(func=cmd_presets)
     sub.add_parser("runs", help="list stored runs").set_defaults(func=cmd_runs)
 
     export = sub.add_parser("export", help="zip, merge or push a run's adapter")

@@ -66,8 +66,8 @@ def build_app(workbench: Workbench) -> gr.Blocks:
                 build_eval_tab(workbench, data, train)
             with gr.Tab("5 · Arena", id="arena") as arena_tab:
                 arena = build_arena_tab(workbench, data, train)
-            with gr.Tab("Runs", id="runs"):
-                build_runs_tab(workbench)
+            with gr.Tab("Runs", id="runs") as runs_tab:
+                build_runs_tab(workbench, runs_tab)
         # Open ready to train: the default sample checked and the parameter count shown.
         demo.load(data.on_check, data.inputs, data.outputs, api_visibility="private")
         demo.load(train.on_form_change, train.form, train.params_md, api_visibility="private")

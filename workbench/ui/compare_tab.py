@@ -199,7 +199,9 @@ def _build_sheet(workbench: Workbench, settings: list) -> None:
             sheet_file = gr.File(label="…or a CSV with a 'prompt' column", type="filepath", file_types=[".csv"])
         sheet_btn = gr.Button("Answer all", variant="primary")
         sheet_table = gr.Dataframe(label="Answers and numbers per prompt and side", wrap=True, interactive=False,
-                                   max_height=420)
+                                   max_height=420, headers=["#", "prompt", "side", "answer", "prompt_tokens",
+                                                            "cached_prompt_tokens", "new_tokens", "ttft_s",
+                                                            "seconds", "tokens_per_s"])
         sheet_csv_file = gr.File(label="Table (.csv)", interactive=False)
 
     def on_answer_sheet(text, csv_path, side_2, side_3, side_4, shots, shots_path, temperature, top_p,

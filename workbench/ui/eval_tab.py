@@ -184,11 +184,14 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
                                               info="How surprised each model is by the reference answers; lower "
                                                    "is better.")
     evaluate_btn = gr.Button("Evaluate", variant="primary")
-    summary_table = gr.Dataframe(label="Summary (one row per model)", interactive=False, wrap=True)
+    # Headers before the first evaluation, so an empty table reads as what it will hold rather than "1 2 3".
+    summary_table = gr.Dataframe(label="Summary (one row per model)", interactive=False, wrap=True,
+                                 headers=["model", "scores (after Evaluate)", "seconds", "new_tokens"])
     legend_md = gr.Markdown()
     bars_plot = gr.Plot(label="Metrics by model")
     examples_table = gr.Dataframe(label="Every example (click a header to sort)", interactive=False, wrap=True,
-                                  max_height=520, show_search="filter")
+                                  max_height=520, show_search="filter",
+                                  headers=["#", "prompt", "reference", "each model's answer and scores"])
     csv_file = gr.File(label="Per-example table (.csv)", interactive=False)
     with gr.Accordion("Forgetting probe", open=False):
         gr.Markdown(PROBE_INTRO)
@@ -201,7 +204,9 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
         with gr.Row():
             change_plot = gr.Plot(label="Change vs base")
             curve_plot = gr.Plot(label="During training (general-set loss)")
-        change_table = gr.Dataframe(label="Perplexity and similarity on the general set", interactive=False)
+        change_table = gr.Dataframe(label="Perplexity and similarity on the general set", interactive=False,
+                                    headers=["model", "perplexity", "perplexity Δ %", "similarity",
+                                             "similarity Δ %"])
 
     def on_source(source: str):
         return gr.update(visible=source == RUN_SOURCE), gr.update(visible=source == FILE_SOURCE)

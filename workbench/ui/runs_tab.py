@@ -143,10 +143,12 @@ def _export(action, run_id: str | None, done: str):
     return (str(result) if is_file else gr.skip()), f"✅ {done}: `{result}`"
 
 
-def build_runs_tab(workbench: Workbench) -> None:
+def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     gr.Markdown("Every run stored on this machine. Runs survive page reloads and app restarts.")
     refresh_btn = gr.Button("↻ Refresh")
-    runs_table = gr.Dataframe(runs_frame(workbench), interactive=False, wrap=True, max_height=420,
+    # A callable value is read again on every page load, so runs trained since the app started (in the app or
+    # with `python -m workbench train`) are listed after a reload; opening the tab reads them again too.
+    runs_table = gr.Dataframe(lambda: runs_frame(workbench), interactive=False, wrap=True, max_height=420,
                               show_search="filter")
     gr.Markdown(LEGEND)
     runs_dropdown = gr.Dropdown(_run_choices(workbench), label="Chart these runs", multiselect=True,
@@ -237,6 +239,8 @@ def build_runs_tab(workbench: Workbench) -> None:
     push_btn.click(on_push, [export_dropdown, repo_box], export_md, api_name="export_push")
     export_dropdown.focus(lambda: gr.update(choices=[r.run_id for r in workbench.adapters()]), None,
                           export_dropdown, api_visibility="private")
+    if tab is not None:
+        tab.select(on_refresh, None, [runs_table, runs_dropdown], api_visibility="private")
     refresh_btn.click(on_refresh, None, [runs_table, runs_dropdown], api_name="list_runs").then(
         lambda: gr.update(choices=_sweep_choices(workbench)), None, sweep_dropdown, api_visibility="private")
     runs_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, runs_dropdown,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -18,12 +17,12 @@ from workbench.method_cards import method_card
 from workbench.methods import KNOBS, METHODS, get_method
 from workbench.plots import make_loss_figure
 from workbench.preflight import preflight
+from workbench.presets import BUNDLED_DIR, list_presets, read_preset, save_user_preset
 from workbench.samples import resolve_data_path
 from workbench.store import StoreError
 from workbench.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "presets"
 DEFAULT_PRESET = "classroom-lora"
 MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
 FORGETTING_FIELDS = ("general_every", "general_samples", "replay_ratio", "l2_to_base")
@@ -53,12 +52,17 @@ class TrainTab:
     on_page_load: Callable
 
 
-def list_presets() -> list[str]:
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+SAVE_HELP = ("Keep the settings above under a name of your own: it joins the Preset list (marked *saved*) and works "
+             "headless as `python -m workbench train --preset saved:NAME`. Saving again under the same name keeps "
+             "the previous version as NAME.yaml.bak. Or take the settings of any stored run back into the form.")
+
+
+def _preset_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    return [(p.label, p.key) for p in list_presets(workbench.home)]
 
 
 def _default_config() -> RunConfig:
-    path = PRESETS_DIR / f"{DEFAULT_PRESET}.yaml"
+    path = BUNDLED_DIR / f"{DEFAULT_PRESET}.yaml"
     return load_preset(path) if path.is_file() else RunConfig()
 
 
@@ -109,9 +113,11 @@ def format_progress(snapshot: Any) -> str:
 
 def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     config = _default_config()
+    preset_choices = _preset_choices(workbench)
     with gr.Row():
-        preset_dropdown = gr.Dropdown(list_presets(), value=DEFAULT_PRESET if DEFAULT_PRESET in list_presets()
-                                      else None, label="Preset", info="Saved settings from presets/*.yaml.")
+        preset_dropdown = gr.Dropdown(preset_choices, value=DEFAULT_PRESET if (DEFAULT_PRESET, DEFAULT_PRESET)
+                                      in preset_choices else None, label="Preset", allow_custom_value=True,
+                                      info="Ready-made settings (presets/*.yaml) and the ones you saved below.")
         preset_btn = gr.Button("Load preset")
         run_name_box = gr.Textbox(label="Run name", placeholder="optional, e.g. rank-8-try")
     model_box = gr.Textbox(config.model.name_or_path, label="Base model", info=field_help("model", "name_or_path"))
@@ -144,6 +150,16 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         with gr.Row():
             for name in AFTER_FIELDS:
                 train_components[name] = _train_component(name, getattr(config.train, name))
+    with gr.Accordion("Save or reuse settings", open=False):
+        gr.Markdown(SAVE_HELP)
+        with gr.Row():
+            preset_name_box = gr.Textbox(label="Preset name", placeholder="e.g. my-lora-rank-16",
+                                         info="Letters (Hangul too), digits, spaces, dots, dashes, underscores.")
+            save_btn = gr.Button("Save as preset")
+            settings_run_dropdown = gr.Dropdown(label="Settings of a run", allow_custom_value=True,
+                                                info="Any stored run: its method, knobs, data and training settings.")
+            settings_btn = gr.Button("Load the run's settings")
+        save_md = gr.Markdown()
     with gr.Row():
         start_btn = gr.Button("Start training", variant="primary")
         stop_btn = gr.Button("Stop", variant="stop")
@@ -254,16 +270,41 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             raise gr.Error(str(exc)) from None
         key = (run_id, len(rows), snapshot.status)
         # Redraw the chart only when there is something new: polling stays light while a run trains.
-        figure = gr.skip() if key == seen else make_loss_figure({run_id: rows})
+        # The legend names the run by its name, as the Runs tab does.
+        figure = gr.skip() if key == seen else make_loss_figure({workbench.store.get_run(run_id).name: rows})
         return format_progress(snapshot), figure, key
 
-    def on_preset(name: str):
-        loaded = load_preset(PRESETS_DIR / f"{name}.yaml")
-        values = [loaded.model.name_or_path, loaded.method.name,
-                  *[getattr(loaded.method, k) for k in knob_components],
-                  *[getattr(loaded.train, k) for k in train_components], loaded.data.path,
-                  loaded.data.val_size, loaded.data.test_size, loaded.data.split_seed, loaded.name]
-        return values
+    def form_values(loaded: RunConfig) -> list:  # a config back into the form, in the form's order
+        return [loaded.model.name_or_path, loaded.method.name,
+                *[getattr(loaded.method, k) for k in knob_components],
+                *[getattr(loaded.train, k) for k in train_components], loaded.data.path,
+                loaded.data.val_size, loaded.data.test_size, loaded.data.split_seed, loaded.name]
+
+    def on_preset(key: str):
+        if not key:
+            raise gr.Error("Preset: choose a preset to load")
+        try:
+            return form_values(read_preset(key, workbench.home))
+        except ConfigError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def on_save_preset(*values):
+        *form_values_in, name = values
+        try:
+            preset, replaced = save_user_preset(config_from_form(*form_values_in), name, workbench.home)
+        except (ConfigError, ValueError, OSError) as exc:
+            raise gr.Error(str(exc)) from None
+        kept = f" The previous version is kept as `{preset.path.name}.bak`." if replaced else ""
+        message = f"✅ Saved preset **{preset.name}** (`{preset.path}`).{kept}"
+        return message, gr.update(choices=_preset_choices(workbench), value=preset.key)
+
+    def on_run_settings(run_id: str):
+        if not run_id:
+            raise gr.Error("Settings of a run: choose a run first")
+        try:
+            return form_values(workbench.store.load_config(run_id))
+        except (StoreError, ConfigError) as exc:
+            raise gr.Error(f"Settings of a run: {exc}") from None
 
     def on_data_change(path: str):  # instructions train with SFT, preference pairs with DPO: follow the data
         try:
@@ -275,6 +316,12 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     data.data_path_box.change(on_data_change, data.data_path_box,
                               [train_components["objective"], objective_accordion], api_visibility="private")
     preset_btn.click(on_preset, preset_dropdown, form, api_name="load_preset")
+    preset_dropdown.focus(lambda: gr.update(choices=_preset_choices(workbench)), None, preset_dropdown,
+                          api_visibility="private")
+    save_btn.click(on_save_preset, [*form, preset_name_box], [save_md, preset_dropdown], api_name="save_preset")
+    settings_btn.click(on_run_settings, settings_run_dropdown, form, api_name="load_run_settings")
+    settings_run_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, settings_run_dropdown,
+                                api_visibility="private")
     method_dropdown.change(on_method_change, method_dropdown, [card_md, *knob_components.values()],
                            api_visibility="private")
     # Picked by hand: also take the method's usual learning rate (full fine-tuning wants ~100× less than LoRA).

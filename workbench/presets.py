@@ -1,0 +1,108 @@
+"""Presets: the bundled ones (presets/*.yaml) and the ones a user saves (<home>/presets/*.yaml).
+
+A preset is a whole run configuration in YAML. Bundled presets are read-only; saved presets are written from the
+Train tab ("Save as preset") or by `python -m workbench presets --save`, and are listed after the bundled ones.
+Saving over an existing saved preset keeps the previous version beside it as NAME.yaml.bak, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.config import ConfigError, RunConfig, load_preset, save_preset
+
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "presets"
+SAVED_PREFIX = "saved:"
+# Letters of any script (Hangul included), digits, space, dot, dash and underscore; no path separators.
+NAME_PATTERN = re.compile(r"^[\w][\w .-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    path: Path
+    saved: bool  # False: bundled with the workbench
+
+    @property
+    def key(self) -> str:
+        """What the Train tab's dropdown and the CLI's --preset take: NAME, or saved:NAME for a saved one."""
+        return f"{SAVED_PREFIX}{self.name}" if self.saved else self.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (saved)" if self.saved else self.name
+
+
+def saved_dir(home: str | Path) -> Path:
+    return Path(home) / "presets"
+
+
+def list_presets(home: str | Path | None = None) -> list[Preset]:
+    """Bundled presets by name, then the saved ones of this home by name."""
+    bundled = [Preset(p.stem, p, False) for p in sorted(BUNDLED_DIR.glob("*.yaml"))]
+    if home is None:
+        return bundled
+    return bundled + [Preset(p.stem, p, True) for p in sorted(saved_dir(home).glob("*.yaml"))]
+
+
+def check_name(name: str) -> str:
+    """A saved preset's name, stripped; refused with the reason when it is empty, too long or has odd characters."""
+    name = (name or "").strip()
+    if name.lower().endswith(".yaml"):
+        name = name[:-5].strip()
+    if not name:
+        raise ConfigError("Preset name: empty; type a name for the settings, e.g. my-lora-rank-16")
+    if not NAME_PATTERN.match(name) or name.startswith("."):
+        raise ConfigError(f"Preset name {name!r}: use at most 64 letters, digits, spaces, dots, dashes or "
+                          "underscores (no slashes), starting with a letter or digit")
+    if (BUNDLED_DIR / f"{name}.yaml").is_file():
+        raise ConfigError(f"Preset name {name!r} is a bundled preset's; choose another name (bundled presets are "
+                          "not overwritten)")
+    return name
+
+
+def resolve_preset(name_or_path: str, home: str | Path | None = None) -> Path:
+    """The YAML file of a preset given as a path, a bundled name, or saved:NAME (a saved name alone works too)."""
+    text = (name_or_path or "").strip()
+    if not text:
+        raise ConfigError("Preset: empty; choose one of the presets (python -m workbench presets lists them)")
+    if text.startswith(SAVED_PREFIX):
+        name = text[len(SAVED_PREFIX):].strip()
+        path = saved_dir(home).joinpath(f"{name}.yaml") if home is not None else None
+        if path is None or not NAME_PATTERN.match(name) or not path.is_file():
+            raise ConfigError(f"No saved preset named {name!r}; saved presets: "
+                              f"{_names(p for p in list_presets(home) if p.saved)}")
+        return path
+    path = Path(text).expanduser()
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    if NAME_PATTERN.match(text):
+        for folder in (BUNDLED_DIR, saved_dir(home) if home is not None else None):
+            if folder is not None and (folder / f"{text}.yaml").is_file():
+                return folder / f"{text}.yaml"
+    raise ConfigError(f"No preset {text!r}: give a YAML file's path or one of: {_names(list_presets(home))}")
+
+
+def read_preset(name_or_path: str, home: str | Path | None = None) -> RunConfig:
+    return load_preset(resolve_preset(name_or_path, home))
+
+
+def save_user_preset(config: RunConfig, name: str, home: str | Path) -> tuple[Preset, bool]:
+    """Write the config as a saved preset; (the preset, whether an older version was replaced and kept as .bak)."""
+    name = check_name(name)
+    path = saved_dir(home) / f"{name}.yaml"
+    replaced = path.is_file()
+    if replaced:  # copied, not moved: the preset is never missing, even if the write below fails
+        shutil.copy2(path, path.with_name(f"{name}.yaml.bak"))
+    header = f"Saved from the workbench on {time.strftime('%Y-%m-%d %H:%M')}."
+    save_preset(config, path, header=header)
+    return Preset(name, path, True), replaced
+
+
+def _names(presets) -> str:
+    names = [p.key for p in presets]
+    return ", ".join(names) if names else "(none)"

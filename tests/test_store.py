@@ -351,3 +351,69 @@ def test_concurrent_updates_from_threads(tmp_path, config):
     assert stores[0].get_run(shared).steps % 1000 == 49  # the last write of some thread wins, whole
     assert stores[0].integrity_ok() and stores[1].integrity_ok()
     assert len(stores[0].list_runs()) == 9
+
+
+def _finished(store: RunStore, config: RunConfig, name: str = "") -> RunRecord:
+    record = store.create_run(config, name=name)
+    store.update_run(record.run_id, status="completed", steps=3, total_steps=3, train_loss=1.25)
+    store.append_metrics(record.run_id, [{"step": 1, "train_loss": 2.0}, {"step": 3, "train_loss": 1.25}])
+    (store.adapter_dir(record.run_id)).mkdir()
+    (store.adapter_dir(record.run_id) / "adapter_model.safetensors").write_bytes(b"\0" * 4096)
+    return store.get_run(record.run_id)
+
+
+def test_a_deleted_run_goes_to_the_trash_whole_and_comes_back_as_it_was(store, config):
+    keep, record = _finished(store, config, "keep"), _finished(store, config, "실험 B")
+    folder = store.run_dir(record.run_id)
+    where = store.delete_run(record.run_id)
+    assert where == store.root / ".trash" / record.run_id and not folder.exists()
+    assert [r.run_id for r in store.list_runs()] == [keep.run_id]
+    with pytest.raises(StoreError, match="no run"):
+        store.get_run(record.run_id)
+    (trashed, _when, size), = store.trash()
+    assert trashed == record and size > 4096
+    assert store.integrity_ok()
+
+    assert store.restore_run(record.run_id) == record
+    assert store.get_run(record.run_id) == record  # every column, as before
+    assert store.read_metrics(record.run_id) == [{"step": 1, "train_loss": 2.0}, {"step": 3, "train_loss": 1.25}]
+    assert (store.adapter_dir(record.run_id) / "adapter_model.safetensors").stat().st_size == 4096
+    assert not (folder / "record.json").exists() and store.trash() == []
+    with pytest.raises(StoreError, match="no run .* in the trash"):
+        store.restore_run(record.run_id)
+
+
+def test_a_queued_run_is_not_deleted_nor_the_run_it_continues_from(store, config):
+    source = _finished(store, config, "source")
+    queued = store.create_run(config.with_overrides({"train.init_adapter": source.run_id}), name="continues")
+    with pytest.raises(StoreError, match="'continues' is queued; stop it first"):
+        store.delete_run(queued.run_id)
+    with pytest.raises(StoreError, match="starting adapter of 'continues'"):
+        store.delete_run(source.run_id)
+    assert len(store.list_runs()) == 2 and store.trash() == []
+    store.update_run(queued.run_id, status="stopped")
+    store.delete_run(source.run_id)
+    store.delete_run(queued.run_id)
+    assert store.list_runs() == []
+    orphan = store.create_run(config, name="orphan")  # left queued by a process that is gone
+    store.update_run(orphan.run_id, owner_pid=dead_pid())
+    store.delete_run(orphan.run_id)
+    assert store.restore_run(orphan.run_id).status == "interrupted"
+
+
+def test_emptying_the_trash_frees_the_space_and_renaming_checks_the_name(store, config):
+    gone = [_finished(store, config, f"gone {i}") for i in range(2)]
+    kept = _finished(store, config, "kept")
+    for record in gone:
+        store.delete_run(record.run_id)
+    count, freed = store.empty_trash()
+    assert count == 2 and freed > 2 * 4096
+    assert store.trash() == [] and not any((store.root / ".trash").iterdir())
+    assert [r.run_id for r in store.list_runs()] == [kept.run_id]
+    assert store.empty_trash() == (0, 0)
+    assert store.rename_run(kept.run_id, "  lora   r16 best ").name == "lora r16 best"
+    with pytest.raises(StoreError, match="New name: empty"):
+        store.rename_run(kept.run_id, "   ")
+    with pytest.raises(StoreError, match="at most 120"):
+        store.rename_run(kept.run_id, "x" * 121)
+    assert store.get_run(kept.run_id).name == "lora r16 best"

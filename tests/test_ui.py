@@ -345,6 +345,37 @@ def test_settings_saved_as_a_preset_load_back_and_a_runs_settings_fill_the_form(
     assert settings["Probe every N steps"] == 0 and settings["Score the test split after training"] is False
 
 
+def test_a_run_is_renamed_moved_to_the_trash_restored_and_the_trash_emptied(app):
+    from workbench.config import RunConfig
+
+    store = app.workbench.store
+    record = store.create_run(RunConfig(), name="to-manage")
+    store.update_run(record.run_id, status="completed", steps=1, total_steps=1)
+    message, table, *_lists = _call(app, "/rename_run", record.run_id, "관리할 실행")
+    assert "Renamed **to-manage** to **관리할 실행**" in message
+    assert _runs(app)[record.run_id]["name"] == "관리할 실행"
+
+    message, table, _runs_list, manage, trash = _call(app, "/delete_run", record.run_id)
+    assert "to the trash" in message and record.run_id not in [row[0] for row in table["data"]]
+    assert record.run_id not in _runs(app) and not store.run_dir(record.run_id).exists()
+    assert record.run_id in [c[1] for c in trash["choices"]]
+    assert record.run_id not in [c[1] for c in manage["choices"]]
+    with pytest.raises(AppError, match="Delete: no run"):
+        _call(app, "/delete_run", record.run_id)
+    html, _plot = _call(app, "/poll_run", record.run_id)  # the Train tab still showing it says so, in place
+    assert "no run" in html and "trash" in html
+
+    message, table, *_lists = _call(app, "/restore_run", record.run_id)
+    assert "Restored **관리할 실행**" in message and _runs(app)[record.run_id]["status"] == "completed"
+    _call(app, "/delete_run", record.run_id)
+    message, *_rest = _call(app, "/empty_trash")
+    assert message.startswith("Deleted 1 run(s) for good") and store.trash() == []
+    with pytest.raises(AppError, match="Restore: no run .* in the trash"):
+        _call(app, "/restore_run", record.run_id)
+    with pytest.raises(AppError, match="Rename: choose a run first"):
+        _call(app, "/rename_run", None, "x")
+
+
 def test_runs_survive_an_app_restart(app, started_run):
     train_y = app.state.get("train_y")
     if train_y is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,35 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from workbench.store import default_store
 
-    for run in default_store().list_runs():
+    store = default_store()
+    if args.rename:
+        run_id, name = args.rename
+        old = store.get_run(run_id).name
+        print(f"renamed {run_id}: {old!r} -> {store.rename_run(run_id, name).name!r}")
+        return 0
+    if args.delete:
+        name = store.get_run(args.delete).name
+        where = store.delete_run(args.delete)
+        print(f"moved {args.delete} ({name!r}) to the trash: {where}; `runs --restore {args.delete}` brings it back"
+              if where else f"removed {args.delete} ({name!r}) from the index; it had no folder")
+        return 0
+    if args.restore:
+        record = store.restore_run(args.restore)
+        print(f"restored {record.run_id} ({record.name!r}, {record.status})")
+        return 0
+    if args.empty_trash:
+        count, size = store.empty_trash()
+        print(f"deleted {count} run(s) from the trash for good; {size / 2**20:.1f} MB freed")
+        return 0
+    if args.trash:
+        for record, when, size in store.trash():
+            deleted = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+            print(f"{record.run_id}  {record.name!r} {record.method}  deleted {deleted}  {size / 2**20:.1f} MB")
+        return 0
+    for run in store.list_runs():
         loss = f"{run.train_loss:.3f}" if run.train_loss is not None else "–"
-        print(f"{run.run_id}  {run.status:<11} {run.method:<8} steps {run.steps}/{run.total_steps} loss {loss}")
+        print(f"{run.run_id}  {run.status:<11} {run.method:<8} steps {run.steps}/{run.total_steps} loss {loss}  "
+              f"{run.name!r}")
     return 0
 
 
@@ -282,7 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("--from-run", metavar="RUN_ID", help="with --save: the settings of this stored run")
     presets.add_argument("--from", dest="source", metavar="PRESET", help="with --save: the settings of this preset")
     presets.set_defaults(func=cmd_presets)
-    sub.add_parser("runs", help="list stored runs").set_defaults(func=cmd_runs)
+    runs = sub.add_parser("runs", help="list, rename or delete stored runs (deleted runs go to a trash)")
+    manage = runs.add_mutually_exclusive_group()
+    manage.add_argument("--rename", nargs=2, metavar=("RUN_ID", "NAME"), help="give a run a new name")
+    manage.add_argument("--delete", metavar="RUN_ID", help="move a finished, stopped or failed run to the trash")
+    manage.add_argument("--restore", metavar="RUN_ID", help="bring a deleted run back from the trash")
+    manage.add_argument("--trash", action="store_true", help="list the deleted runs")
+    manage.add_argument("--empty-trash", action="store_true", help="delete the runs in the trash for good")
+    runs.set_defaults(func=cmd_runs)
 
     export = sub.add_parser("export", help="zip, merge or push a run's adapter")
     export.add_argument("run_id")

@@ -5,6 +5,8 @@
     <root>/<run_id>/metrics.jsonl   one JSON object per logged step (appended and flushed as training goes)
     <root>/<run_id>/adapter/        the trained weights in standard PEFT format
     <root>/<run_id>/result.json     the final summary
+    <root>/.trash/<run_id>/         a deleted run, whole, with its index row in record.json, until restored or
+                                    the trash is emptied
 
 The UI holds nothing the store does not: a page reload or an app restart reads everything back from here.
 Whole files are written atomically (temp file, fsync, rename), so a crash never leaves a half-written file.
@@ -16,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -24,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 ACTIVE = ("queued", "running")
+TRASH = ".trash"
+MAX_NAME = 120
 RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9_-]{1,40}-[0-9a-f]{6}$")
 
 SCHEMA = """
@@ -127,7 +132,7 @@ class RunStore:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{slugify(config.method.name)}-" \
                  f"{secrets.token_hex(3)}"
         record = RunRecord(
-            run_id=run_id, name=(name or config.name or run_id)[:120], status="queued", created_at=now,
+            run_id=run_id, name=(name or config.name or run_id)[:MAX_NAME], status="queued", created_at=now,
             updated_at=now, method=config.method.name, model=config.model.name_or_path,
             data_path=config.data.path, owner_pid=os.getpid(),
         )
@@ -219,6 +224,86 @@ class RunStore:
             self.update_run(run_id, status="interrupted",
                             error="the process that ran this was stopped before the run finished")
         return orphaned
+
+    def rename_run(self, run_id: str, name: str) -> RunRecord:
+        """Give a run a new name (shown everywhere; rank sweeps group runs by their names)."""
+        name = " ".join((name or "").split())
+        if not name:
+            raise StoreError("New name: empty; type the name the run should have")
+        if len(name) > MAX_NAME:
+            raise StoreError(f"New name: {len(name)} characters; use at most {MAX_NAME}")
+        self.update_run(run_id, name=name)
+        return self.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> Path | None:
+        """Move a run, whole, to the trash (restore_run brings it back); its folder there, or None if it had none.
+
+        A queued or training run is refused (stop it first), and so is a run whose adapter a queued or training
+        run is about to continue from.
+        """
+        record = self.get_run(run_id)
+        if record.status in ACTIVE and _pid_alive(record.owner_pid):
+            raise StoreError(f"run {record.name!r} is {record.status}; stop it first (Stop on the Train tab), "
+                             "then delete it")
+        folder = self.run_dir(run_id)
+        for other in self.list_runs():
+            if other.run_id != run_id and other.status in ACTIVE and _pid_alive(other.owner_pid):
+                try:
+                    source = self.load_config(other.run_id).train.init_adapter.strip()
+                except ValueError:
+                    continue
+                if source and (source == run_id or Path(source).resolve().is_relative_to(folder.resolve())):
+                    raise StoreError(f"run {record.name!r} is the starting adapter of {other.name!r}, which is "
+                                     f"{other.status}; delete it after that run ends")
+        target = self.root / TRASH / run_id
+        if target.exists():
+            raise StoreError(f"the trash already holds a run {run_id!r}; empty the trash or restore that one first")
+        if folder.is_dir():
+            write_atomic(folder / "record.json", json.dumps(record.to_dict(), ensure_ascii=False, indent=2))
+            target.parent.mkdir(exist_ok=True)
+        with self._lock, self._connect() as db:  # the row goes only if the folder moved (else rolled back)
+            db.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+            if folder.is_dir():
+                os.replace(folder, target)
+                return target
+        return None
+
+    def trash(self) -> list[tuple[RunRecord, float, int]]:
+        """Deleted runs, the latest deleted first: (record, when deleted, bytes on disk)."""
+        found = []
+        for record_file in (self.root / TRASH).glob("*/record.json"):
+            try:
+                record = RunRecord(**json.loads(record_file.read_text(encoding="utf-8")))
+            except (ValueError, TypeError):
+                continue  # not a run this store deleted
+            size = sum(f.stat().st_size for f in record_file.parent.rglob("*") if f.is_file())
+            found.append((record, record_file.stat().st_mtime, size))
+        return sorted(found, key=lambda item: -item[1])
+
+    def restore_run(self, run_id: str) -> RunRecord:
+        """Bring a deleted run back from the trash, as it was (a run cut off while active comes back interrupted)."""
+        self.run_dir(run_id)  # checks the id
+        source = self.root / TRASH / run_id
+        if not (source / "record.json").is_file():
+            raise StoreError(f"no run {run_id!r} in the trash")
+        record = RunRecord(**json.loads((source / "record.json").read_text(encoding="utf-8")))
+        if record.status in ACTIVE:
+            record.status, record.error = "interrupted", record.error or "deleted before it finished"
+        if self.run_dir(run_id).exists():
+            raise StoreError(f"a run {run_id!r} is already stored; it cannot be restored over")
+        with self._lock, self._connect() as db:
+            db.execute(f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                       [getattr(record, c) for c in COLUMNS])
+            os.replace(source, self.run_dir(run_id))
+        (self.run_dir(run_id) / "record.json").unlink(missing_ok=True)
+        return record
+
+    def empty_trash(self) -> tuple[int, int]:
+        """Delete the runs in the trash for good: (runs deleted, bytes freed)."""
+        deleted = self.trash()
+        for record, _when, _size in deleted:
+            shutil.rmtree(self.root / TRASH / record.run_id, ignore_errors=True)
+        return len(deleted), sum(size for _record, _when, size in deleted)
 
     def integrity_ok(self) -> bool:
         with self._connect() as db:

@@ -143,6 +143,15 @@ def _export(action, run_id: str | None, done: str):
     return (str(result) if is_file else gr.skip()), f"✅ {done}: `{result}`"
 
 
+def _trash_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    return [(f"{record.name} · {record.method} · {_megabytes(size)}", record.run_id)
+            for record, _when, size in workbench.store.trash()]
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"
+
+
 def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     gr.Markdown("Every run stored on this machine. Runs survive page reloads and app restarts.")
     refresh_btn = gr.Button("↻ Refresh")
@@ -233,6 +242,78 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     def on_push(run_id: str, repo: str):
         result = _export(lambda: push_adapter(workbench.store, run_id, repo.strip()), run_id, "Pushed")
         return result[1]
+
+    with gr.Accordion("Rename or delete a run", open=False):
+        gr.Markdown("A deleted run goes to the trash, whole (adapter, curves, scores), and **Restore** brings it "
+                    "back; only **Empty the trash** frees its disk space for good. A run that is training or "
+                    "waiting in the queue cannot be deleted: stop it first.")
+        with gr.Row():
+            manage_dropdown = gr.Dropdown(label="Run", choices=_run_choices(workbench), allow_custom_value=True,
+                                          info="Any stored run.")
+            new_name_box = gr.Textbox(label="New name", placeholder="e.g. lora-r16-best",
+                                      info="Shown in every tab; rank sweeps group runs by name.")
+            with gr.Column():
+                rename_btn = gr.Button("Rename")
+                delete_btn = gr.Button("Move to the trash", variant="stop")
+        with gr.Row():
+            trash_dropdown = gr.Dropdown(label="Trash", choices=_trash_choices(workbench), allow_custom_value=True,
+                                         info="Deleted runs, the latest first, with their size on disk.")
+            with gr.Column():
+                restore_btn = gr.Button("Restore")
+                empty_btn = gr.Button("Empty the trash", variant="stop")
+        manage_md = gr.Markdown()
+
+    def refreshed(message: str) -> tuple:  # after a change: the message, the table and every run list again
+        runs = gr.update(choices=_run_choices(workbench))
+        return (message, runs_frame(workbench), runs, gr.update(choices=_run_choices(workbench), value=None),
+                gr.update(choices=_trash_choices(workbench), value=None))
+
+    def on_rename(run_id: str, name: str):
+        if not run_id:
+            raise gr.Error("Rename: choose a run first")
+        try:
+            old = workbench.store.get_run(run_id).name
+            record = workbench.store.rename_run(run_id, name)
+        except StoreError as exc:
+            raise gr.Error(f"Rename: {exc}") from None
+        return refreshed(f"✅ Renamed **{old}** to **{record.name}**.")
+
+    def on_delete(run_id: str):
+        if not run_id:
+            raise gr.Error("Delete: choose a run first")
+        try:
+            name = workbench.store.get_run(run_id).name
+            workbench.store.delete_run(run_id)
+        except (StoreError, OSError) as exc:
+            raise gr.Error(f"Delete: {exc}") from None
+        return refreshed(f"🗑️ Moved **{name}** (`{run_id}`) to the trash; **Restore** brings it back.")
+
+    def on_restore(run_id: str):
+        if not run_id:
+            raise gr.Error("Restore: choose a run in the trash first")
+        try:
+            record = workbench.store.restore_run(run_id)
+        except (StoreError, OSError, ValueError) as exc:
+            raise gr.Error(f"Restore: {exc}") from None
+        return refreshed(f"✅ Restored **{record.name}** (`{record.run_id}`, {record.status}).")
+
+    def on_empty_trash():
+        try:
+            count, size = workbench.store.empty_trash()
+        except OSError as exc:
+            raise gr.Error(f"Empty the trash: {exc}") from None
+        return refreshed(f"Deleted {count} run(s) for good; {_megabytes(size)} freed." if count else
+                         "The trash is already empty.")
+
+    manage_outputs = [manage_md, runs_table, runs_dropdown, manage_dropdown, trash_dropdown]
+    rename_btn.click(on_rename, [manage_dropdown, new_name_box], manage_outputs, api_name="rename_run")
+    delete_btn.click(on_delete, manage_dropdown, manage_outputs, api_name="delete_run")
+    restore_btn.click(on_restore, trash_dropdown, manage_outputs, api_name="restore_run")
+    empty_btn.click(on_empty_trash, None, manage_outputs, api_name="empty_trash")
+    manage_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, manage_dropdown,
+                          api_visibility="private")
+    trash_dropdown.focus(lambda: gr.update(choices=_trash_choices(workbench)), None, trash_dropdown,
+                         api_visibility="private")
 
     zip_btn.click(on_zip, export_dropdown, [export_file, export_md], api_name="export_zip")
     merge_btn.click(on_merge, export_dropdown, [export_file, export_md], api_name="export_merge")

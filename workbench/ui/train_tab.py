@@ -266,8 +266,9 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         try:
             snapshot = workbench.jobs.snapshot(run_id)
             rows = workbench.store.read_metrics(run_id)
-        except StoreError as exc:
-            raise gr.Error(str(exc)) from None
+        except StoreError as exc:  # e.g. deleted in the Runs tab: said in place, not as a toast every second
+            return (f"<div style='color:#b91c1c'>{html.escape(str(exc))} (a deleted run is in the Runs tab's "
+                    "trash)</div>"), gr.skip(), seen
         key = (run_id, len(rows), snapshot.status)
         # Redraw the chart only when there is something new: polling stays light while a run trains.
         # The legend names the run by its name, as the Runs tab does.

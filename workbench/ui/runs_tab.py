@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,34 +269,33 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
         return (message, runs_frame(workbench), runs, gr.update(choices=_run_choices(workbench), value=None),
                 gr.update(choices=_trash_choices(workbench), value=None))
 
-    def on_rename(run_id: str, name: str):
+    def managed(what: str, run_id: str | None, missing: str, action: Callable[[], str]) -> tuple:
+        """One way for every change: a choice is needed, errors name the action, the lists follow."""
         if not run_id:
-            raise gr.Error("Rename: choose a run first")
+            raise gr.Error(f"{what}: {missing}")
         try:
+            return refreshed(action())
+        except (StoreError, OSError, ValueError) as exc:
+            raise gr.Error(f"{what}: {exc}") from None
+
+    def on_rename(run_id: str, name: str):
+        def rename() -> str:
             old = workbench.store.get_run(run_id).name
-            record = workbench.store.rename_run(run_id, name)
-        except StoreError as exc:
-            raise gr.Error(f"Rename: {exc}") from None
-        return refreshed(f"✅ Renamed **{old}** to **{record.name}**.")
+            return f"✅ Renamed **{old}** to **{workbench.store.rename_run(run_id, name).name}**."
+        return managed("Rename", run_id, "choose a run first", rename)
 
     def on_delete(run_id: str):
-        if not run_id:
-            raise gr.Error("Delete: choose a run first")
-        try:
+        def delete() -> str:
             name = workbench.store.get_run(run_id).name
             workbench.store.delete_run(run_id)
-        except (StoreError, OSError) as exc:
-            raise gr.Error(f"Delete: {exc}") from None
-        return refreshed(f"🗑️ Moved **{name}** (`{run_id}`) to the trash; **Restore** brings it back.")
+            return f"🗑️ Moved **{name}** (`{run_id}`) to the trash; **Restore** brings it back."
+        return managed("Delete", run_id, "choose a run first", delete)
 
     def on_restore(run_id: str):
-        if not run_id:
-            raise gr.Error("Restore: choose a run in the trash first")
-        try:
+        def restore() -> str:
             record = workbench.store.restore_run(run_id)
-        except (StoreError, OSError, ValueError) as exc:
-            raise gr.Error(f"Restore: {exc}") from None
-        return refreshed(f"✅ Restored **{record.name}** (`{record.run_id}`, {record.status}).")
+            return f"✅ Restored **{record.name}** (`{record.run_id}`, {record.status})."
+        return managed("Restore", run_id, "choose a run in the trash first", restore)
 
     def on_empty_trash():
         try:

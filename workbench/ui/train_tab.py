@@ -19,7 +19,7 @@ from workbench.plots import make_loss_figure
 from workbench.preflight import preflight
 from workbench.presets import BUNDLED_DIR, list_presets, read_preset, save_user_preset
 from workbench.samples import resolve_data_path
-from workbench.store import StoreError
+from workbench.store import RUN_ID_RE, StoreError
 from workbench.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
 
@@ -266,7 +266,10 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         try:
             snapshot = workbench.jobs.snapshot(run_id)
             rows = workbench.store.read_metrics(run_id)
-        except StoreError as exc:  # e.g. deleted in the Runs tab: said in place, not as a toast every second
+        except StoreError as exc:
+            if not RUN_ID_RE.fullmatch(run_id):  # not a run id at all: refused
+                raise gr.Error(str(exc)) from None
+            # A run deleted in the Runs tab: said in place, not as a toast every second.
             return (f"<div style='color:#b91c1c'>{html.escape(str(exc))} (a deleted run is in the Runs tab's "
                     "trash)</div>"), gr.skip(), seen
         key = (run_id, len(rows), snapshot.status)

@@ -73,7 +73,15 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app(workbench)  # first: it loads transformers' modules in this thread (see build_app)
     # Warm the default tokenizer (and the one-time model conversion) while the first page loads.
     threading.Thread(target=cached_tokenizer, args=("embedded",), daemon=True).start()
-    demo.queue(default_concurrency_limit=8).launch(**launch_options(args, auth))
+    try:
+        demo.queue(default_concurrency_limit=8).launch(**launch_options(args, auth))
+    finally:  # Ctrl+C: a run in training stops at its next step and keeps its adapter and checkpoint (Resume)
+        if workbench.jobs.current:
+            print("Stopping the training run at its next step; its adapter and checkpoint are saved…",
+                  file=sys.stderr)
+        if not workbench.close(timeout=120):
+            print("The run did not stop within 2 minutes; it will show as interrupted (Resume goes on from its "
+                  "last checkpoint).", file=sys.stderr)
 
 
 if __name__ == "__main__":

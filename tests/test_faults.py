@@ -149,6 +149,54 @@ def test_sigkill_while_training_then_restart_shows_it_interrupted_and_it_resumes
     runner.shutdown()
 
 
+def test_ctrl_c_on_the_app_stops_the_run_at_its_next_step_and_keeps_its_adapter(home):
+    """The app closed (Ctrl+C) while a run trains: it stops the run, saves it, and exits cleanly."""
+    import types
+    import urllib.request
+
+    from gradio_client import Client
+    from test_ui import _free_port, _tiny_run_form
+
+    from workbench.adapters import has_trained_weights
+
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    app = subprocess.Popen([sys.executable, "app.py", "--home", str(home), "--port", str(port)], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 180
+        while True:
+            assert app.poll() is None and time.monotonic() < deadline, "the app did not start"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:  # not listening yet
+                time.sleep(0.5)
+        client = Client(url, verbose=False)
+        form = _tiny_run_form(types.SimpleNamespace(client=client), **{"Max steps": 500, "Batch size": 1,
+                                                                          "Max seq len": 64, "Eval every": 0})
+        run_id = client.submit(api_name="/start_run", **form).result(timeout=120)
+        run_id = run_id["value"] if isinstance(run_id, dict) else run_id
+        store = RunStore(home / "runs")
+        while not any("train_loss" in row for row in store.read_metrics(run_id)):
+            assert app.poll() is None and time.monotonic() < deadline + 120, "the run never logged a step"
+            time.sleep(0.3)
+        client.close()
+        app.send_signal(signal.SIGINT)
+        _out, err = app.communicate(timeout=180)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode == 0, err[-2000:]
+    assert "Stopping the training run at its next step" in err
+    assert "terminate called" not in err
+    record = store.get_run(run_id)
+    assert record.status == "stopped" and 1 <= record.steps < 500, record
+    assert has_trained_weights(store.adapter_dir(run_id)) and checkpoint_dir(store.run_dir(run_id)) is not None
+    assert store.integrity_ok()
+
+
 def _rss_mb() -> float:
     free_memory()
     return psutil.Process().memory_info().rss / 2**20

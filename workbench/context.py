@@ -61,8 +61,11 @@ class Workbench:
         """Runs whose adapter can be chatted with (finished or stopped, adapter saved)."""
         return [r for r in self.store.list_runs() if has_trained_weights(self.store.adapter_dir(r.run_id))]
 
-    def close(self) -> None:
-        self.jobs.shutdown()
+    def close(self, timeout: float = 60.0) -> bool:
+        """Stop training (the run at its next step, saving what it learned; waiting ones cancelled) and wait up to
+        `timeout` seconds for it. A worker thread cut off mid-step when the process exits could leave a run with no
+        adapter, and makes torch abort ("terminate called without an active exception")."""
+        return self.jobs.shutdown(timeout)
 
 
 @lru_cache(maxsize=4)

@@ -261,7 +261,12 @@ class JobRunner:
                     self._current = None
                     self._done.notify_all()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 0.0) -> bool:
+        """Cancel the waiting runs and stop the training one at its next step; wait up to `timeout` seconds for
+        it to save its adapter and checkpoint. True when the worker has finished."""
         for run_id in list(self._order) + ([self._current] if self._current else []):
             self.stop(run_id)
         self._queue.put(None)
+        if timeout > 0:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()

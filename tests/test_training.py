@@ -63,6 +63,36 @@ def test_cli_train_prints_json_last_and_saves_a_loadable_adapter(tmp_path, home)
     assert any("lora_A" in name for name, _ in peft_model.named_parameters())
 
 
+def test_ctrl_c_on_the_cli_stops_the_run_at_its_next_step_and_says_how_to_resume(tmp_path, home):
+    import signal
+    import time
+
+    out = tmp_path / "runs"
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "train", "--preset", "classroom-lora", "--max-steps",
+                             "500", "--output-dir", str(out), "--quiet", "--set", "train.batch_size=1", "--set",
+                             "train.max_seq_len=64", "--set", "train.eval_every=0", "--set", "train.general_every=0"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not any("train_loss" in row for run in RunStore(out).list_runs()
+                      for row in RunStore(out).read_metrics(run.run_id)):
+            assert proc.poll() is None and time.monotonic() < deadline, "the CLI run never logged a step"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["status"] == "stopped" and 1 <= summary["steps"] < 500
+    assert "Stopping at the next step" in stderr and f"--resume {summary['run_id']}" in stderr
+    assert "Traceback" not in stderr
+    _assert_adapter_files(Path(summary["adapter_path"]))
+    assert RunStore(out).get_run(summary["run_id"]).status == "stopped"
+
+
 def test_cli_reports_bad_settings_in_one_line(home):
     proc = _cli("train", "--preset", "presets/classroom-lora.yaml", "--rank", "0", env_home=home)
     assert proc.returncode == 2

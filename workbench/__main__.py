@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -81,20 +83,37 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
         bar.total = event.total_steps
         if event.kind == "start":
             for note in event.values.get("notes", []):
-                bar.write(f"note: {note}")
+                bar.write(f"note: {note}", file=sys.stderr)
         if event.kind == "step":
             bar.update(event.step - bar.n)
             bar.set_postfix(loss=f"{event.values['train_loss']:.3f}", tok_s=f"{event.values['tokens_per_s']:.0f}")
         if event.kind == "eval":
             bar.write(f"step {event.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in event.values.items()
-                                                          if k.endswith("_loss")))
+                                                          if k.endswith("_loss")), file=sys.stderr)
 
+    stop = threading.Event()
+
+    def on_ctrl_c(_signum: int, _frame: Any) -> None:  # the first Ctrl+C is a Stop; a second one aborts
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        bar.write("Stopping at the next step: the adapter and a checkpoint are saved. Ctrl+C again aborts now.",
+                  file=sys.stderr)
+
+    in_main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    previous = signal.signal(signal.SIGINT, on_ctrl_c) if in_main else None
     try:
-        result = execute_run(store, run_id, config, on_event=on_event, resume=resume)
+        result = execute_run(store, run_id, config, should_stop=stop.is_set, on_event=on_event, resume=resume)
     finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
         bar.close()
     summary = {"run_id": run_id, **result.to_dict(), "run_dir": str(store.run_dir(run_id))}
     print(json.dumps(summary, ensure_ascii=False))
+    if result.status == "stopped":
+        print(f"stopped at step {result.steps} of {result.total_steps}; go on with: python -m workbench train "
+              f"--resume {run_id}", file=sys.stderr)
+        return 130  # what a shell reports for Ctrl+C: the run did not finish
     return 0
 
 

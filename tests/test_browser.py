@@ -28,6 +28,7 @@ ARTIFACTS = Path(os.environ.get("WORKBENCH_ARTIFACTS") or REPO / "tests" / "arti
 RUN_NAME = "browser-run"
 MAX_STEPS = 200  # far more than the test waits for: the run is still training when Stop is pressed
 PROMPT = "Triage this customer message.\n\nI was charged twice for my order #1234."
+LONG_PROMPT = "Write a very long, detailed essay about the history of the Roman Empire, with many sections."
 BATTLE_PROMPT = "Triage this customer message.\n\nMy parcel arrived damaged and the box was wet."
 LOAD_S = 90  # the first model load (and the one-time conversion of the embedded model) is slow on 2 cores
 STEP_S = 60  # one optimiser step of 1 × 64 tokens takes ~1 s; far longer when the CPU is shared
@@ -267,6 +268,21 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
         assert 1 <= int(re.match(r"\s*(\d+) tokens", line).group(1)) <= 16, line
     assert _errors_after(page, seen) == []
     _shot(page, "04-compare.png")
+
+    # Stop: a long answer is cut where it is; what streamed so far stays, and nothing more arrives.
+    _set_number(page, "Max new tokens", 512)
+    prompt.fill(LONG_PROMPT)
+    _visible(page.get_by_role("button", name="Send", exact=True)).click()
+    growing = base_pane.locator('[data-testid="bot"]').nth(1)
+    expect(growing).to_have_text(re.compile(r"\S(.*\s){4}"), timeout=ANSWER_S * 1000)  # a few words in
+    page.get_by_role("button", name="Stop", exact=True).filter(visible=True).click()
+    _wait_until_done(page, 10)  # 512 tokens would take far longer
+    kept = growing.inner_text()
+    page.wait_for_timeout(3000)
+    assert growing.inner_text() == kept and kept.strip()
+    tokens = [int(re.match(r"\s*(\d+) tokens", line).group(1)) for line in stats.all_inner_texts()]
+    assert all(0 < n < 512 for n in tokens), tokens  # cut short, far from the 512 asked for
+    assert _errors_after(page, seen) == []
 
     # --- 5 · Arena: base vs base + few-shot (the default candidates), one blind battle and one vote.
     _tab(page, "5 · Arena")

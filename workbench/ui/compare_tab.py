@@ -18,6 +18,7 @@ import pandas as pd
 
 from workbench.arena import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet
 from workbench.context import Workbench
+from workbench.store import write_atomic
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,
@@ -100,11 +101,9 @@ def _csv_prompts(path: str) -> list[str]:
     return parse_prompt_sheet("\n".join(str(v).replace("\n", " ") for v in frame[columns["prompt"]]))
 
 
-def _write_sheet_csv(workbench: Workbench, frame: pd.DataFrame) -> str:
+def _sheet_csv_path(workbench: Workbench) -> Path:
     workbench.exports.mkdir(parents=True, exist_ok=True)
-    path = workbench.exports / f"sheet-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.csv"
-    frame.to_csv(path, index=False, encoding="utf-8-sig")  # the BOM lets Excel show Hangul instead of mojibake
-    return str(path)
+    return workbench.exports / f"sheet-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.csv"
 
 
 def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None:
@@ -125,6 +124,7 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> N
     prompt_box = gr.Textbox(label="Prompt", lines=3, placeholder="Ask every side the same thing…")
     with gr.Row():
         send_btn = gr.Button("Send", variant="primary")
+        stop_btn = gr.Button("Stop", variant="stop")
         clear_btn = gr.Button("Clear")
     settings = [*side_dropdowns, *few_shot.inputs, *sampling.inputs, prompt_price_number, output_price_number,
                 train.model_box]
@@ -163,8 +163,10 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> N
 
     inputs = [prompt_box, *settings, *panes.histories]
     outputs = [prompt_box, *panes.chatbots, *panes.stats_mds, *panes.histories]
-    send_btn.click(on_send, inputs, outputs, api_name="compare")
-    prompt_box.submit(on_send, inputs, outputs, api_visibility="private")
+    sent = [send_btn.click(on_send, inputs, outputs, api_name="compare"),
+            prompt_box.submit(on_send, inputs, outputs, api_visibility="private")]
+    # Stop ends the answers where they are: what was streamed so far stays in each pane and its history.
+    stop_btn.click(None, None, None, cancels=sent, api_visibility="private")
     clear_btn.click(on_clear, None, [*panes.chatbots, *panes.stats_mds, *panes.histories], api_name="clear_compare")
     for index, dropdown in enumerate(side_dropdowns, start=1):
         dropdown.change(on_side_change(index), [dropdown, few_shot.shots_slider],
@@ -197,7 +199,9 @@ def _build_sheet(workbench: Workbench, settings: list) -> None:
             sheet_box = gr.Textbox(label="Prompts", lines=6, info="One prompt per line.",
                                    placeholder="What is LoRA?\n한국어로 짧게 인사해 주세요.")
             sheet_file = gr.File(label="…or a CSV with a 'prompt' column", type="filepath", file_types=[".csv"])
-        sheet_btn = gr.Button("Answer all", variant="primary")
+        with gr.Row():
+            sheet_btn = gr.Button("Answer all", variant="primary")
+            sheet_stop_btn = gr.Button("Stop", variant="stop")
         sheet_table = gr.Dataframe(label="Answers and numbers per prompt and side", wrap=True, interactive=False,
                                    max_height=420, headers=["#", "prompt", "side", "answer", "prompt_tokens",
                                                             "cached_prompt_tokens", "new_tokens", "ttft_s",
@@ -221,12 +225,15 @@ def _build_sheet(workbench: Workbench, settings: list) -> None:
         except ERRORS as exc:
             raise gr.Error(str(exc)) from None
         rows: list[dict] = []
+        csv_path = _sheet_csv_path(workbench)
         for index, new_rows in answer_sheet(lineup.engine, lineup.sides, prompts, sampling_config, prices):
             rows += new_rows
             progress((index + 1) / len(prompts), desc=f"Prompt {index + 1} of {len(prompts)} answered")
-            yield pd.DataFrame(rows), gr.skip()
-        frame = pd.DataFrame(rows)
-        yield frame, _write_sheet_csv(workbench, frame)
+            frame = pd.DataFrame(rows)
+            # The CSV grows with the table, so a sheet stopped halfway still has its answers to download.
+            write_atomic(csv_path, frame.to_csv(index=False).encode("utf-8-sig"))  # the BOM: Excel shows Hangul
+            yield frame, str(csv_path)
 
-    sheet_btn.click(on_answer_sheet, [sheet_box, sheet_file, *settings], [sheet_table, sheet_csv_file],
-                    api_name="answer_sheet")
+    answering = sheet_btn.click(on_answer_sheet, [sheet_box, sheet_file, *settings], [sheet_table, sheet_csv_file],
+                                api_name="answer_sheet")
+    sheet_stop_btn.click(None, None, None, cancels=[answering], api_visibility="private")

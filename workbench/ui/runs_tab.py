@@ -32,6 +32,10 @@ SELECTED = "selected runs"  # the sweep dropdown's choice that charts the runs p
 GENERAL_CHANGE = "general Δ %"
 COLUMNS = ["run_id", "name", "status", "method", "rank", "steps", "trainable_params", "seconds", "tokens",
            "train_loss", "val_loss", GENERAL_CHANGE, *(f"test {m}" for m in SCORES), "model", "error"]
+# Wide enough for each header on one or two lines and a run id (27 characters) on one; id and name stay pinned.
+WIDTHS = {"run_id": "260px", "name": "160px", "rank": "70px", "steps": "70px", "trainable_params": "130px",
+          "model": "150px", "error": "220px"}
+COLUMN_WIDTHS = [WIDTHS.get(column, "105px") for column in COLUMNS]
 LEGEND = "  \n".join([
     "**rank**: the adapter's rank, for methods that have one. **seconds**, **tokens**: training time and tokens "
     "seen. **train_loss / val_loss**: the last logged values.",
@@ -159,7 +163,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     # A callable value is read again on every page load, so runs trained since the app started (in the app or
     # with `python -m workbench train`) are listed after a reload; opening the tab reads them again too.
     runs_table = gr.Dataframe(lambda: runs_frame(workbench), interactive=False, wrap=True, max_height=420,
-                              show_search="filter")
+                              show_search="filter", pinned_columns=2, column_widths=COLUMN_WIDTHS)
     gr.Markdown(LEGEND)
     runs_dropdown = gr.Dropdown(_run_choices(workbench), label="Chart these runs", multiselect=True,
                                 allow_custom_value=True, info="Pick one or more runs to overlay them below.")

@@ -417,3 +417,25 @@ def test_emptying_the_trash_frees_the_space_and_renaming_checks_the_name(store, 
     with pytest.raises(StoreError, match="at most 120"):
         store.rename_run(kept.run_id, "x" * 121)
     assert store.get_run(kept.run_id).name == "lora r16 best"
+
+
+def test_the_runs_command_renames_deletes_restores_and_empties_the_trash(home, config, capsys):
+    from workbench.__main__ import main
+
+    store = default_store()
+    record = _finished(store, config, "cli run")
+    assert main(["runs", "--rename", record.run_id, "새 이름"]) == 0
+    assert "'cli run' -> '새 이름'" in capsys.readouterr().out
+    assert main(["runs"]) == 0
+    assert "'새 이름'" in capsys.readouterr().out
+    assert main(["runs", "--delete", record.run_id]) == 0
+    assert f"runs --restore {record.run_id}" in capsys.readouterr().out
+    assert main(["runs", "--trash"]) == 0
+    assert record.run_id in capsys.readouterr().out
+    assert main(["runs", "--restore", record.run_id]) == 0 and store.get_run(record.run_id).name == "새 이름"
+    capsys.readouterr()
+    store.delete_run(record.run_id)
+    assert main(["runs", "--empty-trash"]) == 0
+    assert "deleted 1 run(s) from the trash for good" in capsys.readouterr().out
+    assert main(["runs", "--restore", record.run_id]) == 2
+    assert "no run" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from workbench.evaluation import (
     EvalOptions,
     EvalReport,
     EvalTarget,
+    EvaluationStopped,
     evaluate,
     general_change,
     load_examples,
@@ -192,6 +193,27 @@ def test_evaluate_scores_each_model_and_keeps_korean(engine, trained):
     assert len(rows) == 3 and all(any("\uac00" <= ch <= "\ud7a3" for ch in row["reference"]) for row in rows)
     assert {"tiny", "tiny · rougeL", "base · chrf", "base · similarity"} <= set(rows[0])
     assert report.notes and "unknown" in report.notes[0]  # Korean: the embedding model says what it cannot read
+
+
+def test_stop_keeps_the_models_scored_in_full_and_says_which_were_not(engine, trained):
+    store, run_id, _, _ = trained
+    examples = load_examples("sample:en_ticket_triage", limit=6)
+    targets = [EvalTarget("base"), EvalTarget("tiny", str(store.adapter_dir(run_id)), key=run_id)]
+    options = EvalOptions(max_new_tokens=4, batch_size=2, similarity=False, perplexity=False)
+    messages: list[str] = []
+
+    def second_model_answered_once() -> bool:  # Stop pressed while the run answers its second batch
+        return any(m.startswith("tiny: 2 of 6") for m in messages)
+
+    report = evaluate(engine, targets, examples, "en", options, lambda _f, message: messages.append(message),
+                      should_stop=second_model_answered_once)
+    assert [m.label for m in report.models] == ["base"] and len(report.models[0].outputs) == 6
+    assert report.notes == ["Stopped while tiny answered (4 of 6 examples); not scored: tiny"]
+    assert "base: 4 of 6 examples answered" in messages  # progress goes batch by batch
+    full = evaluate(engine, targets[:1], examples, "en", options)
+    assert report.models[0].outputs == full.models[0].outputs  # what was kept is the whole, real score
+    with pytest.raises(EvaluationStopped, match=r"while base answered \(0 of 6"):
+        evaluate(engine, targets, examples, "en", options, should_stop=lambda: True)
 
 
 def test_evaluate_refuses_no_models_and_duplicate_labels(engine):

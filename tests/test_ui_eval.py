@@ -184,3 +184,25 @@ def test_rank_sweep_queues_one_run_per_rank_and_charts_them(app, run_id):
     assert selected["data"][0]["x"] == [4]
     with pytest.raises(AppError, match="No sweep named"):
         _call(app, "/sweep_chart", "no such sweep", "val_loss", [])
+
+
+def test_stop_ends_an_evaluation_after_its_current_batch(app):
+    with pytest.raises(AppError, match="nothing is being scored"):
+        _call(app, "/stop_scoring")
+    # 160 examples × up to 128 new tokens: minutes of work on 2 cores, if nothing stopped it.
+    job = app.client.submit(api_name="/evaluate", **_eval_kwargs(app, **{
+        "File": "sample:en_ticket_triage", "Split": "all", "Limit": 0, "Max new tokens": 128, "Perplexity": False}))
+    started = time.monotonic()
+    while True:  # the evaluation makes its Stop ready as it starts
+        try:
+            _call(app, "/stop_scoring")
+            break
+        except AppError:
+            assert time.monotonic() - started < 120 and not job.done(), "the evaluation never started"
+            time.sleep(0.2)
+    stopped = time.monotonic()
+    outputs = job.result(timeout=120)
+    assert time.monotonic() - stopped < 45, "Stop did not end the evaluation after its current batch"
+    assert all(out == {"__type__": "update"} for out in outputs), outputs  # no model in full: nothing replaced
+    with pytest.raises(AppError, match="nothing is being scored"):
+        _call(app, "/stop_scoring")  # it is over: a late Stop has nothing to end

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,15 +213,23 @@ class ChatEngine:
                     yield entry.model if entry is not None else self.loaded.model
 
     def generate_batch(self, adapter: str | None, histories: Sequence[Sequence[dict]], max_new_tokens: int,
-                       batch_size: int = 8) -> list[SideState]:
-        """Greedy answers to many prompts, in left-padded batches of similar length (for scoring, not chat)."""
+                       batch_size: int = 8, on_batch: Callable[[int, int], None] | None = None) -> list[SideState]:
+        """Greedy answers to many prompts, in left-padded batches of similar length (for scoring, not chat).
+
+        on_batch(answered, total) is called before each batch and at the end; an exception it raises (a stop)
+        ends the work there.
+        """
         import torch
 
         tokenizer, device = self.loaded.tokenizer, self.loaded.device
         pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
         encoded = [encode_prompt(history, tokenizer) for history in histories]
         results: list[SideState] = [SideState(label=str(adapter or "base")) for _ in encoded]
+        answered = 0
         for chunk in self._chunks(adapter, [len(e) for e in encoded], batch_size):
+            if on_batch:
+                on_batch(answered, len(encoded))
+            answered += len(chunk)
             width = max(len(encoded[i]) for i in chunk)
             ids = torch.tensor([[pad_id] * (width - len(encoded[i])) + encoded[i] for i in chunk], device=device)
             mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in chunk],
@@ -238,6 +246,8 @@ class ChatEngine:
                 results[index] = SideState(label=results[index].label, prompt_tokens=len(encoded[index]),
                                            new_tokens=len(new), seconds=seconds, done=True, token_ids=new,
                                            text=tokenizer.decode(new, skip_special_tokens=True))
+        if on_batch:
+            on_batch(answered, len(encoded))
         return results
 
     def _chunks(self, adapter: str | None, lengths: list[int], batch_size: int) -> list[list[int]]:

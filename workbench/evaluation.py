@@ -22,6 +22,11 @@ from workbench.chat import ChatEngine
 from workbench.config import ConfigError, ModelConfig
 
 Progress = Callable[[float, str], None]
+
+
+class EvaluationStopped(Exception):
+    """Stop was pressed before any model was fully scored."""
+
 PER_EXAMPLE_SHOWN = ("rougeL", "token_f1", "chrf", "similarity")  # per-example scores in the examples table
 SCORES_VERSION = 1  # bump when metrics change, so cached base scores are recomputed
 
@@ -138,15 +143,15 @@ def perplexity(engine: ChatEngine, adapter: str | None, examples: Sequence[Any],
 
 
 def score_model(engine: ChatEngine, target: EvalTarget, examples: Sequence[Any], options: EvalOptions,
-                embedder: Any = None) -> ModelResult:
-    """Answer every example with one model and score it."""
+                embedder: Any = None, on_batch: Callable[[int, int], None] | None = None) -> ModelResult:
+    """Answer every example with one model and score it; on_batch(answered, total) follows the answering."""
     from workbench.metrics import score_texts
 
     if target.adapter_path is not None:
         engine.ensure_adapter(target.adapter, target.adapter_path)
     started = time.perf_counter()
     histories = [list(example.prompt_messages) for example in examples]
-    answers = engine.generate_batch(target.adapter, histories, options.max_new_tokens, options.batch_size)
+    answers = engine.generate_batch(target.adapter, histories, options.max_new_tokens, options.batch_size, on_batch)
     outputs = [answer.text.strip() for answer in answers]
     metrics, per_example = score_texts(outputs, [ex.answer for ex in examples], embedder=embedder)
     if options.perplexity:
@@ -166,8 +171,13 @@ def shared_embedder() -> Any:
 
 def evaluate(engine: ChatEngine, targets: Sequence[EvalTarget], examples: Sequence[Any], data: str = "",
              options: EvalOptions | None = None, on_progress: Progress | None = None,
-             cached: dict[str, ModelResult] | None = None) -> EvalReport:
-    """Score each target on the examples; `cached` results (by label) are reused instead of recomputed."""
+             cached: dict[str, ModelResult] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> EvalReport:
+    """Score each target on the examples; `cached` results (by label) are reused instead of recomputed.
+
+    should_stop is asked before each batch of answers: once it says yes, the models scored in full so far make
+    the report (with a note naming the others), or EvaluationStopped is raised when there are none.
+    """
     from workbench.data import prompt_text
     from workbench.metrics import SIMILARITY_KIND
 
@@ -179,15 +189,28 @@ def evaluate(engine: ChatEngine, targets: Sequence[EvalTarget], examples: Sequen
         raise ValueError("there are no examples to score; choose a file or split with examples")
     progress = on_progress or (lambda fraction, message: None)
     embedder = shared_embedder() if options.similarity else None
-    results = []
+    results: list[ModelResult] = []
+    notes: list[str] = []
     for index, target in enumerate(targets):
         hit = (cached or {}).get(target.label)
+
+        def answering(done: int, total: int, index: int = index, label: str = target.label) -> None:
+            if done < total and should_stop and should_stop():  # all answered: finish this model's scores
+                raise EvaluationStopped(f"while {label} answered ({done} of {total} examples)")
+            progress((index + done / total) / len(targets), f"{label}: {done} of {total} examples answered")
+
         progress(index / len(targets), f"{target.label}: " + ("scores reused from an earlier run" if hit else
                                                               f"answering {len(examples)} examples"))
-        results.append(hit or score_model(engine, target, examples, options, embedder))
+        try:
+            results.append(hit or score_model(engine, target, examples, options, embedder, answering))
+        except EvaluationStopped as stop:
+            if not results:
+                raise
+            left = ", ".join(t.label for t in targets[index:])
+            notes.append(f"Stopped {stop}; not scored: {left}")
+            break
     progress(1.0, "done")
     references = [ex.answer for ex in examples]
-    notes = []
     unknown = embedder.unknown_share(references) if embedder else 0.0
     if unknown > 0.05:  # mostly Korean: the English embedding model cannot read many of the words
         notes.append(f"similarity: the embedding model reads {unknown:.0%} of the reference words as unknown "
@@ -197,13 +220,14 @@ def evaluate(engine: ChatEngine, targets: Sequence[EvalTarget], examples: Sequen
 
 
 def probe_forgetting(engine: ChatEngine, targets: Sequence[EvalTarget], count: int = 50,
-                     options: EvalOptions | None = None, on_progress: Progress | None = None) -> EvalReport:
+                     options: EvalOptions | None = None, on_progress: Progress | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> EvalReport:
     """Score the models on the probe part of the general reference set (the base is always included first)."""
     from workbench.forgetting import GENERAL_SPEC, probe_examples
 
     targets = [t for t in targets if t.adapter_path is not None]
     return evaluate(engine, [EvalTarget("base"), *targets], probe_examples(count), GENERAL_SPEC, options,
-                    on_progress)
+                    on_progress, should_stop=should_stop)
 
 
 def general_change(report: EvalReport) -> tuple[dict[str, float], dict[str, dict[str, float]]]:

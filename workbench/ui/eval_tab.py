@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from workbench.evaluation import (
     EvalOptions,
     EvalReport,
     EvalTarget,
+    EvaluationStopped,
     ModelResult,
     evaluate,
     general_change,
@@ -183,7 +185,9 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
             perplexity_checkbox = gr.Checkbox(True, label="Perplexity",
                                               info="How surprised each model is by the reference answers; lower "
                                                    "is better.")
-    evaluate_btn = gr.Button("Evaluate", variant="primary")
+    with gr.Row():
+        evaluate_btn = gr.Button("Evaluate", variant="primary", scale=3)
+        stop_btn = gr.Button("Stop", variant="stop", scale=1)
     # Headers before the first evaluation, so an empty table reads as what it will hold rather than "1 2 3".
     summary_table = gr.Dataframe(label="Summary (one row per model)", interactive=False, wrap=True,
                                  headers=["model", "scores (after Evaluate)", "seconds", "new_tokens"])
@@ -200,7 +204,9 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
                                          info="Adapted models to probe; the base model is always included.")
             probe_count_slider = gr.Slider(2, 50, value=20, step=1, label="Probe examples",
                                            info="General questions to answer (50 at most); more = steadier, slower.")
-        probe_btn = gr.Button("Run the forgetting probe")
+        with gr.Row():
+            probe_btn = gr.Button("Run the forgetting probe", scale=3)
+            probe_stop_btn = gr.Button("Stop", variant="stop", scale=1)
         with gr.Row():
             change_plot = gr.Plot(label="Change vs base")
             curve_plot = gr.Plot(label="During training (general-set loss)")
@@ -232,8 +238,22 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
         return (f"Scored after training on {len(report.prompts)} examples: **Show stored scores** shows them now; "
                 "Evaluate with the base and this run, with the same options, reuses them too."), models
 
+    stops: dict[str, threading.Event] = {}  # per browser session: Stop ends that session's scoring only
+
+    def new_stop(request: gr.Request | None) -> threading.Event:
+        stops[getattr(request, "session_hash", None) or ""] = event = threading.Event()
+        return event
+
+    def on_stop(request: gr.Request):
+        event = stops.get(getattr(request, "session_hash", None) or "")
+        if event is None or event.is_set():
+            raise gr.Error("Stop: nothing is being scored in this window")
+        event.set()
+        gr.Info("Stopping after the current batch of answers; the models scored in full are kept.")
+
     def on_evaluate(source, run_id, path, split, val_size, test_size, seed, limit, use_base, run_ids, max_tokens,
-                    similarity, perplexity, fallback_model, progress=gr.Progress()):
+                    similarity, perplexity, fallback_model, request: gr.Request, progress=gr.Progress()):
+        stop = new_stop(request)
         try:
             limit = _limit(limit)
             taken = {"base"} if use_base else set()
@@ -250,9 +270,14 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
                                   perplexity=bool(perplexity))
             cached = _stored_results(workbench, run_id, targets, options, limit) if source == RUN_SOURCE else {}
             report = evaluate(workbench.engine(model), targets, examples, label, options,
-                              lambda fraction, message: progress(fraction, desc=message), cached)
+                              lambda fraction, message: progress(fraction, desc=message), cached, stop.is_set)
+        except EvaluationStopped as exc:
+            gr.Warning(f"Evaluation stopped {exc}: no model was scored in full, so there are no results to show.")
+            return (gr.skip(),) * 5
         except ERRORS as exc:
             raise gr.Error(str(exc)) from None
+        finally:
+            stop.set()  # done: a late Stop has nothing to end
         return report_outputs(workbench, report)
 
     def on_stored(run_id: str | None):
@@ -271,17 +296,23 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
             model.label = record.name if model.label == "adapter" else model.label
         return report_outputs(workbench, report)
 
-    def on_probe(run_ids, count, max_tokens, progress=gr.Progress()):
+    def on_probe(run_ids, count, max_tokens, request: gr.Request, progress=gr.Progress()):
+        stop = new_stop(request)
         try:
             targets, model = _run_targets(workbench, run_ids, {"base"})
             if not targets:
                 raise ValueError("Runs: none chosen; pick at least one run to compare with the base model")
             options = EvalOptions(max_new_tokens=int(max_tokens))
             report = probe_forgetting(workbench.engine(model), targets, int(count), options,
-                                      lambda fraction, message: progress(fraction, desc=message))
+                                      lambda fraction, message: progress(fraction, desc=message), stop.is_set)
             curves = {t.label: workbench.store.read_metrics(t.key) for t in targets}
+        except EvaluationStopped as exc:
+            gr.Warning(f"Probe stopped {exc}: the base model was not scored in full, so there is nothing to compare.")
+            return (gr.skip(),) * 3
         except ERRORS as exc:
             raise gr.Error(str(exc)) from None
+        finally:
+            stop.set()
         base, adapted = general_change(report)
         return make_general_change_figure(base, adapted), _probe_table(base, adapted), make_forgetting_figure(curves)
 
@@ -291,6 +322,8 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
                    max_tokens_slider, similarity_checkbox, perplexity_checkbox, train.model_box]
     evaluate_btn.click(on_evaluate, eval_inputs, outputs, api_name="evaluate")
     stored_btn.click(on_stored, split_run_dropdown, outputs, api_name="stored_scores")
+    stop_btn.click(on_stop, None, None, api_name="stop_scoring", queue=False)
+    probe_stop_btn.click(on_stop, None, None, api_visibility="private", queue=False)
     probe_btn.click(on_probe, [probe_dropdown, probe_count_slider, max_tokens_slider],
                     [change_plot, change_table, curve_plot], api_name="probe_forgetting")
     source_radio.change(on_source, source_radio, [run_group, file_group], api_visibility="private")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -210,9 +211,10 @@ def test_an_out_of_range_slider_is_refused_by_its_label_with_the_range(app, labe
 
 def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
     # The sample: 160 good rows, split 128 / 16 / 16, previews and a length histogram per split.
-    path, report, histogram, *previews = _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)
+    path, report, problems, histogram, *previews = _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)
     assert path == SAMPLE_PATH
     assert "good: 160" in report and "bad: 0" in report
+    assert _value(problems) is None and problems["visible"] is False  # no bad row: no file of them shown
     assert "train 128, val 16, test 16" in report
     assert len(previews) == 3
     for preview in previews:
@@ -229,7 +231,8 @@ def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
             json.dumps({"instruction": "Name a colour.", "input": "one word", "output": "Blue"})]
     upload = tmp_path / "mixed.jsonl"
     upload.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    path, report, histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(upload)), 0.1, 0.1, 0)
+    path, report, problems, histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(upload)),
+                                                         0.1, 0.1, 0)
     saved = Path(path)
     assert saved.parent == app.home / "uploads" and saved.suffix == ".jsonl"
     assert saved.read_bytes() == upload.read_bytes()
@@ -237,6 +240,10 @@ def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
     assert re.search(r"line 2: .*JSON", report), report
     assert re.search(r"line 4: .*output", report), report
     assert not re.search(r"line [135]:", report), report
+    assert problems["visible"] is True
+    bad_rows = pd.read_csv(_value(problems), encoding="utf-8-sig")  # every bad row, to fix the file by
+    assert list(bad_rows.columns) == ["line", "field", "reason"] and list(bad_rows["line"]) == [2, 4]
+    assert "JSON" in bad_rows["reason"][0] and bad_rows["field"][1] == "output"
     lines = {dict(zip(p["headers"], row))["line"] for p in previews for row in p["data"]}
     assert lines == {1, 3, 5}
     assert sum(len(t["x"]) for t in _figure(histogram)["data"]) == 3
@@ -246,11 +253,12 @@ def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
     unusable.write_text('{"instruction": \n' + json.dumps({"instruction": "x", "output": ""}) + "\n",
                         encoding="utf-8")
     assert _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)[0] == SAMPLE_PATH
-    path, report, histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(unusable)), 0.1, 0.1, 0)
+    path, report, problems, histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(unusable)),
+                                                         0.1, 0.1, 0)
     assert report.startswith("Not used:"), report
     assert "line 1" in report and "line 2" in report
     assert path == SKIPPED
-    assert histogram == SKIPPED and previews == [SKIPPED] * 3
+    assert problems == SKIPPED and histogram == SKIPPED and previews == [SKIPPED] * 3
 
 
 def test_training_run_completes_with_progress_loss_curve_and_adapter(app, started_run):

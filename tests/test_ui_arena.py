@@ -153,8 +153,8 @@ def test_leaderboard_and_votes_exported_as_preference_data(app, run_id, tmp_path
     assert copy.startswith(str(app.home / "uploads")) and read_examples(copy, kind="preference").good == 2
 
     # The Data tab shows a preference file (summary and both answers) instead of rejecting it.
-    path, report_text, _histogram, *previews = _call(app, "/check_data", "en_ticket_triage", handle_file(copy),
-                                                     0.0, 0.0, 0)
+    path, report_text, _problems, _histogram, *previews = _call(app, "/check_data", "en_ticket_triage",
+                                                                handle_file(copy), 0.0, 0.0, 0)
     assert path.startswith(str(app.home / "uploads")), report_text
     assert "good: 2" in report_text and "Preference pairs" in report_text
     assert "chosen:" in previews[0]["data"][0][3] and "rejected:" in previews[0]["data"][0][3]

@@ -90,6 +90,7 @@ class DataView:
     lengths: dict[str, list[int]] = field(default_factory=dict)
     truncated: int = 0
     kind: str = "sft"  # or "preference": prompt/chosen/rejected pairs for DPO
+    problems: list[dict] = field(default_factory=list)  # every bad row: its line (or item / row), field, reason
 
 
 def describe_data(path: str, val_size: float, test_size: float, seed: int, model: str = "embedded",
@@ -118,5 +119,7 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
     summary = f"{report.summary()}{note}\n\nSplit (seed {seed}): {sizes}."
     if truncated:
         summary += f"\n{truncated} example(s) are longer than max_seq_len {max_len}; their prompts will be cut."
+    problems = [{report.unit: p.line, "field": p.field or "", "reason": p.reason} for p in report.problems]
     return DataView(summary=summary, good=report.good, lengths=lengths, truncated=truncated, kind=kind,
-                    splits={name: preview_rows(examples, preview) for name, examples in parts.items()})
+                    splits={name: preview_rows(examples, preview) for name, examples in parts.items()},
+                    problems=problems)

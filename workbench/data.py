@@ -46,10 +46,6 @@ _ROLES = ("system", "user", "assistant")
 _ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant"}
 
 
-
-
-
-
 @dataclass(frozen=True)
 class Example:
     """One training example as chat turns; the last turn is the assistant answer (prompt turns for preference)."""
@@ -127,10 +123,6 @@ def _problem_line(problem: RowProblem, unit: str) -> str:
     named = problem.field is None or f'"{problem.field}"' in problem.reason
     prefix = "" if named else f'field "{problem.field}": '
     return f"{unit} {problem.line}: {prefix}{problem.reason}"
-
-
-
-
 
 
 def _check_text(value: Any, label: str, key: str, allow_empty: bool = False) -> str:
@@ -261,8 +253,6 @@ def _detect_shape(row: dict) -> str | None:
     return None
 
 
-
-
 def _parse_row(row: Any, line: int, kind: str) -> Example:
     if not isinstance(row, dict):
         raise BadRow(f'expected a JSON object like {{"instruction": ..., "output": ...}}, got {type_name(row)}')
@@ -278,34 +268,6 @@ def _parse_row(row: Any, line: int, kind: str) -> Example:
     if shape in ("messages", "preference"):
         return (_chat if shape == "messages" else _preference)(row, line)
     return _single_turn(row, line, shape)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def _collect(report: DataReport, items: list[tuple[int, Any]], kind: str) -> set[str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -12,6 +15,7 @@ from workbench.config import DataConfig, field_help
 from workbench.context import Workbench, describe_data
 from workbench.plots import make_length_histogram
 from workbench.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
+from workbench.store import write_atomic
 
 PREVIEW_COLUMNS = ["line", "shape", "prompt", "answer"]
 
@@ -31,6 +35,15 @@ class DataTab:
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
+
+
+def _problems_csv(workbench: Workbench, path: str, problems: list[dict]) -> str | None:
+    """Every bad row (the report shows the first 50) as a CSV to fix the file by; None when there are none."""
+    if not problems:
+        return None
+    stem = Path(path).stem[:40] or "data"
+    target = workbench.exports / f"bad-rows-{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.csv"
+    return str(write_atomic(target, pd.DataFrame(problems).to_csv(index=False).encode("utf-8-sig")))
 
 
 def build_data_tab(workbench: Workbench) -> DataTab:
@@ -56,6 +69,8 @@ def build_data_tab(workbench: Workbench) -> DataTab:
                                        value=f"{SAMPLE_PREFIX}{DEFAULT_SAMPLE}")
         with gr.Column(scale=2):
             report_box = gr.Textbox(label="Validation report", lines=12, max_lines=30, buttons=["copy"])
+            problems_file = gr.File(label="Every bad row (.csv): line, field and reason, to fix the file by",
+                                    interactive=False, height=80, visible=False)
             length_plot = gr.Plot(label="Token lengths")
     with gr.Tabs():
         previews = []
@@ -70,10 +85,12 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
             gr.Warning(str(exc).splitlines()[0])
-            return gr.skip(), f"Not used: {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), f"Not used: {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         frames = [_frame(view.splits[split]) for split in ("train", "val", "test")]
         summary = view.summary.replace(f"File: {path}", f"File: {kept}", 1)  # the copy runs use, not the temp file
-        return kept, summary, make_length_histogram(view.lengths, 256), *frames
+        problems = _problems_csv(workbench, kept, view.problems)  # shown only when there are bad rows
+        return (kept, summary, gr.update(value=problems, visible=problems is not None),
+                make_length_histogram(view.lengths, 256), *frames)
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float):
         path = upload or f"{SAMPLE_PREFIX}{sample}"
@@ -84,7 +101,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
         return show(path, lambda: path, val_size, test_size, seed)
 
     inputs = [sample_dropdown, upload_file, val_size_slider, test_size_slider, split_seed_number]
-    outputs = [data_path_box, report_box, length_plot, *previews]
+    outputs = [data_path_box, report_box, problems_file, length_plot, *previews]
     check_btn.click(on_check, inputs, outputs, api_name="check_data")
     upload_file.upload(on_check, inputs, outputs, api_visibility="private")
     sample_dropdown.input(on_check, inputs, outputs, api_visibility="private")

@@ -313,6 +313,13 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
     assert _errors_after(page, seen) == []
     _shot(page, "05-arena.png")
 
+    # --- 1 · Data again: the report and the histogram follow the Train tab's max length (64, set above).
+    _tab(page, "1 · Data")
+    expect(report).to_have_value(re.compile(r"\d+ example\(s\) are longer than max_seq_len 64"), timeout=30_000)
+    histogram = _block(page, "Token lengths").locator(".js-plotly-plot")
+    expect(histogram).to_contain_text("max length 64")
+    assert _errors_after(page, seen) == []
+
     # --- Runs: after a page reload the table lists the run this page trained (it is read again on each load, and
     # again when the tab opens), with no press of Refresh.
     page.reload()

@@ -266,5 +266,4 @@ def _build_export(workbench: Workbench, data: DataTab) -> None:
 
     export_btn.click(on_export, None, [export_file, export_md, export_state], api_name="export_votes")
     use_btn.click(on_use, export_state, data.data_path_box, api_name="use_votes_for_training").success(
-        data.on_show, [data.data_path_box, data.val_size_slider, data.test_size_slider, data.split_seed_number],
-        data.outputs, api_visibility="private")
+        data.on_show, data.show_inputs, data.outputs, api_visibility="private")

@@ -11,13 +11,14 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench.config import DataConfig, field_help
+from workbench.config import DataConfig, TrainConfig, field_help
 from workbench.context import Workbench, describe_data
 from workbench.plots import make_length_histogram
 from workbench.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
 from workbench.store import write_atomic
 
 PREVIEW_COLUMNS = ["line", "shape", "prompt", "answer"]
+DEFAULT_MAX_LEN = TrainConfig().max_seq_len  # until the Train tab says otherwise
 
 
 @dataclass
@@ -27,10 +28,12 @@ class DataTab:
     test_size_slider: gr.Slider
     split_seed_number: gr.Number
     check_btn: gr.Button
+    max_len_state: gr.State  # the Train tab's max_seq_len: the histogram marks it and the report counts cuts
     inputs: list
     outputs: list
+    show_inputs: list  # the kept file, its split and max_len: on_show's inputs
     on_check: Callable
-    on_show: Callable  # (path, val_size, test_size, seed) -> outputs: show a file already kept, e.g. exported votes
+    on_show: Callable  # (path, val_size, test_size, seed, max_len) -> outputs: show a file already kept
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -67,6 +70,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             check_btn = gr.Button("Check data", variant="primary")
             data_path_box = gr.Textbox(label="Data used for training", interactive=False,
                                        value=f"{SAMPLE_PREFIX}{DEFAULT_SAMPLE}")
+            max_len_state = gr.State(DEFAULT_MAX_LEN)
         with gr.Column(scale=2):
             report_box = gr.Textbox(label="Validation report", lines=12, max_lines=30, buttons=["copy"])
             problems_file = gr.File(label="Every bad row (.csv): line, field and reason, to fix the file by",
@@ -79,9 +83,10 @@ def build_data_tab(workbench: Workbench) -> DataTab:
                 previews.append(gr.Dataframe(headers=PREVIEW_COLUMNS, wrap=True, max_height=360,
                                              interactive=False, column_widths=["7%", "9%", "50%", "34%"]))
 
-    def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float):
+    def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float, max_len: int):
+        max_len = int(max_len or DEFAULT_MAX_LEN)
         try:
-            view = describe_data(path, val_size, test_size, int(seed or 0))
+            view = describe_data(path, val_size, test_size, int(seed or 0), max_len=max_len)
             kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
             gr.Warning(str(exc).splitlines()[0])
@@ -90,20 +95,22 @@ def build_data_tab(workbench: Workbench) -> DataTab:
         summary = view.summary.replace(f"File: {path}", f"File: {kept}", 1)  # the copy runs use, not the temp file
         problems = _problems_csv(workbench, kept, view.problems)  # shown only when there are bad rows
         return (kept, summary, gr.update(value=problems, visible=problems is not None),
-                make_length_histogram(view.lengths, 256), *frames)
+                make_length_histogram(view.lengths, max_len), *frames)
 
-    def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float):
+    def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float,
+                 max_len: int = DEFAULT_MAX_LEN):
         path = upload or f"{SAMPLE_PREFIX}{sample}"
         keep = (lambda: str(workbench.save_upload(upload))) if upload else (lambda: path)
-        return show(path, keep, val_size, test_size, seed)
+        return show(path, keep, val_size, test_size, seed, max_len)
 
-    def on_show(path: str, val_size: float, test_size: float, seed: float):
-        return show(path, lambda: path, val_size, test_size, seed)
+    def on_show(path: str, val_size: float, test_size: float, seed: float, max_len: int = DEFAULT_MAX_LEN):
+        return show(path, lambda: path, val_size, test_size, seed, max_len)
 
-    inputs = [sample_dropdown, upload_file, val_size_slider, test_size_slider, split_seed_number]
+    inputs = [sample_dropdown, upload_file, val_size_slider, test_size_slider, split_seed_number, max_len_state]
     outputs = [data_path_box, report_box, problems_file, length_plot, *previews]
     check_btn.click(on_check, inputs, outputs, api_name="check_data")
     upload_file.upload(on_check, inputs, outputs, api_visibility="private")
     sample_dropdown.input(on_check, inputs, outputs, api_visibility="private")
-    return DataTab(data_path_box, val_size_slider, test_size_slider, split_seed_number, check_btn,
-                   inputs, outputs, on_check, on_show)
+    show_inputs = [data_path_box, val_size_slider, test_size_slider, split_seed_number, max_len_state]
+    return DataTab(data_path_box, val_size_slider, test_size_slider, split_seed_number, check_btn, max_len_state,
+                   inputs, outputs, show_inputs, on_check, on_show)

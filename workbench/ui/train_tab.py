@@ -317,6 +317,11 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             return gr.skip(), gr.skip()
         return ("dpo", gr.update(open=True)) if kind == "preference" else ("sft", gr.skip())
 
+    # The Data tab's histogram marks this run's max length, and its report counts the examples it would cut.
+    train_components["max_seq_len"].change(lambda value: int(value or 0), train_components["max_seq_len"],
+                                           data.max_len_state, api_visibility="private",
+                                           trigger_mode="always_last").then(
+        data.on_show, data.show_inputs, data.outputs, api_visibility="private", show_progress="hidden")
     data.data_path_box.change(on_data_change, data.data_path_box,
                               [train_components["objective"], objective_accordion], api_visibility="private")
     preset_btn.click(on_preset, preset_dropdown, form, api_name="load_preset")

@@ -45,6 +45,11 @@ def test_a_preset_is_found_by_path_bundled_name_or_saved_name(home, tmp_path):
         resolve_preset("saved:../mine", home)
     with pytest.raises(ConfigError, match="Preset: empty"):
         resolve_preset("  ", home)
+    outside = tmp_path / "elsewhere.yaml"  # the app takes names only, never a file elsewhere on the disk
+    outside.write_text("name: x\n", encoding="utf-8")
+    assert resolve_preset(str(outside), home) == outside
+    with pytest.raises(ConfigError, match="No preset .*elsewhere.yaml': choose one of"):
+        resolve_preset(str(outside), home, allow_paths=False)
 
 
 def test_saving_again_keeps_the_previous_version_and_bad_names_are_refused(home):

@@ -439,3 +439,16 @@ def test_the_runs_command_renames_deletes_restores_and_empties_the_trash(home, c
     assert "deleted 1 run(s) from the trash for good" in capsys.readouterr().out
     assert main(["runs", "--restore", record.run_id]) == 2
     assert "no run" in capsys.readouterr().err
+
+
+def test_the_trash_ignores_what_it_did_not_put_there(store, config, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    odd = store.root / ".trash" / "20260101-120000-lora-aaaaaa"
+    odd.mkdir(parents=True)
+    (odd / "record.json").write_text(json.dumps({**_finished(store, config).to_dict(), "run_id": "../../outside"}))
+    (store.root / ".trash" / "notes").mkdir()
+    (store.root / ".trash" / "notes" / "record.json").write_text("not json")
+    assert store.trash() == [] and store.empty_trash() == (0, 0)
+    assert (outside / "keep.txt").read_text() == "mine" and odd.is_dir()

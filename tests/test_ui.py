@@ -346,6 +346,8 @@ def test_settings_saved_as_a_preset_load_back_and_a_runs_settings_fill_the_form(
     assert sorted(p.name for p in (app.home / "presets").iterdir()) == ["내 설정 1.yaml", "내 설정 1.yaml.bak"]
     with pytest.raises(AppError, match="No saved preset named 'gone'"):
         _call(app, "/load_preset", "saved:gone")
+    with pytest.raises(AppError, match="choose one of"):  # names only: the app reads no other file on its disk
+        _call(app, "/load_preset", str(path))
 
     # A stored run's settings come back into the form: the tiny run was started with rank 4 and 3 steps.
     settings = _returned(app, "/load_run_settings", _call(app, "/load_run_settings", started_run))

@@ -65,8 +65,11 @@ def check_name(name: str) -> str:
     return name
 
 
-def resolve_preset(name_or_path: str, home: str | Path | None = None) -> Path:
-    """The YAML file of a preset given as a path, a bundled name, or saved:NAME (a saved name alone works too)."""
+def resolve_preset(name_or_path: str, home: str | Path | None = None, allow_paths: bool = True) -> Path:
+    """The YAML file of a preset given as a path, a bundled name, or saved:NAME (a saved name alone works too).
+
+    allow_paths=False (the app, which others may reach) takes names only, never a file elsewhere on the disk.
+    """
     text = (name_or_path or "").strip()
     if not text:
         raise ConfigError("Preset: empty; choose one of the presets (python -m workbench presets lists them)")
@@ -78,17 +81,18 @@ def resolve_preset(name_or_path: str, home: str | Path | None = None) -> Path:
                               f"{_names(p for p in list_presets(home) if p.saved)}")
         return path
     path = Path(text).expanduser()
-    if path.suffix in (".yaml", ".yml") and path.is_file():
+    if allow_paths and path.suffix in (".yaml", ".yml") and path.is_file():
         return path
     if NAME_PATTERN.match(text):
         for folder in (BUNDLED_DIR, saved_dir(home) if home is not None else None):
             if folder is not None and (folder / f"{text}.yaml").is_file():
                 return folder / f"{text}.yaml"
-    raise ConfigError(f"No preset {text!r}: give a YAML file's path or one of: {_names(list_presets(home))}")
+    where = "give a YAML file's path or one of" if allow_paths else "choose one of"
+    raise ConfigError(f"No preset {text!r}: {where}: {_names(list_presets(home))}")
 
 
-def read_preset(name_or_path: str, home: str | Path | None = None) -> RunConfig:
-    return load_preset(resolve_preset(name_or_path, home))
+def read_preset(name_or_path: str, home: str | Path | None = None, allow_paths: bool = True) -> RunConfig:
+    return load_preset(resolve_preset(name_or_path, home, allow_paths))
 
 
 def save_user_preset(config: RunConfig, name: str, home: str | Path) -> tuple[Preset, bool]:

@@ -276,6 +276,8 @@ class RunStore:
                 record = RunRecord(**json.loads(record_file.read_text(encoding="utf-8")))
             except (ValueError, TypeError):
                 continue  # not a run this store deleted
+            if record.run_id != record_file.parent.name or not RUN_ID_RE.fullmatch(record.run_id):
+                continue  # its folder and its record disagree: leave it alone
             size = sum(f.stat().st_size for f in record_file.parent.rglob("*") if f.is_file())
             found.append((record, record_file.stat().st_mtime, size))
         return sorted(found, key=lambda item: -item[1])

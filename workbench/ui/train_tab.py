@@ -288,7 +288,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         if not key:
             raise gr.Error("Preset: choose a preset to load")
         try:
-            return form_values(read_preset(key, workbench.home))
+            return form_values(read_preset(key, workbench.home, allow_paths=False))
         except ConfigError as exc:
             raise gr.Error(str(exc)) from None
 

@@ -216,6 +216,24 @@ def test_stop_keeps_the_models_scored_in_full_and_says_which_were_not(engine, tr
         evaluate(engine, targets, examples, "en", options, should_stop=lambda: True)
 
 
+def test_stop_during_the_test_split_scoring_keeps_the_run_and_stores_no_half_scores(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    config = RunConfig().with_overrides({**TINY, "train.max_steps": 2, "train.general_every": 0,
+                                         "train.eval_every": 0, "data.test_size": 8})
+    record = store.create_run(config)
+    scoring = {"started": False}
+
+    def on_event(event):
+        scoring["started"] |= event.kind == "score"
+
+    result = execute_run(store, record.run_id, config, should_stop=lambda: scoring["started"], on_event=on_event)
+    assert result.status == "completed" and result.steps == 2  # training was done: Stop came while scoring
+    assert store.get_run(record.run_id).status == "completed"
+    assert read_scores(store, record.run_id) == {} and read_report(store, record.run_id) is None
+    error = store.read_json(record.run_id, "eval_error.json")["error"]
+    assert error.startswith("Stop was pressed while base answered (0 of 8") and "Evaluate scores it" in error
+
+
 def test_evaluate_refuses_no_models_and_duplicate_labels(engine):
     examples = load_examples("sample:en_ticket_triage", limit=1)
     with pytest.raises(ValueError, match="at least one model"):

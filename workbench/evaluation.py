@@ -22,13 +22,12 @@ from workbench.chat import ChatEngine
 from workbench.config import ConfigError, ModelConfig
 
 Progress = Callable[[float, str], None]
+PER_EXAMPLE_SHOWN = ("rougeL", "token_f1", "chrf", "similarity")  # per-example scores in the examples table
+SCORES_VERSION = 1  # bump when metrics change, so cached base scores are recomputed
 
 
 class EvaluationStopped(Exception):
     """Stop was pressed before any model was fully scored."""
-
-PER_EXAMPLE_SHOWN = ("rougeL", "token_f1", "chrf", "similarity")  # per-example scores in the examples table
-SCORES_VERSION = 1  # bump when metrics change, so cached base scores are recomputed
 
 
 @dataclass(frozen=True)
@@ -252,11 +251,13 @@ def _base_cache_key(config: Any, options: EvalOptions) -> str:
 
 
 def score_run(store: Any, run_id: str, options: EvalOptions | None = None,
-              on_progress: Progress | None = None) -> EvalReport:
+              on_progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> EvalReport:
     """Score a run's test split with the base model and its adapter; saved as eval.json and scores.json.
 
     The base model's scores depend only on the model, data, split and options: they are cached under the store
-    so that a rank sweep or a second try does not answer the same test split with the base again.
+    so that a rank sweep or a second try does not answer the same test split with the base again. Stopped
+    (should_stop) before the adapter is scored in full, nothing is saved as the run's scores and
+    EvaluationStopped is raised; a base scored in full is still cached.
     """
     from workbench.store import write_atomic
 
@@ -269,12 +270,15 @@ def score_run(store: Any, run_id: str, options: EvalOptions | None = None,
                                     trust_remote_code=config.model.trust_remote_code))
     try:
         targets = [EvalTarget("base"), EvalTarget("adapter", str(store.adapter_dir(run_id)), key=run_id)]
-        report = evaluate(engine, targets, examples, f"{config.data.path} · test", options, on_progress, cached)
+        report = evaluate(engine, targets, examples, f"{config.data.path} · test", options, on_progress, cached,
+                          should_stop)
     finally:
         engine.unload()
     if not cache.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(cache, json.dumps(asdict(report.models[0]), ensure_ascii=False))
+    if len(report.models) < len(targets):  # stopped after the base: half a comparison is not the run's score
+        raise EvaluationStopped(report.notes[0].removeprefix("Stopped "))
     store.write_json(run_id, "eval.json", report.to_dict())
     store.write_json(run_id, "scores.json", {m.label: m.metrics for m in report.models})
     return report

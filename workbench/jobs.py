@@ -82,7 +82,7 @@ def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Ca
         store.write_json(run_id, "error.json", {"error": message, "traceback": traceback.format_exc()})
         raise
     if config.train.eval_test and result.test_examples and result.steps and result.status == "completed":
-        score_test_split(store, run_id, result, record)
+        score_test_split(store, run_id, result, record, should_stop)
     store.update_run(run_id, status=result.status, steps=result.steps, total_steps=result.total_steps,
                      train_loss=result.train_loss, val_loss=result.val_loss, seconds=result.seconds,
                      tokens=result.tokens)
@@ -90,17 +90,21 @@ def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Ca
     return result
 
 
-def score_test_split(store: RunStore, run_id: str, result: RunResult, record: Callable[[TrainEvent], None]) -> None:
+def score_test_split(store: RunStore, run_id: str, result: RunResult, record: Callable[[TrainEvent], None],
+                     should_stop: Callable[[], bool] | None = None) -> None:
     """Score the run's test split (base vs adapter). A failure here is noted but does not fail the run: the
-    adapter is trained and saved, and the Evaluate tab can score it again."""
-    from workbench.evaluation import score_run
+    adapter is trained and saved, and the Evaluate tab can score it again. Stop ends the scoring too."""
+    from workbench.evaluation import EvaluationStopped, score_run
 
     def progress(fraction: float, message: str) -> None:
         phase = f"scoring the test split · {message}" if message else ""
         record(TrainEvent("score", result.steps, result.total_steps, {"fraction": fraction, "phase": phase}))
 
     try:
-        score_run(store, run_id, on_progress=progress)
+        score_run(store, run_id, on_progress=progress, should_stop=should_stop)
+    except EvaluationStopped as stop:
+        store.write_json(run_id, "eval_error.json", {"error": f"Stop was pressed {stop}, so the test split was not "
+                                                               "scored; Evaluate scores it"})
     except Exception as exc:  # noqa: BLE001 - any scoring failure is recorded beside the run, not raised
         log.exception("scoring run %s failed", run_id)
         store.write_json(run_id, "eval_error.json", {"error": f"{type(exc).__name__}: {exc}",

@@ -167,7 +167,8 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> N
             prompt_box.submit(on_send, inputs, outputs, api_visibility="private")]
     # Stop ends the answers where they are: what was streamed so far stays in each pane and its history.
     stop_btn.click(None, None, None, cancels=sent, api_visibility="private")
-    clear_btn.click(on_clear, None, [*panes.chatbots, *panes.stats_mds, *panes.histories], api_name="clear_compare")
+    clear_btn.click(on_clear, None, [*panes.chatbots, *panes.stats_mds, *panes.histories], api_name="clear_compare",
+                    cancels=sent)  # answers still streaming would fill the cleared panes again
     for index, dropdown in enumerate(side_dropdowns, start=1):
         dropdown.change(on_side_change(index), [dropdown, few_shot.shots_slider],
                         [panes.columns[index], panes.chatbots[index], panes.stats_mds[index],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -56,6 +57,10 @@ def read_accounts(auth: str | None, auth_file: str | None) -> list[tuple[str, st
     return accounts or None
 
 
+def _stop_like_ctrl_c(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app(workbench)  # first: it loads transformers' modules in this thread (see build_app)
     # Warm the default tokenizer (and the one-time model conversion) while the first page loads.
     threading.Thread(target=cached_tokenizer, args=("embedded",), daemon=True).start()
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)  # `kill`, systemd or docker stop: the same clean stop
     try:
         demo.queue(default_concurrency_limit=8).launch(**launch_options(args, auth))
     finally:  # Ctrl+C: a run in training stops at its next step and keeps its adapter and checkpoint (Resume)

@@ -149,8 +149,9 @@ def test_sigkill_while_training_then_restart_shows_it_interrupted_and_it_resumes
     runner.shutdown()
 
 
-def test_ctrl_c_on_the_app_stops_the_run_at_its_next_step_and_keeps_its_adapter(home):
-    """The app closed (Ctrl+C) while a run trains: it stops the run, saves it, and exits cleanly."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_on_the_app_stops_the_run_at_its_next_step_and_keeps_its_adapter(home, signum):
+    """The app closed (Ctrl+C, or `kill`) while a run trains: it stops the run, saves it, and exits cleanly."""
     import types
     import urllib.request
 
@@ -183,7 +184,7 @@ def test_ctrl_c_on_the_app_stops_the_run_at_its_next_step_and_keeps_its_adapter(
             assert app.poll() is None and time.monotonic() < deadline + 120, "the run never logged a step"
             time.sleep(0.3)
         client.close()
-        app.send_signal(signal.SIGINT)
+        app.send_signal(signum)
         _out, err = app.communicate(timeout=180)
     finally:
         if app.poll() is None:

@@ -63,7 +63,8 @@ def test_cli_train_prints_json_last_and_saves_a_loadable_adapter(tmp_path, home)
     assert any("lora_A" in name for name, _ in peft_model.named_parameters())
 
 
-def test_ctrl_c_on_the_cli_stops_the_run_at_its_next_step_and_says_how_to_resume(tmp_path, home):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_on_the_cli_stops_the_run_at_its_next_step_and_says_how_to_resume(tmp_path, home, signame):
     import signal
     import time
 
@@ -79,7 +80,7 @@ def test_ctrl_c_on_the_cli_stops_the_run_at_its_next_step_and_says_how_to_resume
                       for row in RunStore(out).read_metrics(run.run_id)):
             assert proc.poll() is None and time.monotonic() < deadline, "the CLI run never logged a step"
             time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         stdout, stderr = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:

@@ -101,12 +101,13 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
                   file=sys.stderr)
 
     in_main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
-    previous = signal.signal(signal.SIGINT, on_ctrl_c) if in_main else None
+    signals = (signal.SIGINT, signal.SIGTERM)  # Ctrl+C, or `kill`: the same stop
+    previous = [signal.signal(signum, on_ctrl_c) for signum in signals] if in_main else []
     try:
         result = execute_run(store, run_id, config, should_stop=stop.is_set, on_event=on_event, resume=resume)
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in zip(signals, previous):
+            signal.signal(signum, handler)
         bar.close()
     summary = {"run_id": run_id, **result.to_dict(), "run_dir": str(store.run_dir(run_id))}
     print(json.dumps(summary, ensure_ascii=False))

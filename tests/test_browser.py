@@ -168,6 +168,11 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
     _dismiss_toasts(page)
     seen = len(_toasts(page))
 
+    # The steps in Korean, one click away at the top of every tab.
+    page.get_by_text("한국어 안내 · A guide in Korean", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Start training.*을 누르면 손실 곡선이 실시간으로"))).to_be_visible()
+    page.get_by_text("한국어 안내 · A guide in Korean", exact=True).click()
+
     # --- 1 · Data: upload the sample file; it is validated and kept under the home's uploads folder.
     _tab(page, "1 · Data")
     page.locator('input[type="file"][accept*=".jsonl"]').set_input_files(str(SAMPLE_FILE))

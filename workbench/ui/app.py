@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,6 +21,9 @@ Fine-tune a small language model on your own instructions, watch it learn, chat 
 fine-tuned one side by side, then score both on held-out examples and check what the model forgot.
 **1 · Data** → **2 · Train** → **3 · Compare** → **4 · Evaluate** → **5 · Arena** (blind votes, a leaderboard and
 preference data). Everything runs on this machine."""
+
+# The steps again in Korean, for the many students whose first language it is (kept as Markdown beside this file).
+KOREAN_GUIDE = (Path(__file__).with_name("guide_ko.md")).read_text(encoding="utf-8")
 
 
 def name_range_errors(demo: gr.Blocks) -> None:
@@ -55,6 +59,8 @@ def build_app(workbench: Workbench) -> gr.Blocks:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
     with gr.Blocks(title="PEFT Workbench") as demo:
         gr.Markdown(INTRO)
+        with gr.Accordion("한국어 안내 · A guide in Korean", open=False):
+            gr.Markdown(KOREAN_GUIDE)
         with gr.Tabs():
             with gr.Tab("1 · Data", id="data"):
                 data = build_data_tab(workbench)

@@ -76,6 +76,11 @@ def _run_choices(workbench: Workbench) -> list[tuple[str, str]]:
     return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.store.list_runs()]
 
 
+def _adapter_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    """Runs with a saved adapter, by name (the id tells two runs of one name apart)."""
+    return [(f"{r.name} · {r.method} · {r.run_id.rsplit('-', 1)[-1]}", r.run_id) for r in workbench.adapters()]
+
+
 def _sweep_choices(workbench: Workbench) -> list[tuple[str, str]]:
     return [("Selected runs (above)", SELECTED), *((name, name) for name in list_sweeps(workbench.store))]
 
@@ -225,7 +230,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
             raise gr.Error(str(exc)) from None
 
     with gr.Accordion("Export a run", open=False):
-        export_dropdown = gr.Dropdown(label="Run", choices=[r.run_id for r in workbench.adapters()],
+        export_dropdown = gr.Dropdown(label="Run", choices=_adapter_choices(workbench),
                                       info="A run with a saved adapter.", allow_custom_value=True)
         with gr.Row():
             zip_btn = gr.Button("Download adapter (.zip)")
@@ -322,7 +327,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     zip_btn.click(on_zip, export_dropdown, [export_file, export_md], api_name="export_zip")
     merge_btn.click(on_merge, export_dropdown, [export_file, export_md], api_name="export_merge")
     push_btn.click(on_push, [export_dropdown, repo_box], export_md, api_name="export_push")
-    export_dropdown.focus(lambda: gr.update(choices=[r.run_id for r in workbench.adapters()]), None,
+    export_dropdown.focus(lambda: gr.update(choices=_adapter_choices(workbench)), None,
                           export_dropdown, api_visibility="private")
     if tab is not None:
         tab.select(on_refresh, None, [runs_table, runs_dropdown], api_visibility="private")

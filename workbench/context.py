@@ -7,8 +7,11 @@ between browser sessions. Each function here returns plain data; the UI maps it 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -57,6 +60,11 @@ class Workbench:
             shutil.copyfile(source, target)
         return target
 
+    def new_export(self, prefix: str, suffix: str = ".csv") -> Path:
+        """A fresh file name in the exports folder (the only one served for download), e.g. eval-<time>-<id>.csv."""
+        self.exports.mkdir(parents=True, exist_ok=True)
+        return self.exports / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}{suffix}"
+
     def adapters(self) -> list[RunRecord]:
         """Runs whose adapter can be chatted with (finished or stopped, adapter saved)."""
         return [r for r in self.store.list_runs() if has_trained_weights(self.store.adapter_dir(r.run_id))]
@@ -66,6 +74,13 @@ class Workbench:
         `timeout` seconds for it. A worker thread cut off mid-step when the process exits could leave a run with no
         adapter, and makes torch abort ("terminate called without an active exception")."""
         return self.jobs.shutdown(timeout)
+
+
+def write_csv(path: Path, frame: Any) -> str:
+    """A table as a CSV, written whole; the byte-order mark lets Excel show Hangul instead of mojibake."""
+    from workbench.store import write_atomic
+
+    return str(write_atomic(path, frame.to_csv(index=False).encode("utf-8-sig")))
 
 
 @lru_cache(maxsize=4)
@@ -93,6 +108,20 @@ class DataView:
     problems: list[dict] = field(default_factory=list)  # every bad row: its line (or item / row), field, reason
 
 
+@lru_cache(maxsize=8)
+def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size: float, seed: int, model: str,
+              kind: str) -> tuple[Any, dict[str, list], dict[str, list[int]]]:
+    """(report, splits, token lengths per split) of one version of a file; callers must not change them."""
+    from workbench.data import read_examples, split_examples
+    from workbench.formatting import encode_examples
+
+    report = read_examples(path, kind=kind)
+    parts = dict(zip(("train", "val", "test"), split_examples(report.examples, val_size, test_size, seed)))
+    tokenizer = cached_tokenizer(model)
+    lengths = {name: encode_examples(examples, tokenizer, 1_000_000)[1].lengths for name, examples in parts.items()}
+    return report, parts, lengths
+
+
 def describe_data(path: str, val_size: float, test_size: float, seed: int, model: str = "embedded",
                   max_len: int = 256, preview: int = 8, kind: str = "auto") -> DataView:
     """Read, validate and split a data file; token lengths per split with the model's chat template.
@@ -100,20 +129,20 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
     kind "auto" takes a file of preference pairs as DPO data and anything else as instructions (SFT), whose
     report then names the preference rows as bad; "sft" or "preference" asks for one kind.
     """
-    from workbench.data import file_kind, preview_rows, read_examples, split_examples
-    from workbench.formatting import encode_examples
+    from workbench.data import file_kind, preview_rows, read_examples
     from workbench.samples import resolve_data_path
 
-    resolved = resolve_data_path(path)
+    resolved = os.fspath(resolve_data_path(path))
     kind = file_kind(resolved) if kind == "auto" else kind
-    report = read_examples(resolved, kind=kind)
-    parts = dict(zip(("train", "val", "test"), split_examples(report.examples, val_size, test_size, seed)))
-    tokenizer = cached_tokenizer(model)
-    lengths, truncated = {}, 0
-    for name, examples in parts.items():
-        encoded, stats = encode_examples(examples, tokenizer, 1_000_000)
-        lengths[name] = stats.lengths
-        truncated += sum(1 for n in stats.lengths if n > max_len)
+    try:
+        stat = os.stat(resolved)
+    except OSError:
+        read_examples(resolved, kind=kind)  # names the problem (no such file, a folder, ...)
+        raise
+    # Read once per version of the file and split: the Train tab's max length changing only re-counts the cuts.
+    report, parts, lengths = _measured(resolved, stat.st_mtime_ns, stat.st_size, val_size, test_size, seed, model,
+                                       kind)
+    truncated = sum(1 for values in lengths.values() for n in values if n > max_len)
     sizes = ", ".join(f"{name} {len(examples)}" for name, examples in parts.items())
     note = f"\n\n{PREFERENCE_NOTE}" if kind == "preference" else ""
     summary = f"{report.summary()}{note}\n\nSplit (seed {seed}): {sizes}."

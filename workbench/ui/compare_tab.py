@@ -7,8 +7,6 @@ browser session). The prompt sheet answers many prompts with the same sides and 
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench.arena import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet
-from workbench.context import Workbench
-from workbench.store import write_atomic
+from workbench.context import Workbench, write_csv
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,
@@ -99,11 +96,6 @@ def _csv_prompts(path: str) -> list[str]:
         raise ValueError(f"Prompt CSV {name!r} has no 'prompt' column (columns: {', '.join(map(str, frame.columns))})"
                          "; add a header row with a column named prompt")
     return parse_prompt_sheet("\n".join(str(v).replace("\n", " ") for v in frame[columns["prompt"]]))
-
-
-def _sheet_csv_path(workbench: Workbench) -> Path:
-    workbench.exports.mkdir(parents=True, exist_ok=True)
-    return workbench.exports / f"sheet-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.csv"
 
 
 def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None:
@@ -226,14 +218,13 @@ def _build_sheet(workbench: Workbench, settings: list) -> None:
         except ERRORS as exc:
             raise gr.Error(str(exc)) from None
         rows: list[dict] = []
-        csv_path = _sheet_csv_path(workbench)
+        csv_path = workbench.new_export("sheet")
         for index, new_rows in answer_sheet(lineup.engine, lineup.sides, prompts, sampling_config, prices):
             rows += new_rows
             progress((index + 1) / len(prompts), desc=f"Prompt {index + 1} of {len(prompts)} answered")
             frame = pd.DataFrame(rows)
             # The CSV grows with the table, so a sheet stopped halfway still has its answers to download.
-            write_atomic(csv_path, frame.to_csv(index=False).encode("utf-8-sig"))  # the BOM: Excel shows Hangul
-            yield frame, str(csv_path)
+            yield frame, write_csv(csv_path, frame)
 
     answering = sheet_btn.click(on_answer_sheet, [sheet_box, sheet_file, *settings], [sheet_table, sheet_csv_file],
                                 api_name="answer_sheet")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +10,9 @@ import gradio as gr
 import pandas as pd
 
 from workbench.config import DataConfig, TrainConfig, field_help
-from workbench.context import Workbench, describe_data
+from workbench.context import Workbench, describe_data, write_csv
 from workbench.plots import make_length_histogram
 from workbench.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
-from workbench.store import write_atomic
 
 PREVIEW_COLUMNS = ["line", "shape", "prompt", "answer"]
 DEFAULT_MAX_LEN = TrainConfig().max_seq_len  # until the Train tab says otherwise
@@ -44,9 +41,7 @@ def _problems_csv(workbench: Workbench, path: str, problems: list[dict]) -> str 
     """Every bad row (the report shows the first 50) as a CSV to fix the file by; None when there are none."""
     if not problems:
         return None
-    stem = Path(path).stem[:40] or "data"
-    target = workbench.exports / f"bad-rows-{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.csv"
-    return str(write_atomic(target, pd.DataFrame(problems).to_csv(index=False).encode("utf-8-sig")))
+    return write_csv(workbench.new_export(f"bad-rows-{Path(path).stem[:40]}"), pd.DataFrame(problems))
 
 
 def build_data_tab(workbench: Workbench) -> DataTab:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import threading
-import time
 from typing import Any
 
 import gradio as gr
@@ -13,7 +11,7 @@ import pandas as pd
 
 from workbench.adapters import has_trained_weights
 from workbench.config import ConfigError
-from workbench.context import Workbench
+from workbench.context import Workbench, write_csv
 from workbench.evaluation import (
     EvalOptions,
     EvalReport,
@@ -120,20 +118,13 @@ def _legend(report: EvalReport, columns: list[str]) -> str:
     return "  \n".join(lines)
 
 
-def _write_csv(workbench: Workbench, frame: pd.DataFrame) -> str:
-    folder = workbench.exports
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.csv"
-    frame.to_csv(path, index=False, encoding="utf-8-sig")  # the BOM lets Excel show Hangul instead of mojibake
-    return str(path)
-
-
 def report_outputs(workbench: Workbench, report: EvalReport) -> tuple:
     """Summary table, its legend, metric bars, per-example table and the per-example CSV of a report."""
     summary = pd.DataFrame(report.summary_rows()).round(4)
     examples = pd.DataFrame(report.example_rows())
     bars = make_metric_bars({m.label: m.metrics for m in report.models})
-    return summary, _legend(report, list(summary.columns)[1:]), bars, examples, _write_csv(workbench, examples)
+    csv_path = write_csv(workbench.new_export("eval"), examples)
+    return summary, _legend(report, list(summary.columns)[1:]), bars, examples, csv_path
 
 
 def _probe_table(base: dict[str, float], adapted: dict[str, dict[str, float]]) -> pd.DataFrame:

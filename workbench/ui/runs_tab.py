@@ -24,6 +24,8 @@ from workbench.plots import (
 )
 from workbench.store import StoreError
 from workbench.sweeps import list_sweeps, sweep_points
+from workbench.ui.sides import run_choices
+from workbench.ui.sides import stored_run_choices as _run_choices
 
 SCORES = ("rougeL", "token_f1", "chrf", "similarity", "perplexity")  # the adapter's test-split scores shown
 BAR_METRICS = ("rougeL", "token_f1", "exact_match", "similarity", "bleu", "chrf", "perplexity")
@@ -70,15 +72,6 @@ def runs_frame(workbench: Workbench) -> pd.DataFrame:
                      GENERAL_CHANGE: _general_change(result), **{f"test {m}": scores.get(m) for m in SCORES}})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.round({"train_loss": 4, "val_loss": 4, "seconds": 1, **{f"test {m}": 4 for m in SCORES}})
-
-
-def _run_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.store.list_runs()]
-
-
-def _adapter_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    """Runs with a saved adapter, by name (the id tells two runs of one name apart)."""
-    return [(f"{r.name} · {r.method} · {r.run_id.rsplit('-', 1)[-1]}", r.run_id) for r in workbench.adapters()]
 
 
 def _sweep_choices(workbench: Workbench) -> list[tuple[str, str]]:
@@ -230,7 +223,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
             raise gr.Error(str(exc)) from None
 
     with gr.Accordion("Export a run", open=False):
-        export_dropdown = gr.Dropdown(label="Run", choices=_adapter_choices(workbench),
+        export_dropdown = gr.Dropdown(label="Run", choices=run_choices(workbench),
                                       info="A run with a saved adapter.", allow_custom_value=True)
         with gr.Row():
             zip_btn = gr.Button("Download adapter (.zip)")
@@ -274,8 +267,8 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
         manage_md = gr.Markdown()
 
     def refreshed(message: str) -> tuple:  # after a change: the message, the table and every run list again
-        runs = gr.update(choices=_run_choices(workbench))
-        return (message, runs_frame(workbench), runs, gr.update(choices=_run_choices(workbench), value=None),
+        choices = _run_choices(workbench)
+        return (message, runs_frame(workbench), gr.update(choices=choices), gr.update(choices=choices, value=None),
                 gr.update(choices=_trash_choices(workbench), value=None))
 
     def managed(what: str, run_id: str | None, missing: str, action: Callable[[], str]) -> tuple:
@@ -327,7 +320,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     zip_btn.click(on_zip, export_dropdown, [export_file, export_md], api_name="export_zip")
     merge_btn.click(on_merge, export_dropdown, [export_file, export_md], api_name="export_merge")
     push_btn.click(on_push, [export_dropdown, repo_box], export_md, api_name="export_push")
-    export_dropdown.focus(lambda: gr.update(choices=_adapter_choices(workbench)), None,
+    export_dropdown.focus(lambda: gr.update(choices=run_choices(workbench)), None,
                           export_dropdown, api_visibility="private")
     if tab is not None:
         tab.select(on_refresh, None, [runs_table, runs_dropdown], api_visibility="private")

@@ -34,6 +34,11 @@ SHOTS_PATH_HELP = ("Where the few-shot examples come from: a file path or sample
                    "change it to draw examples from another file.")
 
 
+def stored_run_choices(workbench: Workbench) -> list[tuple[str, str]]:
+    """Every stored run, as (label, run id). No status in the label: it would go stale in the list."""
+    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.store.list_runs()]
+
+
 def run_choices(workbench: Workbench) -> list[tuple[str, str]]:
     """Every run with a saved adapter, as (label, run id)."""
     return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in workbench.adapters()]

@@ -19,9 +19,10 @@ from workbench.plots import make_loss_figure
 from workbench.preflight import preflight
 from workbench.presets import BUNDLED_DIR, list_presets, read_preset, save_user_preset
 from workbench.samples import resolve_data_path
-from workbench.store import RUN_ID_RE, StoreError
+from workbench.store import StoreError
 from workbench.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
+from workbench.ui.sides import stored_run_choices as _run_choices
 
 DEFAULT_PRESET = "classroom-lora"
 MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
@@ -264,12 +265,13 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         if not run_id:
             return gr.skip(), gr.skip(), seen
         try:
+            workbench.store.run_dir(run_id)  # not a run id at all: refused
+        except StoreError as exc:
+            raise gr.Error(str(exc)) from None
+        try:
             snapshot = workbench.jobs.snapshot(run_id)
             rows = workbench.store.read_metrics(run_id)
-        except StoreError as exc:
-            if not RUN_ID_RE.fullmatch(run_id):  # not a run id at all: refused
-                raise gr.Error(str(exc)) from None
-            # A run deleted in the Runs tab: said in place, not as a toast every second.
+        except StoreError as exc:  # a run deleted in the Runs tab: said in place, not as a toast every second
             return (f"<div style='color:#b91c1c'>{html.escape(str(exc))} (a deleted run is in the Runs tab's "
                     "trash)</div>"), gr.skip(), seen
         key = (run_id, len(rows), snapshot.status)
@@ -359,7 +361,3 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
 
     return TrainTab(run_dropdown, model_box, form, params_md, on_form_change, on_page_load)
 
-
-def _run_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    # No status in the label: it would go stale in the list; the progress line shows the live status.
-    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.store.list_runs()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,16 +23,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="require a login: a file of accounts, one USER:PASSWORD per line (# starts a comment)")
     parser.add_argument("--max-upload-mb", type=float, default=200,
                         help="largest file a browser may upload, in MB (default 200); larger ones are refused")
+    parser.add_argument("--data-dir", action="append", default=[], metavar="FOLDER",
+                        help="a folder whose files users may name as data (repeatable); besides it the app reads only "
+                             "bundled samples and uploaded files")
     args = parser.parse_args(argv)
     if not args.max_upload_mb > 0:
         parser.error(f"--max-upload-mb must be more than 0; got {args.max_upload_mb:g}")
+    for folder in args.data_dir:
+        if not Path(folder).expanduser().is_dir():
+            parser.error(f"--data-dir {folder}: no such folder; give a folder that exists")
     return args
 
 
 def launch_options(args: argparse.Namespace, auth: list[tuple[str, str]] | None) -> dict:
-    """What `launch` gets: the address, the login, the upload cap; never a public share link."""
+    """What `launch` gets: the address, the login (and the wall that keeps every route but the login page behind
+    it), the upload cap; never a public share link."""
+    from workbench.ui.app import server_options
+
     return {"server_name": args.host, "server_port": args.port, "share": False, "auth": auth,
-            "max_file_size": f"{args.max_upload_mb:g}mb", "show_error": True, "footer_links": ["api", "settings"]}
+            "max_file_size": f"{args.max_upload_mb:g}mb", "show_error": True, "footer_links": ["api", "settings"],
+            **server_options()}
+
+
+def use_own_gradio_cache(home: Path) -> Path:
+    """Give this app a Gradio cache of its own, under its home, and return it.
+
+    Gradio keeps uploads and the files it serves in $GRADIO_TEMP_DIR, by default one folder in /tmp shared by every
+    app on the machine, and serves any file in it to a logged-in user: two apps (two classes) would serve each
+    other's files. Gradio reads the variable when it is imported (route_utils), when each component is made
+    (Block.GRADIO_CACHE) and when the server starts (App.uploaded_file_dir), so set it before any of these.
+    """
+    cache = (home / "cache" / "gradio").resolve()
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(cache / "examples")  # also served; by default under the cwd
+    return cache
+
+
+def keep_gradio_analytics_light() -> None:
+    """Stop Gradio from rebuilding its call statistics after every call.
+
+    After each event Gradio builds a pandas table of up to its last 10,000 events to summarise call times for a
+    monitoring page this app does not turn on. With a class polling a run every second that table grows to full
+    size within minutes and costs tens of milliseconds of the server's one event loop per call. Keep 1,000 events
+    and summarise every 1,000th call instead; an operator's own values of these variables are kept.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+
+
+def warm_up(cached_tokenizer) -> None:
+    """While the first page loads: the default tokenizer (and the one-time model conversion), and plotly's figure
+    classes and chart template, whose first use costs about two seconds (the first chart would wait for them)."""
+    cached_tokenizer("embedded")
+    from workbench.plots import warm
+
+    warm()
 
 
 def read_accounts(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | None:
@@ -64,6 +110,9 @@ def _stop_like_ctrl_c(_signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    home = Path(args.home or workbench_home()).expanduser()
+    use_own_gradio_cache(home)  # both before gradio is imported (below)
+    keep_gradio_analytics_light()
     from workbench.context import Workbench, cached_tokenizer
     from workbench.ui.app import build_app
 
@@ -74,10 +123,9 @@ def main(argv: list[str] | None = None) -> None:
         auth = read_accounts(args.auth, args.auth_file)
     except ValueError as err:
         sys.exit(f"error: {err}")
-    workbench = Workbench(args.home or workbench_home())
+    workbench = Workbench(home, data_dirs=args.data_dir)
     demo = build_app(workbench)  # first: it loads transformers' modules in this thread (see build_app)
-    # Warm the default tokenizer (and the one-time model conversion) while the first page loads.
-    threading.Thread(target=cached_tokenizer, args=("embedded",), daemon=True).start()
+    threading.Thread(target=warm_up, args=(cached_tokenizer,), daemon=True).start()
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)  # `kill`, systemd or docker stop: the same clean stop
     try:
         demo.queue(default_concurrency_limit=8).launch(**launch_options(args, auth))

@@ -14,7 +14,7 @@ from workbench.store import RunStore
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import launch_options, parse_args, read_accounts  # noqa: E402
+from app import keep_gradio_analytics_light, launch_options, parse_args, read_accounts  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,24 @@ def test_defaults_bind_this_machine_only_with_no_login():
         parse_args(["--max-upload-mb", "0"])
 
 
+def test_gradio_keeps_its_call_statistics_light_unless_the_operator_says_otherwise(monkeypatch):
+    """Gradio's own defaults rebuild a table of 10,000 calls after every call (bench/ui_latency.py)."""
+    import gradio as gr
+
+    monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)
+    monkeypatch.setenv("GRADIO_ANALYTICS_MAX_EVENTS", "50")  # an operator's own choice stays
+    keep_gradio_analytics_light()
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    demo.queue()
+    assert demo._queue.ANAYLTICS_CACHE_FREQUENCY == 1000 and demo._queue.ANALYTICS_MAX_EVENTS == 50
+
+
 def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_kept(tmp_path):
     import requests
 
     from workbench.context import Workbench
-    from workbench.ui.app import build_app
+    from workbench.ui.app import SESSIONS_KEPT, build_app
 
     workbench = Workbench(tmp_path / "home")
     demo = build_app(workbench)
@@ -41,6 +54,7 @@ def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_kept(tmp_path):
     demo.queue().launch(prevent_thread_lock=True, quiet=True, **options)
     url = f"http://127.0.0.1:{options['server_port']}/gradio_api/upload"
     try:
+        assert demo.state_session_capacity == SESSIONS_KEPT  # sessions kept in memory: capped (see server_options)
         big = requests.post(url, files={"files": ("big.jsonl", b"x" * (2 * 2**20))}, timeout=60)
         assert big.status_code == 413 and "maximum allowed size" in big.text, (big.status_code, big.text)
         small = requests.post(url, files={"files": ("small.jsonl", b'{"prompt": "a", "completion": "b"}\n')},

@@ -185,7 +185,9 @@ def test_execute_run_records_the_same_as_the_cli(home, tiny_config):
     record = store.create_run(config)
     events = []
     result = execute_run(store, record.run_id, config, on_event=events.append)
-    assert [e.kind for e in events][0] == "start" and events[-1].kind == "end"
+    kinds = [e.kind for e in events]
+    assert kinds[:kinds.index("start")] == ["phase"] * kinds.index("start") and kinds[-1] == "end"
+    assert [e.values["phase"] for e in events if e.kind == "phase"][0] == "loading the model"
     saved = store.get_run(record.run_id)
     assert saved.status == "completed" and saved.train_loss == pytest.approx(result.train_loss)
     assert store.read_json(record.run_id, "result.json")["steps"] == 2

@@ -47,9 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     store = RunStore(args.output_dir) if args.output_dir else default_store()
     if args.resume:  # a stopped, interrupted or failed run goes on from its checkpoint, with its own settings
-        record = store.get_run(args.resume)
-        config = store.load_config(args.resume)
-        return _train(store, record.run_id, config, args, resume=True)
+        return _resume(store, args)
     config = read_preset(args.preset, workbench_home()) if args.preset else RunConfig()
     overrides = _method_overrides(args)
     if args.data:
@@ -64,11 +62,57 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set train.eval_every=20")
         overrides[key.strip()] = yaml.safe_load(value) if value.strip() else ""
     config = config.with_overrides(overrides)
-    record = store.create_run(config)
+    _check_launch(store, config, args.force)
+    record = store.create_run(config, claim="training")
     return _train(store, record.run_id, config, args)
 
 
-def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resume: bool = False) -> int:
+def _check_launch(store: Any, config: Any, force: bool) -> None:
+    """The same checks the Train tab makes before launch; --force starts anyway and says what it risks."""
+    from workbench.jobs import launch_problems
+    from workbench.preflight import PreflightError
+
+    problems = launch_problems(store, config)
+    if problems and not force:
+        raise PreflightError("this run cannot start here:\n  - " + "\n  - ".join(problems) +
+                             "\nchange the settings, or add --force to start anyway (a run that needs more memory "
+                             "than is free may be killed by the system, losing what it trained since its last "
+                             "checkpoint)")
+    for problem in problems:
+        print(f"warning (--force): {problem}", file=sys.stderr)
+
+
+# Options that would change a run's settings: a resumed run goes on with its own, so these are refused.
+_SETTING_OPTIONS = ("preset", "data", "method", "set")
+
+
+def _resume(store: Any, args: argparse.Namespace) -> int:
+    """Go on with a stopped run. --max-steps N stops it again at step N (its schedule stays that of its own
+    length); --name renames it; options that would change its settings are refused, never ignored."""
+    from workbench.checkpoints import checkpoint_step
+    from workbench.methods import KNOBS
+
+    given = [f"--{name}" for name in (*_SETTING_OPTIONS, *KNOBS) if getattr(args, name, None)]
+    if given:
+        raise ValueError(f"--resume goes on with the run's own settings, so {', '.join(given)} cannot change them; "
+                         "drop them, or start a new run (train.init_adapter=RUN_ID continues from its adapter)")
+    record = store.get_run(args.resume)
+    config = store.load_config(args.resume)
+    if args.max_steps is not None:
+        done = checkpoint_step(store.run_dir(record.run_id)) or 0
+        if not done < args.max_steps <= record.total_steps:
+            raise ValueError(f"--max-steps {args.max_steps}: run {record.name!r} has done {done} of its "
+                             f"{record.total_steps} steps, and a resumed run keeps its learning-rate schedule; give a "
+                             f"step from {done + 1} to {record.total_steps}, or start a new run with "
+                             f"--set train.init_adapter={record.run_id} to train further")
+    if args.name:
+        store.rename_run(record.run_id, args.name)
+    _check_launch(store, config, args.force)
+    return _train(store, record.run_id, config, args, resume=True, stop_at=args.max_steps)
+
+
+def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resume: bool = False,
+           stop_at: int | None = None) -> int:
     from tqdm import tqdm
 
     from workbench.jobs import execute_run
@@ -79,8 +123,15 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
 
         hf_logging.disable_progress_bar()
 
+    reached = {"step": 0}
+
     def on_event(event: Any) -> None:
-        bar.total = event.total_steps
+        if event.total_steps:
+            bar.total = event.total_steps
+        if event.kind == "phase":
+            bar.set_description(event.values["phase"])
+        if event.kind == "step":
+            reached["step"] = event.step
         if event.kind == "start":
             for note in event.values.get("notes", []):
                 bar.write(f"note: {note}", file=sys.stderr)
@@ -103,8 +154,11 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
     in_main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
     signals = (signal.SIGINT, signal.SIGTERM)  # Ctrl+C, or `kill`: the same stop
     previous = [signal.signal(signum, on_ctrl_c) for signum in signals] if in_main else []
+    def should_stop() -> bool:  # Ctrl+C, or the step --max-steps asked a resumed run to stop at
+        return stop.is_set() or (stop_at is not None and reached["step"] >= stop_at)
+
     try:
-        result = execute_run(store, run_id, config, should_stop=stop.is_set, on_event=on_event, resume=resume)
+        result = execute_run(store, run_id, config, should_stop=should_stop, on_event=on_event, resume=resume)
     finally:
         for signum, handler in zip(signals, previous):
             signal.signal(signum, handler)
@@ -114,6 +168,8 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
     if result.status == "stopped":
         print(f"stopped at step {result.steps} of {result.total_steps}; go on with: python -m workbench train "
               f"--resume {run_id}", file=sys.stderr)
+        if not stop.is_set():  # stopped where --max-steps asked: done as told
+            return 0
         return 130  # what a shell reports for Ctrl+C: the run did not finish
     return 0
 
@@ -126,7 +182,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
         print(f"{spec.name:<16} {spec.label} ({spec.family}; {needs})\n    {spec.summary}")
         for name in spec.knobs:
             knob = KNOBS[name]
-            valid = ", ".join(knob.choices) if knob.choices else f"{knob.minimum:g}–{knob.maximum:g}"
+            valid = (", ".join(knob.choices) if knob.choices else "text" if knob.minimum is None
+                     else f"{knob.minimum:g}–{knob.maximum:g}")
             print(f"    --{name:<12} default {knob.default!r:<12} [{valid}]")
     return 0
 
@@ -259,7 +316,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.csv:
         import pandas as pd
 
-        pd.DataFrame(report.example_rows()).to_csv(args.csv, index=False)
+        from workbench.context import write_csv  # the one CSV writer: spreadsheet formulas neutralised
+
+        write_csv(Path(args.csv), pd.DataFrame(report.example_rows()))
     if args.report:
         from workbench.store import write_atomic
 
@@ -319,7 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any setting of the run, e.g. --set train.eval_test=false (repeatable)")
     train.add_argument("--resume", metavar="RUN_ID", help="go on with a stopped, interrupted or failed run from its "
-                       "last checkpoint (its own settings; the other options are ignored)")
+                       "last checkpoint, with its own settings (options that would change them are refused; "
+                       "--max-steps N stops it at step N, --name renames it)")
+    train.add_argument("--force", action="store_true", help="start even when the checks before launch refuse the "
+                       "run (e.g. not enough free memory); it may then be killed by the system")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
@@ -389,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Problems with what the user gave (config, data, model, run id, export) are one clear line; anything else is
     # a bug and keeps its traceback.
-    user_errors = (ValueError, FileNotFoundError, ModelError, ExportError)
+    user_errors = (ValueError, FileNotFoundError, ModelError, ExportError)  # incl. a run another process trains
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

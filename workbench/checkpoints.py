@@ -29,9 +29,15 @@ def checkpoint_dir(run_dir: str | Path) -> Path | None:
     return None
 
 
-def checkpoint_step(run_dir: str | Path) -> int | None:
+def load_counters(run_dir: str | Path) -> dict[str, Any] | None:
+    """The loop counters of the run's last checkpoint (step, tokens, elapsed, losses), or None."""
     folder = checkpoint_dir(run_dir)
-    return json.loads((folder / "state.json").read_text(encoding="utf-8"))["step"] if folder else None
+    return json.loads((folder / "state.json").read_text(encoding="utf-8")) if folder else None
+
+
+def checkpoint_step(run_dir: str | Path) -> int | None:
+    counters = load_counters(run_dir)
+    return counters["step"] if counters else None
 
 
 def save_checkpoint(run_dir: str | Path, model: Any, optimizer: Any, scheduler: Any, counters: dict[str, Any]) -> Path:

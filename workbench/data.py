@@ -19,20 +19,27 @@ into examples.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import json
 import os
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.data_files import LAYOUTS, BadRow, DataError, keys_of, read_rows, show, type_name
 
 __all__ = ["MAX_FIELD_CHARS", "DataError", "DataReport", "Example", "RowProblem", "file_kind", "preview_rows",
-           "prompt_text", "read_examples", "report_kind", "split_examples"]
+           "prompt_text", "read_examples", "read_with_kind", "report_kind", "split_examples"]
 
 MAX_FIELD_CHARS = 20_000
+
+# on_progress(fraction done, what is being done): how long jobs (a big upload) tell a UI how far they are.
+Progress = Callable[[float, str], None]
+_PROGRESS_EVERY = 50_000  # rows between two progress reports: often enough for a bar, rare enough to cost nothing
 
 _KINDS = ("auto", "sft", "preference")
 _REQUIRED = {"alpaca": "instruction and output (input optional)", "prompt_completion": "prompt and completion",
@@ -270,12 +277,15 @@ def _parse_row(row: Any, line: int, kind: str) -> Example:
     return _single_turn(row, line, shape)
 
 
-def _collect(report: DataReport, items: list[tuple[int, Any]], kind: str) -> set[str]:
+def _collect(report: DataReport, items: list[tuple[int, Any]], kind: str,
+             on_progress: Progress | None = None) -> set[str]:
     """Turn parsed rows into examples and problems; returns the keys seen, for error messages."""
     unknown: Counter = Counter()
     seen: set[str] = set()
     for line, row in items:
         report.rows_read += 1
+        if on_progress is not None and report.rows_read % _PROGRESS_EVERY == 0:
+            on_progress(report.rows_read / len(items), f"Checked {report.rows_read:,} of {len(items):,} rows")
         if isinstance(row, dict) and len(seen) < 100:
             seen.update(row)
         try:
@@ -304,29 +314,95 @@ def _no_good_rows(report: DataReport, seen: set[str]) -> DataError:
                      f"First problems:\n{first}")
 
 
-def _read(path: str, kind: str) -> DataReport:
-    file_format, items, notes = read_rows(path)
-    report = DataReport(path, file_format, notes=notes)
-    seen = _collect(report, items, kind)
+def _checked(path: str, file_format: str, items: list[tuple[int, Any]], notes: list[str], kind: str,
+             on_progress: Progress | None = None) -> DataReport:
+    report = DataReport(path, file_format, notes=list(notes))
+    seen = _collect(report, items, kind, on_progress)
     if not report.examples:
         raise _no_good_rows(report, seen)
     return report
 
 
-def read_examples(path: str | os.PathLike, *, kind: str = "auto") -> DataReport:
-    """Read a data file into examples; bad rows become problems. Raises DataError if the file is unusable.
+def _kind_matters(report: DataReport, items: list[tuple[int, Any]], kind: str) -> bool:
+    """Whether checking the rows for `kind` differs from the check for any kind ("auto") in `report`: only rows in the
+    other kind's layout read differently (a preference row is bad SFT data, and the other way round)."""
+    if any((shape == "preference") != (kind == "preference") for shape in report.shapes):
+        return True
+    bad = {problem.line for problem in report.problems}  # the good rows are all of this kind: only bad ones can differ
+    for line, row in items:
+        if line in bad and isinstance(row, dict):
+            shape = _detect_shape(row)
+            if shape is not None and (shape == "preference") != (kind == "preference"):
+                return True
+    return False
 
-    kind: "auto" accepts every shape, "sft" rejects preference rows, "preference" accepts only preference rows.
-    """
+
+@contextlib.contextmanager
+def gc_paused() -> Any:
+    """Python's cycle collector paused for a bulk read. Reading a big file makes millions of small objects, none of
+    them garbage, and the collector walks them all again and again: a fifth of the time of reading 500,000 rows in
+    the app, whose heap is big. It is turned back on after, if it was on (a nested pause leaves that to the outer)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _read(path: str, kind: str, on_progress: Progress | None, resolve: bool) -> tuple[DataReport, str]:
+    with gc_paused():
+        return _read_rows_and_check(path, kind, on_progress, resolve)
+
+
+def _read_rows_and_check(path: str, kind: str, on_progress: Progress | None, resolve: bool) -> tuple[DataReport, str]:
+    file_format, items, notes = read_rows(path)
+    report = _checked(path, file_format, items, notes, kind, on_progress)
+    if kind != "auto" or not resolve:
+        return report, kind
+    # The file's kind is that of its good rows; its rows are then checked for that kind, from the rows already parsed.
+    kind = report_kind(report)
+    if _kind_matters(report, items, kind):
+        report = _checked(path, file_format, items, notes, kind)
+    return report, kind
+
+
+def _guarded(path: str | os.PathLike, kind: str, on_progress: Progress | None,
+             resolve: bool) -> tuple[DataReport, str]:
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
     name = os.fsdecode(path)
     try:
-        return _read(name, kind)
+        stat = os.stat(name) if resolve and kind == "auto" else None  # the version read, taken before reading it
+    except OSError:
+        stat = None  # reading it names the problem
+    try:
+        report, found = _read(name, kind, on_progress, resolve)
+        _remember_kind(name, stat, found)
+        return report, found
     except DataError:
         raise
     except Exception as err:  # callers (UI, CLI) must only ever need to handle DataError, whatever the bytes are
         raise DataError(f"{name}: could not read the file ({type(err).__name__}: {show(str(err), 200)})") from err
+
+
+def read_examples(path: str | os.PathLike, *, kind: str = "auto", on_progress: Progress | None = None) -> DataReport:
+    """Read a data file into examples; bad rows become problems. Raises DataError if the file is unusable.
+
+    kind: "auto" accepts every shape, "sft" rejects preference rows, "preference" accepts only preference rows.
+    on_progress(fraction, message) is told how far the check of the rows is, for a progress bar.
+    """
+    return _guarded(path, kind, on_progress, resolve=False)[0]
+
+
+def read_with_kind(path: str | os.PathLike, *, kind: str = "auto",
+                   on_progress: Progress | None = None) -> tuple[DataReport, str]:
+    """(report, kind) of a file, reading it once. kind "auto" becomes the file's kind (what file_kind says:
+    "preference" when every good row is a preference pair, else "sft") and the report is the one
+    read_examples(path, kind=that kind) gives; "sft" and "preference" stay as given. Raises DataError if the file
+    is unusable."""
+    return _guarded(path, kind, on_progress, resolve=True)
 
 
 def report_kind(report: DataReport) -> str:
@@ -341,7 +417,20 @@ def file_kind(path: str | os.PathLike) -> str:
         stat = os.stat(name)
     except OSError as err:
         raise DataError(f"{name}: cannot read the file ({err.strerror}); check the path") from None
-    return _file_kind(name, stat.st_mtime_ns, stat.st_size)
+    version = (name, stat.st_mtime_ns, stat.st_size)
+    return _KINDS_READ.get(version) or _file_kind(*version)
+
+
+# Kinds that read_with_kind found, by version of the file: the Data tab's check reads a big file once, and the Train
+# tab asking file_kind right after must not read it again.
+_KINDS_READ: dict[tuple[str, int, int], str] = {}
+
+
+def _remember_kind(name: str, stat: os.stat_result | None, kind: str) -> None:
+    if stat is not None:
+        _KINDS_READ[(name, stat.st_mtime_ns, stat.st_size)] = kind
+        while len(_KINDS_READ) > 64:
+            _KINDS_READ.pop(next(iter(_KINDS_READ)), None)
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,9 +1,14 @@
 """Data files into raw rows: the file formats, their encodings and their framing.
 
 read_rows(path) reads a .jsonl/.ndjson, .json, .csv/.tsv or .parquet file into (line number, row) pairs, where
-a row is a dict of the row's fields or a BadRow saying why that one line could not be read (bad UTF-8, broken
-JSON, a ragged CSV line). Only a file that cannot be used at all raises DataError. Turning rows into examples
+a row is a dict of the row's fields or a BadRow saying why that one line could not be read (bad UTF-8, a NUL byte,
+broken JSON, a ragged CSV line). Only a file that cannot be used at all raises DataError. Turning rows into examples
 is workbench.data's part.
+
+Text files may be UTF-8 (with or without a byte-order mark), UTF-16 or UTF-32 (told by their byte-order mark, or
+without one by where their zero bytes fall) or Korean CP949/EUC-KR (what Korean Excel saves); an encoding other than
+UTF-8 is read as such and named in a note. A binary file (Parquet without its extension, ZIP, gzip, mostly control
+bytes) is refused with what it looks like.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import csv
 import io
 import json
 import math
+import re
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,9 @@ _MAGIC = {b"PAR1": "a Parquet file; give it the .parquet extension", b"PK\x03\x0
           "a ZIP archive or Excel workbook; export it as CSV (UTF-8)", b"\x1f\x8b": "gzip-compressed; unzip it first"}
 # The keys of every layout: an object that has one of them is an example, not a file of examples.
 _EXAMPLE_KEYS = {"instruction", "output", "prompt", "completion", "messages", "conversations", "chosen", "rejected"}
+
+
+_CSV_LIMIT_LOCK = threading.Lock()
 
 
 class DataError(ValueError):
@@ -101,6 +111,18 @@ def _decode_all(path: str, data: bytes) -> str:
         raise DataError(f"{path}: {reason}") from None
 
 
+def _nul_row(where: str, text: str) -> BadRow | None:
+    """A BadRow for text holding a NUL character, which no text file has: the line was damaged (or pasted from a
+    binary file). None for text without one."""
+    pos = text.find("\x00")
+    if pos < 0:
+        return None
+    count = text.count("\x00")
+    what = "a NUL byte" if count == 1 else f"{count} NUL bytes"
+    return BadRow(f"{where} contains {what} (\\x00), the first at column {pos + 1}; text never holds one, so {where} "
+                  f"is damaged: remove {'it' if count == 1 else 'them'}, or {where}")
+
+
 def _loads(text: str) -> Any:
     """Parse one JSON value; a failure comes back as a BadRow instead of raising."""
     try:
@@ -131,7 +153,7 @@ def _read_jsonl(data: bytes, notes: list[str]) -> list[tuple[int, Any]]:
         if not text.strip():
             blank += 1
             continue
-        items.append((num, _loads(text)))
+        items.append((num, _nul_row("the line", text) or _loads(text)))
     if blank:
         notes.append(f"{blank} blank line{'s' if blank != 1 else ''} skipped")
     return items
@@ -164,7 +186,8 @@ def _read_json(path: str, data: bytes, notes: list[str]) -> tuple[str, list[tupl
             # A common mix-up: JSON Lines saved with a .json extension. Read it the way it was written.
             notes.append("the .json file holds one JSON object per line (JSON Lines); read it as JSONL")
             return "jsonl", _read_jsonl(data, notes)
-        raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}. Fix the syntax "
+        what = "a NUL byte (\\x00), which no text holds" if text[err.pos:err.pos + 1] == "\x00" else err.msg
+        raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {what}. Fix the syntax "
                         "(a .json file must hold one list of objects), or use .jsonl with one object per line"
                         ) from None
     except RecursionError:
@@ -188,8 +211,30 @@ def _ragged(count: int, expected: int, delimiter: str) -> BadRow:
     return BadRow(f"row has {count} fields but the header has {expected}; {fix}")
 
 
+def _allow_long_fields(size: int) -> None:
+    """Let the csv module read a field as long as the whole file (its default limit is 131,072 characters).
+
+    A long answer is legitimate, and its row is checked like any other: workbench.data names a field over its limit as
+    that row's problem and keeps the rest. The limit is the csv module's, for the whole process, so it only ever grows
+    (under a lock: two uploads read at once must not lower it under each other)."""
+    with _CSV_LIMIT_LOCK:
+        if csv.field_size_limit() < size:
+            csv.field_size_limit(min(size, 2**31 - 1))  # a C long on every platform
+
+
+def _csv_row(header: list[str], record: list[str], delimiter: str) -> Any:
+    if len(record) != len(header):
+        return _ragged(len(record), len(header), delimiter)
+    for cell in record:
+        if "\x00" in cell:
+            return _nul_row("the row", cell)
+    return dict(zip(header, record))
+
+
 def _read_csv(path: str, data: bytes, notes: list[str], delimiter: str) -> list[tuple[int, Any]]:
-    reader = csv.reader(io.StringIO(_decode_all(path, data), newline=""), delimiter=delimiter)
+    text = _decode_all(path, data)
+    _allow_long_fields(len(text) + 1)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         records = list(reader)
     except csv.Error as err:
@@ -204,8 +249,7 @@ def _read_csv(path: str, data: bytes, notes: list[str], delimiter: str) -> list[
     if twice:
         raise DataError(f"{path}: column {', '.join(show(h) for h in twice)} appears more than once in the header")
     _check_columns(path, header)
-    items = [(i + 1, dict(zip(header, records[i])) if len(records[i]) == len(header)
-              else _ragged(len(records[i]), len(header), delimiter)) for i in filled[1:]]
+    items = [(i + 1, _csv_row(header, records[i], delimiter)) for i in filled[1:]]
     if not items:
         raise DataError(f"{path}: the file has a header ({', '.join(header)}) but no data rows; add rows below it")
     blank = len(records) - len(filled)
@@ -246,17 +290,113 @@ def _read_bytes(path: str, limit: int = -1) -> bytes:
         raise DataError(f"{path}: cannot read the file ({err.strerror or err})") from None
 
 
-def _check_text_file(path: str, data: bytes) -> None:
+def _looks_binary(data: bytes) -> bool:
+    # Control bytes are rare in text in any encoding: a few (a stray NUL in one line) mark damaged lines, which are
+    # reported one by one; many of them mark a binary file. A run of NULs at the end (a file cut short when a
+    # program crashed, padded by the file system) is left out of the count: the lines before it are text.
+    head = (data.rstrip(b"\x00") if data.endswith(b"\x00") else data)[:65536]
+    controls = sum(head.count(bytes([b])) for b in range(32) if b not in (9, 10, 12, 13))
+    return controls > max(8, len(head) // 20)
+
+
+def _refuse_known_binary(path: str, data: bytes) -> None:
     for magic, what in _MAGIC.items():
         if data.startswith(magic):
             raise DataError(f"{path}: this looks like a binary file, not text: {what}")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise DataError(f"{path}: the file is UTF-16 encoded; save it as UTF-8")
-    head = data[:65536]
-    controls = sum(head.count(bytes([b])) for b in range(32) if b not in (9, 10, 12, 13))
-    # NUL bytes or many control characters never occur in real text files, in any encoding.
-    if b"\x00" in data or controls > len(head) // 20:
+
+
+def _refuse_binary(path: str, data: bytes) -> None:
+    if _looks_binary(data):
         raise DataError(f"{path}: this looks like a binary file, not text; use a .jsonl, .json, .csv or .parquet file")
+
+
+# UTF-32's byte-order marks first: the UTF-32 LE mark (FF FE 00 00) starts with the UTF-16 LE one (FF FE).
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+              (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def _sniff_wide(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 without a byte-order mark, told by where the zero bytes fall; None when not clear.
+
+    Text in an ASCII-based encoding has no zero bytes at all. UTF-32 has at least two in every 4 bytes, always in
+    the same places (code points stop at 0x10FFFF); UTF-16 has one in most 2 bytes of ASCII (JSON punctuation, keys,
+    digits), on the high byte's side."""
+    size = len(head) // 4 * 4
+    if size < 8:
+        return None
+    quarter = size // 4
+    zeros = [head[k:size:4].count(0) for k in range(4)]
+    if zeros[3] == quarter and zeros[2] >= quarter * 0.9 and zeros[0] < quarter // 2:
+        return "utf-32-le"
+    if zeros[0] == quarter and zeros[1] >= quarter * 0.9 and zeros[3] < quarter // 2:
+        return "utf-32-be"
+    even, odd = zeros[0] + zeros[2], zeros[1] + zeros[3]
+    if odd >= quarter * 2 * 0.2 and even * 4 <= odd:
+        return "utf-16-le"
+    if even >= quarter * 2 * 0.2 and odd * 4 <= even:
+        return "utf-16-be"
+    return None
+
+
+def _from_wide(path: str, data: bytes, notes: list[str]) -> bytes:
+    """A UTF-16 or UTF-32 file converted to UTF-8 bytes (with a note saying so); any other file unchanged."""
+    bom = next(((mark, codec) for mark, codec in _WIDE_BOMS if data.startswith(mark)), None)
+    codec = bom[1] if bom else _sniff_wide(data[:65536])
+    if codec is None:
+        return data
+    name = codec.upper().replace("-LE", " LE").replace("-BE", " BE")
+    how = "its byte-order mark" if bom else "its zero bytes; it has no byte-order mark"
+    start = len(bom[0]) if bom else 0
+    try:
+        text = data[start:].decode(codec)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: the file looks {name} encoded (told by {how}), but it is not valid {name} at "
+                        f"byte {start + err.start} ({err.reason}); save the file as UTF-8") from None
+    notes.append(f"the file was encoded as {name} (told by {how}); read it as such")
+    # Lone surrogates cannot come out of a strict decode, so UTF-8 can hold every character.
+    return text.encode("utf-8")
+
+
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+CP949_NOTE = "the file was encoded as CP949/EUC-KR (Korean Windows/Excel); read it as such"
+
+
+def _is_cp949(data: bytes, line_by_line: bool) -> bool:
+    """True when a file that is not UTF-8 is Korean CP949/EUC-KR text (what Korean Excel saves as CSV).
+
+    A line that is valid UTF-8 and not plain ASCII proves a UTF-8 file, whose broken lines are damage to report, not an
+    encoding to guess. A JSONL file, whose broken lines are reported one by one and the rest kept, also needs at least
+    half its lines to be in the other encoding: one odd line among UTF-8 lines is named, not guessed from."""
+    try:
+        text = data.decode("cp949")
+    except UnicodeDecodeError:
+        return False
+    if not _HANGUL.search(text):
+        return False
+    lines = [line for line in data.splitlines() if line.strip()]
+    foreign = [line for line in lines if not line.isascii()]
+    for line in foreign:
+        try:
+            line.decode("utf-8")
+            return False
+        except UnicodeDecodeError:
+            pass
+    return not line_by_line or len(foreign) * 2 >= len(lines)
+
+
+def _from_cp949(data: bytes, notes: list[str], line_by_line: bool) -> bytes:
+    """A CP949/EUC-KR file as UTF-8 bytes (with a note); a UTF-8 file, or one of unclear encoding, unchanged."""
+    if data.isascii():
+        return data
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        pass
+    if not _is_cp949(data, line_by_line):
+        return data  # its bad lines are named (JSONL), or the first one is (CSV, JSON), with a hint
+    notes.append(CP949_NOTE)
+    return data.decode("cp949").encode("utf-8")
 
 
 def read_rows(path: str) -> tuple[str, list[tuple[int, Any]], list[str]]:
@@ -272,12 +412,15 @@ def read_rows(path: str) -> tuple[str, list[tuple[int, Any]], list[str]]:
         raise DataError(f"{path}: file is empty; add one example per row")
     if file_format == "parquet":
         return file_format, _read_parquet(path), notes
-    _check_text_file(path, data)
+    _refuse_known_binary(path, data)
+    data = _from_wide(path, data, notes)  # before the binary check: UTF-16 and UTF-32 text is full of zero bytes
+    _refuse_binary(path, data)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
         notes.append("removed a UTF-8 byte-order mark")
         if not data.strip():
             raise DataError(f"{path}: file is empty (only a byte-order mark); add one example per row")
+    data = _from_cp949(data, notes, line_by_line=file_format == "jsonl")
     if b"\r\n" in data:
         notes.append("Windows line endings (CRLF) handled")
     if file_format == "jsonl":

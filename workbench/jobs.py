@@ -20,7 +20,7 @@ from typing import Any
 from workbench.checkpoints import checkpoint_step
 from workbench.config import RunConfig
 from workbench.models import free_memory
-from workbench.store import RunRecord, RunStore
+from workbench.store import ACTIVE, RunRecord, RunStore, StoreError
 from workbench.training import RunResult, TrainEvent, run_training
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,35 @@ def resolve_init_adapter(store: RunStore, config: RunConfig) -> RunConfig:
     return config.with_overrides({"train.init_adapter": str(path)})
 
 
+def launch_problems(store: RunStore, config: RunConfig) -> list[str]:
+    """Why this run cannot start here (method needs, data, memory), each with a way out; [] when it can. The
+    Train tab and the CLI ask the same question before they launch anything."""
+    from workbench.preflight import preflight
+
+    return preflight(resolve_init_adapter(store, config)).problems
+
+
 def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Callable[[], bool] | None = None,
                 on_event: Callable[[TrainEvent], None] | None = None, resume: bool = False) -> RunResult:
     """Train a registered run, writing status, metrics and result to the store as it goes.
 
     resume: go on from the run's checkpoint; the rows logged after it (by the attempt that was cut short) go.
     """
-    if resume:
-        step = checkpoint_step(store.run_dir(run_id))
-        if step is None:
-            raise ValueError(f"run {run_id} has no checkpoint to resume from; start it again")
-        store.trim_metrics(run_id, step)
-    store.update_run(run_id, status="running", error="", owner_pid=os.getpid())
+    store.claim(run_id, "training")  # one trainer per run: refused (RunBusyError) while another process has it
+    try:
+        if resume:
+            step = checkpoint_step(store.run_dir(run_id))
+            if step is None:
+                raise ValueError(f"run {run_id} has no checkpoint to resume from; start it again")
+            store.trim_metrics(run_id, step)
+        store.update_run(run_id, status="running", error="", owner_pid=os.getpid())
+        return _train_and_record(store, run_id, config, should_stop, on_event, resume)
+    finally:
+        store.release(run_id)  # after the final status: no reader sees the run active without its trainer
+
+
+def _train_and_record(store: RunStore, run_id: str, config: RunConfig, should_stop: Callable[[], bool] | None,
+                      on_event: Callable[[TrainEvent], None] | None, resume: bool) -> RunResult:
 
     def record(event: TrainEvent) -> None:
         if event.kind == "start":
@@ -83,9 +100,10 @@ def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Ca
         raise
     if config.train.eval_test and result.test_examples and result.steps and result.status == "completed":
         score_test_split(store, run_id, result, record, should_stop)
-    store.update_run(run_id, status=result.status, steps=result.steps, total_steps=result.total_steps,
-                     train_loss=result.train_loss, val_loss=result.val_loss, seconds=result.seconds,
-                     tokens=result.tokens)
+    # A run stopped while getting ready has no step count of its own yet: the stored ones stay.
+    counts = {"total_steps": result.total_steps} if result.total_steps else {}
+    store.update_run(run_id, status=result.status, steps=result.steps, train_loss=result.train_loss,
+                     val_loss=result.val_loss, seconds=result.seconds, tokens=result.tokens, **counts)
     store.write_json(run_id, "result.json", result.to_dict())
     return result
 
@@ -135,7 +153,7 @@ class JobSnapshot:
 
     @property
     def finished(self) -> bool:
-        return self.status not in ("queued", "running")
+        return self.status not in ACTIVE
 
 
 @dataclass
@@ -164,7 +182,7 @@ class JobRunner:
 
     def submit(self, config: RunConfig, name: str = "") -> RunRecord:
         """Register a run and put it at the back of the queue."""
-        record = self.store.create_run(config, name=name)
+        record = self.store.create_run(config, name=name, claim="queued")  # held by this process until it ends
         job = _Job(record.run_id, config)
         with self._lock:
             self._jobs[record.run_id] = job
@@ -186,6 +204,7 @@ class JobRunner:
             raise ValueError(f"run {run_id} has no checkpoint: it stopped before it saved one (a stopped run saves "
                              "one; a running one every train.checkpoint_every steps); start it again")
         job = _Job(run_id, config, resume=True)
+        self.store.claim(run_id, "queued")  # refused while another process trains or queues it
         with self._lock:
             self._jobs[run_id] = job
             self._order.append(run_id)
@@ -203,7 +222,14 @@ class JobRunner:
             if run_id != self._current:
                 self._order.remove(run_id)
                 self.store.update_run(run_id, status="cancelled", error="cancelled before it started")
+                self.store.release(run_id)
                 self._done.notify_all()
+            else:  # says so at once; the trainer ends at its next check
+                try:
+                    if self.store.get_run_raw(run_id).status == "running":
+                        self.store.update_run(run_id, status="stopping")
+                except StoreError:  # finished and deleted while its thread was still tidying up
+                    pass
         return True
 
     def queue_position(self, run_id: str) -> int | None:
@@ -225,14 +251,14 @@ class JobRunner:
             train_loss=record.train_loss, val_loss=record.val_loss, tokens_per_s=live.get("tokens_per_s"),
             elapsed=live.get("elapsed", record.seconds), eta=live.get("eta") if record.status == "running" else None,
             queue_position=self.queue_position(run_id), error=record.error,
-            phase=live.get("phase", "") if record.status == "running" else "",
+            phase=live.get("phase", "") if record.status in ("running", "stopping") else "",
         )
 
     def wait(self, run_id: str, timeout: float | None = None) -> JobSnapshot:
         """Block until a run has finished (for the CLI and tests)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._done:
-            while self.store.get_run(run_id).status in ("queued", "running"):
+            while self.store.get_run(run_id).status in ACTIVE:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"run {run_id} still {self.store.get_run(run_id).status} after {timeout}s")
@@ -252,7 +278,7 @@ class JobRunner:
 
             def on_event(event: TrainEvent, live: dict = job.live) -> None:
                 live.update({k: v for k, v in event.values.items() if isinstance(v, (int, float))})
-                if event.kind == "score":
+                if event.kind in ("score", "phase"):
                     live["phase"] = event.values["phase"]
 
             try:

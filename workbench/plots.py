@@ -26,6 +26,12 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure
     return fig
 
 
+def warm() -> None:
+    """Load plotly's figure classes and the chart template once (over a second the first time), so that the first
+    chart a user asks for does not wait for it; the app calls this at start-up."""
+    _layout(go.Figure(), "", "", "")
+
+
 def _color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 

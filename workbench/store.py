@@ -5,11 +5,14 @@
     <root>/<run_id>/metrics.jsonl   one JSON object per logged step (appended and flushed as training goes)
     <root>/<run_id>/adapter/        the trained weights in standard PEFT format
     <root>/<run_id>/result.json     the final summary
+    <root>/<run_id>/.trainer.lock   an OS lock held by the one process that has the run queued or training;
+    <root>/<run_id>/trainer.json    who holds it (see workbench.runlock)
     <root>/.trash/<run_id>/         a deleted run, whole, with its index row in record.json, until restored or
                                     the trash is emptied
 
 The UI holds nothing the store does not: a page reload or an app restart reads everything back from here.
 Whole files are written atomically (temp file, fsync, rename), so a crash never leaves a half-written file.
+Every reader sees a run whose trainer is gone (its lock is free) as interrupted, whichever process asks.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-ACTIVE = ("queued", "running")
+from workbench.runlock import LOCK_FILE, RunLock, is_free, read_holder
+
+ACTIVE = ("queued", "running", "stopping")
 TRASH = ".trash"
 MAX_NAME = 120
 RUN_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9_-]{1,40}-[0-9a-f]{6}$")
@@ -44,6 +49,10 @@ CREATE TABLE IF NOT EXISTS runs (
 
 class StoreError(ValueError):
     """A run that does not exist or an unsafe run id."""
+
+
+class RunBusyError(StoreError):
+    """Another process (or another part of this one) has the run queued or training."""
 
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
@@ -94,6 +103,7 @@ class RunRecord:
 
 
 COLUMNS = [f.name for f in fields(RunRecord)]
+INTERRUPTED = "the process that ran this was stopped before the run finished"
 
 
 def slugify(text: str, limit: int = 40) -> str:
@@ -109,6 +119,7 @@ class RunStore:
         self.root = Path(root).expanduser()
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._held: dict[str, RunLock] = {}  # the run locks this store holds, by run id
         with self._connect() as db:
             db.executescript(SCHEMA)
 
@@ -124,8 +135,12 @@ class RunStore:
             raise StoreError(f"invalid run id {run_id!r}; run ids look like 20260101-120000-lora-1a2b3c")
         return self.root / run_id
 
-    def create_run(self, config: Any, name: str = "") -> RunRecord:
-        """Register a new run (status 'queued') and write its config."""
+    def create_run(self, config: Any, name: str = "", claim: str = "") -> RunRecord:
+        """Register a new run (status 'queued') and write its config.
+
+        claim: take the run's lock first (saying e.g. "queued"), so that no reader ever sees the new run without
+        its trainer; the caller releases it when the run ends (`release`).
+        """
         from workbench.config import dump_config
 
         now = time.time()
@@ -139,6 +154,8 @@ class RunStore:
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True)
         write_atomic(folder / "config.yaml", dump_config(config))
+        if claim:
+            self.claim(run_id, claim)
         with self._lock, self._connect() as db:
             db.execute(f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
                        [getattr(record, c) for c in COLUMNS])
@@ -162,13 +179,73 @@ class RunStore:
             row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.root}")
-        return RunRecord(*row)
+        return self._settled(RunRecord(*row))
 
     def list_runs(self) -> list[RunRecord]:
         """Every run, newest first."""
         with self._connect() as db:
             rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY created_at DESC").fetchall()
-        return [RunRecord(*row) for row in rows]
+        return [self._settled(RunRecord(*row)) for row in rows]
+
+    # ------------------------------------------------------------ one trainer per run
+
+    def claim(self, run_id: str, what: str) -> None:
+        """Take the run's lock for this process (queued or training it); RunBusyError names who has it instead.
+
+        Claiming a run this store already holds only updates what it is doing.
+        """
+        folder = self.run_dir(run_id)
+        with self._lock:
+            lock = self._held.get(run_id) or RunLock(folder)
+            if lock.take(what):
+                self._held[run_id] = lock
+                return
+        holder = read_holder(folder)
+        who = holder.describe() if holder else "another process"
+        doing = "queued in" if holder and holder.what == "queued" else "being trained by"
+        name = self._name_of(run_id)
+        raise RunBusyError(f"run {name!r} ({run_id}) is {doing} {who}; stop it there first (Stop on the Train tab, "
+                           "or Ctrl+C in the terminal that trains it), then try again")
+
+    def release(self, run_id: str) -> None:
+        """Let go of a run's lock (after its final status is written, so readers never see it active and free)."""
+        with self._lock:
+            lock = self._held.pop(run_id, None)
+        if lock:
+            lock.release()
+
+    def get_run_raw(self, run_id: str) -> RunRecord:
+        """The index row as written, without the liveness check."""
+        with self._connect() as db:
+            row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in {self.root}")
+        return RunRecord(*row)
+
+    def _name_of(self, run_id: str) -> str:
+        try:
+            return self.get_run_raw(run_id).name
+        except StoreError:
+            return run_id
+
+    def _settled(self, record: RunRecord) -> RunRecord:
+        """A run that says it is queued or training but whose trainer is gone is interrupted; say so, once."""
+        if record.status not in ACTIVE or self._alive(record):
+            return record
+        record.status, record.error = "interrupted", INTERRUPTED
+        with self._lock, self._connect() as db:  # only if nobody changed it meanwhile
+            db.execute("UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ? AND status IN "
+                       f"({', '.join('?' * len(ACTIVE))})", [record.status, record.error, time.time(),
+                                                             record.run_id, *ACTIVE])
+        return record
+
+    def _alive(self, record: RunRecord) -> bool:
+        if record.run_id in self._held:
+            return True
+        folder = self.root / record.run_id
+        if (folder / LOCK_FILE).exists():
+            return not is_free(folder)
+        return _pid_alive(record.owner_pid)
 
     def load_config(self, run_id: str) -> Any:
         from workbench.config import load_preset
@@ -218,12 +295,12 @@ class RunStore:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     def mark_orphans_interrupted(self) -> list[str]:
-        """Runs left 'queued' or 'running' by a process that is gone become 'interrupted'."""
-        orphaned = [r.run_id for r in self.list_runs() if r.status in ACTIVE and not _pid_alive(r.owner_pid)]
-        for run_id in orphaned:
-            self.update_run(run_id, status="interrupted",
-                            error="the process that ran this was stopped before the run finished")
-        return orphaned
+        """Runs left 'queued' or 'running' by a process that is gone become 'interrupted' (every reader does this
+        as it reads; this does it for all of them at once and says which)."""
+        with self._connect() as db:
+            active = [RunRecord(*row) for row in db.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM runs WHERE status IN ({', '.join('?' * len(ACTIVE))})", ACTIVE)]
+        return [r.run_id for r in active if self._settled(r).status == "interrupted"]
 
     def rename_run(self, run_id: str, name: str) -> RunRecord:
         """Give a run a new name (shown everywhere; rank sweeps group runs by their names)."""
@@ -242,12 +319,12 @@ class RunStore:
         run is about to continue from.
         """
         record = self.get_run(run_id)
-        if record.status in ACTIVE and _pid_alive(record.owner_pid):
+        if record.status in ACTIVE:
             raise StoreError(f"run {record.name!r} is {record.status}; stop it first (Stop on the Train tab), "
                              "then delete it")
         folder = self.run_dir(run_id)
         for other in self.list_runs():
-            if other.run_id != run_id and other.status in ACTIVE and _pid_alive(other.owner_pid):
+            if other.run_id != run_id and other.status in ACTIVE:
                 try:
                     source = self.load_config(other.run_id).train.init_adapter.strip()
                 except ValueError:

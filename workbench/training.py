@@ -25,7 +25,8 @@ from workbench.preflight import check_runnable, quantize_bits
 
 @dataclass
 class TrainEvent:
-    """Something the trainer reports: kind is 'start', 'step', 'eval' or 'end'."""
+    """Something the trainer reports: kind is 'phase' (what it is doing before the first step, e.g. "loading the
+    model"; values["phase"]), 'start', 'step', 'eval' or 'end'."""
 
     kind: str
     step: int
@@ -112,6 +113,20 @@ def attach_method(model: Any, config: RunConfig) -> Any:
     return get_peft_model(model, spec.build(config.method, model))
 
 
+def stopped_before_training(config: RunConfig, output_dir: str | Path, started: float) -> RunResult:
+    """The result of a run stopped before its first step: nothing trained, any earlier checkpoint kept."""
+    from workbench.checkpoints import load_counters
+
+    counters = load_counters(output_dir) or {}
+    adapter = Path(output_dir) / "adapter"
+    return RunResult(
+        status="stopped", steps=counters.get("step", 0), total_steps=counters.get("total_steps", 0),
+        train_loss=counters.get("train_loss"), val_loss=counters.get("val_loss"),
+        seconds=counters.get("elapsed", 0.0) + time.perf_counter() - started, tokens=counters.get("tokens", 0),
+        trainable_params=0, total_params=0, adapter_path=str(adapter) if adapter.is_dir() else "",
+        train_examples=0, val_examples=0, test_examples=0)
+
+
 def enable_gradient_checkpointing(model: Any) -> None:
     """Recompute each layer's activations in the backward pass instead of keeping them (non-reentrant: it works
     with frozen inputs and restores the random state, so dropout masks, and hence the losses, stay the same)."""
@@ -162,14 +177,22 @@ def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     return loss, int((labels != IGNORE_INDEX).sum())
 
 
-def evaluate_loss(model: Any, data: list[TokenizedExample], batch_size: int, pad_id: int, device: str) -> float:
-    """Mean answer-token loss over a data set."""
+class StopRequested(Exception):
+    """Stop was pressed while the run was still getting ready or measuring: it ends where it is."""
+
+
+def evaluate_loss(model: Any, data: list[TokenizedExample], batch_size: int, pad_id: int, device: str,
+                  stop: Callable[[], bool] | None = None) -> float:
+    """Mean answer-token loss over a data set; raises StopRequested between batches when stop() says so."""
     import torch
 
     was_training, total, count = model.training, 0.0, 0
     model.eval()
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
+            if stop and stop():
+                model.train(was_training)
+                raise StopRequested
             batch = {k: v.to(device) for k, v in collate(data[start:start + batch_size], pad_id).items()}
             loss, n = token_loss_sum(model, batch)
             total, count = total + float(loss), count + n
@@ -183,14 +206,18 @@ def l2_to_start(params: list[Any], start: list[Any]) -> Any:
 
 
 def measure(model: Any, data: PreparedData, step: int, batch_size: int, pad_id: int, device: str,
-            every: tuple[int, int]) -> dict[str, float]:
-    """Val loss and forgetting-probe loss due at this step (step 0 = before training: the starting point)."""
+            every: tuple[int, int], stop: Callable[[], bool] | None = None) -> dict[str, float]:
+    """Val loss and forgetting-probe loss due at this step (step 0 = before training: the starting point).
+    A stop pressed while measuring ends the measuring: what was measured in full is returned."""
     eval_every, general_every = every
     values = {}
-    if data.val and (step == 0 or (eval_every and step % eval_every == 0)):
-        values["val_loss"] = evaluate_loss(model, data.val, batch_size, pad_id, device)
-    if data.general and general_every and step % general_every == 0:
-        values["general_loss"] = evaluate_loss(model, data.general, batch_size, pad_id, device)
+    try:
+        if data.val and (step == 0 or (eval_every and step % eval_every == 0)):
+            values["val_loss"] = evaluate_loss(model, data.val, batch_size, pad_id, device, stop)
+        if data.general and general_every and step % general_every == 0:
+            values["general_loss"] = evaluate_loss(model, data.general, batch_size, pad_id, device, stop)
+    except StopRequested:
+        pass
     return values
 
 
@@ -224,10 +251,23 @@ def run_training(
             raise ValueError("resuming works for SFT runs; a DPO run is short: start it again")
 
         return run_dpo(config, output_dir, emit, stop)
-    loaded = load_model(config.model, quantize_bits=quantize_bits(config))
-    tokenizer, device = loaded.tokenizer, loaded.device
-    data = prepare_data(config, tokenizer)
-    model = attach_method(loaded.model, config)
+
+    def halt(phase: str) -> None:  # Stop while getting ready ends the run here, with nothing new trained
+        if stop():
+            raise StopRequested(phase)
+        emit(TrainEvent("phase", 0, 0, {"phase": phase}))
+
+    try:
+        halt("loading the model")
+        loaded = load_model(config.model, quantize_bits=quantize_bits(config))
+        halt("reading and tokenizing the data")
+        tokenizer, device = loaded.tokenizer, loaded.device
+        data = prepare_data(config, tokenizer)
+        halt("setting up the method")
+        model = attach_method(loaded.model, config)
+        halt("")
+    except StopRequested:
+        return stopped_before_training(config, output_dir, started)
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     trainable, total_params = count_parameters(model)
@@ -249,6 +289,7 @@ def run_training(
         counters.update(load_checkpoint(output_dir, model, optimizer, scheduler))
         for _ in range(counters["step"] * cfg.grad_accum):
             next(stream)
+    counters_start = counters["step"]
     emit(TrainEvent("start", counters["step"], total_steps, {
         "trainable_params": trainable, "total_params": total_params, "train_examples": len(data.train),
         "val_examples": len(data.val), "test_examples": len(data.test), "notes": data.notes, "device": device,
@@ -256,7 +297,9 @@ def run_training(
     }))
     measured = {}
     if not resume:  # the starting point of the curves
-        measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every)
+        emit(TrainEvent("phase", 0, total_steps, {"phase": "measuring the starting validation loss"}))
+        measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every, stop)
+        emit(TrainEvent("phase", 0, total_steps, {"phase": ""}))
         if measured:
             emit(TrainEvent("eval", 0, total_steps, {**measured, "epoch": 0.0, "tokens": 0}))
     general_start = general_end = measured.get("general_loss", counters["general_start"])
@@ -300,7 +343,8 @@ def run_training(
             "epoch": step / steps_per_epoch, "elapsed": elapsed, "tokens_per_s": tokens / max(elapsed, 1e-9),
             "eta": elapsed / step * (total_steps - step), **extra,
         }))
-        measured = measure(model, data, step, cfg.batch_size, pad_id, device, every) if step < total_steps else {}
+        measured = (measure(model, data, step, cfg.batch_size, pad_id, device, every, stop) if step < total_steps
+                    else {})
         if measured:
             val_loss = measured.get("val_loss", val_loss)
             general_end = measured.get("general_loss", general_end)
@@ -313,18 +357,19 @@ def run_training(
         checkpoint()
     elif status == "completed":
         remove_checkpoint(output_dir)
-    if step > 0:  # the end point: val and probe once more, whatever the intervals
-        measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every)
+    if step > 0 and status == "completed":  # the end point: val and probe once more, whatever the intervals
+        measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every, stop)
         if measured:
             val_loss = measured.get("val_loss", val_loss)
             general_end = measured.get("general_loss", general_end)
             emit(TrainEvent("eval", step, total_steps, {**measured, "epoch": step / steps_per_epoch,
                                                          "tokens": tokens}))
     adapter_path = Path(output_dir) / "adapter"
-    save_trained(model, config.method.name, adapter_path)
+    if step > counters_start:  # nothing new to save when stopped before the first step
+        save_trained(model, config.method.name, adapter_path)
     result = RunResult(
         status=status, steps=step, total_steps=total_steps, train_loss=train_loss, val_loss=val_loss,
-        seconds=time.perf_counter() - started, tokens=tokens, trainable_params=trainable,
+        seconds=counters["elapsed"] + time.perf_counter() - started, tokens=tokens, trainable_params=trainable,
         total_params=total_params, adapter_path=str(adapter_path), train_examples=len(data.train),
         val_examples=len(data.val), test_examples=len(data.test), general_loss_start=general_start,
         general_loss=general_end,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
 
 from workbench.context import Workbench
 from workbench.ui.arena_tab import build_arena_tab
@@ -46,6 +50,96 @@ def _named_preprocess(block: gr.Slider | gr.Number, preprocess: Callable[[Any], 
         return preprocess(payload)
 
     return checked
+
+
+# What a browser that is not logged in may load: the login page, what it draws with (Gradio's own script, style,
+# font and image files, the theme, the icon), the login and logout routes, and the call `launch` itself makes to
+# start the queue. Gradio 6.31 guards its API, upload and file routes with a login, but not FastAPI's
+# /openapi.json (a list of every route), /gradio_api/app_id, /token, /user, /runs, /reset, /cancel, /heartbeat,
+# /manifest.json, /robots.txt, /monitoring/KEY... (tests/test_app_files.py asks each).
+PUBLIC_PATHS = frozenset({"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/gradio_api/theme.css",
+                          "/gradio_api/startup-events"})
+PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/")  # Gradio's bundled front-end files: no data of the app
+# Gradio's login page still embeds the whole API description (every endpoint, its inputs and defaults) in the page;
+# the login form does not use it, and the page after login gets it again. `<` is escaped inside it, so the first
+# `;</script>` ends it.
+API_INFO = re.compile(rb"window\.gradio_api_info = .*?;</script>", re.DOTALL)
+REFUSED = {"detail": "Not authenticated: log in on the app's page first"}
+
+
+class LoginWall:
+    """ASGI middleware around Gradio's server: with a login configured, every request but the login page's needs
+    the cookie of a logged-in account (401 otherwise), and the login page carries no API description. With no
+    login it lets everything through, as Gradio does."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        access = _access(scope) if scope["type"] in ("http", "websocket") else "open"
+        if access in ("open", "public"):
+            await self.app(scope, receive, send)
+        elif access == "login page":
+            await self.app(scope, receive, _without_api_info(send))
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await JSONResponse(REFUSED, status_code=401)(scope, receive, send)
+
+
+def _access(scope: dict) -> str:
+    """"open" (no login configured, or logged in), "login page", "public" (what the login page loads) or
+    "refused"."""
+    server = scope.get("app")  # Gradio's App: Starlette puts itself in the scope before any middleware runs
+    if getattr(server, "auth", None) is None:  # no login configured (or another kind of auth): nothing to guard
+        return "open"
+    cookies = HTTPConnection(scope).cookies  # the names and store Gradio's /login uses
+    token = cookies.get(f"access-token-{server.cookie_id}") or cookies.get(f"access-token-unsecure-{server.cookie_id}")
+    if token is not None and token in server.tokens:
+        return "open"
+    path, root = scope["path"], scope.get("root_path", "")
+    path = (path[len(root):] or "/") if root and path.startswith(root) else path  # served under a prefix
+    if path == "/":
+        return "login page"
+    return "public" if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) else "refused"
+
+
+def _without_api_info(send: Callable) -> Callable:
+    """`send` for the login page: the page is held until its last byte, then sent without the API description."""
+    start: dict = {}
+    chunks: list[bytes] = []
+
+    async def send_page(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        body = API_INFO.sub(b"window.gradio_api_info = null;</script>", b"".join(chunks), count=1)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return send_page
+
+
+SESSIONS_KEPT = 1000
+
+
+def server_options() -> dict:
+    """What `launch` needs besides the address and login: the login wall around Gradio's server, and a cap on the
+    sessions kept in memory.
+
+    Each session (a browser tab, or an API call that names none) keeps its own copy of the page's settings, about
+    half a megabyte for this page, and Gradio keeps up to 10,000 of them (5 GB). The app keeps the 1,000 used most
+    recently: a class of browsers stays well inside it, and a script calling the API without a session cannot fill
+    the memory.
+    """
+    return {"app_kwargs": {"middleware": [Middleware(LoginWall)]}, "state_session_capacity": SESSIONS_KEPT}
 
 
 def build_app(workbench: Workbench) -> gr.Blocks:

@@ -78,10 +78,13 @@ def build_data_tab(workbench: Workbench) -> DataTab:
                 previews.append(gr.Dataframe(headers=PREVIEW_COLUMNS, wrap=True, max_height=360,
                                              interactive=False, column_widths=["7%", "9%", "50%", "34%"]))
 
-    def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float, max_len: int):
+    def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float, max_len: int,
+             progress: gr.Progress | None = None):
         max_len = int(max_len or DEFAULT_MAX_LEN)
+        # A big upload takes seconds to check and count: the bar says how far it is (a no-op outside an event).
+        report = None if progress is None else (lambda done, message: progress(done, desc=message))
         try:
-            view = describe_data(path, val_size, test_size, int(seed or 0), max_len=max_len)
+            view = describe_data(path, val_size, test_size, int(seed or 0), max_len=max_len, on_progress=report)
             kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
             gr.Warning(str(exc).splitlines()[0])
@@ -93,13 +96,14 @@ def build_data_tab(workbench: Workbench) -> DataTab:
                 make_length_histogram(view.lengths, max_len), *frames)
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float,
-                 max_len: int = DEFAULT_MAX_LEN):
+                 max_len: int = DEFAULT_MAX_LEN, progress=gr.Progress()):
         path = upload or f"{SAMPLE_PREFIX}{sample}"
         keep = (lambda: str(workbench.save_upload(upload))) if upload else (lambda: path)
-        return show(path, keep, val_size, test_size, seed, max_len)
+        return show(path, keep, val_size, test_size, seed, max_len, progress)
 
-    def on_show(path: str, val_size: float, test_size: float, seed: float, max_len: int = DEFAULT_MAX_LEN):
-        return show(path, lambda: path, val_size, test_size, seed, max_len)
+    def on_show(path: str, val_size: float, test_size: float, seed: float, max_len: int = DEFAULT_MAX_LEN,
+                progress=gr.Progress()):
+        return show(workbench.check_data_path(path), lambda: path, val_size, test_size, seed, max_len, progress)
 
     inputs = [sample_dropdown, upload_file, val_size_slider, test_size_slider, split_seed_number, max_len_state]
     outputs = [data_path_box, report_box, problems_file, length_plot, *previews]

@@ -80,7 +80,8 @@ def _examples(workbench: Workbench, source: str, run_id: str | None, path: str, 
         return examples[:limit or None], f"{workbench.store.get_run(run_id).name} · test split"
     if not (path or "").strip():
         raise ValueError("File: empty; type a path or sample:NAME (e.g. sample:ko_review_sentiment) or upload a file")
-    return load_examples(path.strip(), split, val_size, test_size, int(seed or 0), limit), f"{path.strip()} · {split}"
+    readable = workbench.check_data_path(path)  # a sample, an upload or a --data-dir file: never any server path
+    return load_examples(readable, split, val_size, test_size, int(seed or 0), limit), f"{path.strip()} · {split}"
 
 
 def _limit(value: float | None) -> int:

@@ -162,7 +162,8 @@ def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str
                 if not path:
                     raise ValueError(f"{where}: Few-shot data is empty; type a file path or sample:NAME")
                 try:
-                    turns = few_shot_turns(path, int(shots), int(seed or 0), exclude=exclude)
+                    turns = few_shot_turns(workbench.check_data_path(path), int(shots), int(seed or 0),
+                                           exclude=exclude)
                 except ERRORS as exc:
                     raise ValueError(f"{where}: Few-shot data {path!r}: {exc}") from None
             sides.append(Side(label, shots=turns))

@@ -12,7 +12,7 @@ import gradio as gr
 from workbench.config import ConfigError, RunConfig, TrainConfig, field_help, field_range, load_preset
 from workbench.context import Workbench
 from workbench.data import DataError, file_kind
-from workbench.jobs import resolve_init_adapter
+from workbench.jobs import launch_problems, resolve_init_adapter
 from workbench.method_cards import method_card
 from workbench.methods import KNOBS, METHODS, get_method
 from workbench.plots import make_loss_figure
@@ -196,12 +196,13 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                  for k, v in knobs.items() if k in get_method(method).knobs}
         return RunConfig.from_dict({
             "name": name or "", "model": {"name_or_path": model}, "method": {"name": method, **knobs},
-            "train": train, "data": {"path": path, "val_size": val_size, "test_size": test_size,
-                                     "split_seed": int(seed or 0)},
+            # start, sweep, preflight and save all come through here: the data path is checked once for all
+            "train": train, "data": {"path": workbench.check_data_path(path), "val_size": val_size,
+                                     "test_size": test_size, "split_seed": int(seed or 0)},
         })
 
     def checked(config: RunConfig) -> list[str]:  # a run id in "Continue from adapter" is checked as its folder
-        return preflight(resolve_init_adapter(workbench.store, config)).problems
+        return launch_problems(workbench.store, config)  # the CLI's `train` asks the same
 
     def on_form_change(*values):
         try:
@@ -261,6 +262,15 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             gr.Info("Cancelled: the run was waiting in the queue and never started." if waiting else
                     "Stopping at the next step; the adapter and a checkpoint are saved, and Resume goes on from it.")
 
+    figures: dict[tuple, Any] = {}  # the latest loss figure per run state, shared by every browser
+
+    def loss_figure(key: tuple, rows: list[dict]) -> Any:
+        if key not in figures:
+            if len(figures) >= 32:
+                figures.pop(next(iter(figures)))
+            figures[key] = make_loss_figure({key[3]: rows})
+        return figures[key]
+
     def on_poll(run_id: str, seen: tuple | None = None):
         if not run_id:
             return gr.skip(), gr.skip(), seen
@@ -274,11 +284,12 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         except StoreError as exc:  # a run deleted in the Runs tab: said in place, not as a toast every second
             return (f"<div style='color:#b91c1c'>{html.escape(str(exc))} (a deleted run is in the Runs tab's "
                     "trash)</div>"), gr.skip(), seen
-        key = (run_id, len(rows), snapshot.status)
-        # Redraw the chart only when there is something new: polling stays light while a run trains.
+        name = workbench.store.get_run(run_id).name
+        key = (run_id, len(rows), snapshot.status, name)
+        # Redraw the chart only when there is something new: polling stays light while a run trains. Every
+        # browser watching the same run gets the one figure drawn for that state (a class polls the same run).
         # The legend names the run by its name, as the Runs tab does.
-        figure = gr.skip() if key == seen else make_loss_figure({workbench.store.get_run(run_id).name: rows})
-        return format_progress(snapshot), figure, key
+        return format_progress(snapshot), gr.skip() if key == seen else loss_figure(key, rows), key
 
     def form_values(loaded: RunConfig) -> list:  # a config back into the form, in the form's order
         return [loaded.model.name_or_path, loaded.method.name,
@@ -314,8 +325,8 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
 
     def on_data_change(path: str):  # instructions train with SFT, preference pairs with DPO: follow the data
         try:
-            kind = file_kind(resolve_data_path(path))
-        except (DataError, OSError):
+            kind = file_kind(resolve_data_path(workbench.check_data_path(path)))
+        except (DataError, OSError, ValueError):
             return gr.skip(), gr.skip()
         return ("dpo", gr.update(open=True)) if kind == "preference" else ("sft", gr.skip())
 

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from workbench.models import workbench_home
+from workbench.paths import workbench_home
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     home = Path(args.home or workbench_home()).expanduser()
     use_own_gradio_cache(home)  # both before gradio is imported (below)
     keep_gradio_analytics_light()
-    from workbench.context import Workbench, cached_tokenizer
+    from workbench.app import Workbench
+    from workbench.models.loading import cached_tokenizer
     from workbench.ui.app import build_app
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -41,7 +41,7 @@ PROMPTS = ["Triage this customer message.\n\nI was charged twice for my order an
 
 def train_adapters(folder: Path) -> list[str]:
     from workbench.config import RunConfig
-    from workbench.training import run_training
+    from workbench.train.loop import run_training
 
     paths = []
     for seed in (0, 1):
@@ -96,7 +96,7 @@ class PlainGenerate:
         from peft import PeftModel
 
         from workbench.config import ModelConfig
-        from workbench.models import load_model
+        from workbench.models.loading import load_model
 
         loaded = load_model(ModelConfig())
         self.tokenizer, self.base = loaded.tokenizer, loaded.model
@@ -111,7 +111,7 @@ class PlainGenerate:
 
         import torch
 
-        from workbench.formatting import encode_prompt
+        from workbench.data.formatting import encode_prompt
 
         ids = torch.tensor([encode_prompt(side.messages(history), self.tokenizer)])
         if side.adapter:
@@ -142,7 +142,7 @@ class PlainGenerate:
 def against_generate(engine, plain: PlainGenerate, sampling, repeats: int) -> dict:
     """One side on the Compare path vs a plain `model.generate` on the same prompts: time to first token and
     tokens/s (best of `repeats`), greedy; how many answers are the same."""
-    from workbench.chat import Side
+    from workbench.generate.engine import Side
 
     best = {"raw": [float("inf"), float("inf")], "ours": [float("inf"), float("inf")]}
     for _ in range(repeats):
@@ -173,10 +173,11 @@ def main() -> None:
 
     import torch
 
-    from workbench.arena import few_shot_turns
-    from workbench.chat import ChatEngine, SamplingConfig, Side
     from workbench.config import ModelConfig
-    from workbench.models import free_memory
+    from workbench.generate.engine import ChatEngine, Side
+    from workbench.generate.lineups import few_shot_turns
+    from workbench.generate.sampling import SamplingConfig
+    from workbench.models.loading import free_memory
 
     with tempfile.TemporaryDirectory() as folder:
         adapters = train_adapters(Path(folder))

@@ -6,8 +6,8 @@ Builds a JSONL file of short Alpaca rows (500,000 rows: about 35 MB) in a tempor
 the other and for --rounds rounds (the best round of each counts):
 
 - cli: `python -m workbench data check FILE` as a command (start-up, reading and validating every row, the report);
-- read: the same reader in this process (workbench.data.read_examples), without the start-up;
-- describe: workbench.context.describe_data, what the Data tab shows: the same read, the split, the token lengths
+- read: the same reader in this process (workbench.data.examples.read_examples), without the start-up;
+- describe: workbench.app.describe_data, what the Data tab shows: the same read, the split, the token lengths
   for the chart and the exact count of examples longer than --max-len (the model's tokenizer loaded beforehand, as
   the app does when it starts);
 - tab: the Data tab's whole handler (describe_data, the kept copy of the upload, the chart and the previews).
@@ -58,7 +58,7 @@ def time_cli(path: Path) -> float:
 
 
 def time_read(path: Path) -> float:
-    from workbench.data import read_examples
+    from workbench.data.examples import read_examples
 
     start = time.perf_counter()
     read_examples(path)
@@ -66,7 +66,7 @@ def time_read(path: Path) -> float:
 
 
 def time_describe(path: Path, max_len: int) -> tuple[float, int]:
-    from workbench.context import _MEASURED, describe_data
+    from workbench.data.view import _MEASURED, describe_data
 
     _MEASURED.clear()  # each round measures a first check, not a cached one
     start = time.perf_counter()
@@ -77,7 +77,8 @@ def time_describe(path: Path, max_len: int) -> tuple[float, int]:
 def time_tab(path: Path, max_len: int, home: Path) -> float:
     import gradio as gr
 
-    from workbench.context import _MEASURED, Workbench
+    from workbench.app import Workbench
+    from workbench.data.view import _MEASURED
     from workbench.ui.data_tab import build_data_tab
 
     with gr.Blocks():
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--no-tab", action="store_true", help="skip the Data tab's handler (no gradio import)")
     args = parser.parse_args()
 
-    from workbench.context import cached_tokenizer
+    from workbench.models.loading import cached_tokenizer
 
     cached_tokenizer("embedded")  # the app loads it when it starts
     with tempfile.TemporaryDirectory() as folder:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 def train_variant(overrides: dict, steps: int, samples: int) -> dict:
     from workbench.config import load_preset
-    from workbench.training import run_training
+    from workbench.train.loop import run_training
 
     config = load_preset(ROOT / "presets" / "classroom-lora.yaml").with_overrides({
         "train.max_steps": steps, "train.general_samples": samples, "train.general_every": max(1, steps // 8),

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 def measure_one(method: str, steps: int) -> dict:
     """Train one method for `steps` steps in this process and return its numbers."""
     from workbench.config import RunConfig
-    from workbench.methods import get_method
-    from workbench.training import run_training
+    from workbench.methods.registry import get_method
+    from workbench.train.loop import run_training
 
     spec = get_method(method)
     config = RunConfig().with_overrides({
@@ -75,8 +75,8 @@ def make_chart(rows: list[dict]):
 
 
 def main() -> None:
-    from workbench.methods import METHODS
-    from workbench.preflight import cuda_available
+    from workbench.methods.registry import METHODS
+    from workbench.train.preflight import cuda_available
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)

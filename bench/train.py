@@ -103,7 +103,7 @@ def reset_gpu_peak() -> None:
 
 def ordered_batches(config, tokenizer, steps: int) -> list[list]:
     """The engine's batches for `steps` optimiser steps: the examples both sides train on, in order."""
-    from workbench.training import batches, prepare_data
+    from workbench.train.loop import batches, prepare_data
 
     data = prepare_data(config, tokenizer)
     stream = batches(data.train, config.train.batch_size, config.train.seed)
@@ -117,9 +117,9 @@ def run_plain(config, steps: int, order: list[list]) -> dict:
     from torch.utils.data import IterableDataset
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from workbench.formatting import IGNORE_INDEX
-    from workbench.methods import get_method
-    from workbench.models import load_model
+    from workbench.data.formatting import IGNORE_INDEX
+    from workbench.methods.registry import get_method
+    from workbench.models.loading import load_model
 
     cfg, width = config.train, config.train.max_seq_len
     torch.manual_seed(cfg.seed)
@@ -165,7 +165,7 @@ def run_plain(config, steps: int, order: list[list]) -> dict:
 
 
 def run_ours(config, steps: int) -> dict:
-    from workbench.training import run_training
+    from workbench.train.loop import run_training
 
     losses: list[float] = []
 
@@ -202,7 +202,7 @@ def main() -> None:
     import torch
 
     from workbench.config import ModelConfig, load_preset
-    from workbench.models import embedded_model_dir, free_memory, load_tokenizer
+    from workbench.models.loading import embedded_model_dir, free_memory, load_tokenizer
 
     if args.export_tokenizer:
         load_tokenizer(ModelConfig()).save_pretrained(args.export_tokenizer)
@@ -249,7 +249,7 @@ def main() -> None:
     if peak_tflops:
         from transformers import AutoConfig
 
-        from workbench.models import resolve_model_source
+        from workbench.models.loading import resolve_model_source
 
         shape = AutoConfig.from_pretrained(resolve_model_source(config.model.name_or_path)[0])
         rows = sum(len(batch) for batch in order)

@@ -27,7 +27,7 @@ from gradio_client.exceptions import AppError
 from test_ui import CALL_TIMEOUT_S, _free_port, _tiny_run_form, _value
 from test_ui_eval import _kwargs
 
-from workbench.metrics import SIMILARITY_KIND
+from workbench.evaluate.metrics import SIMILARITY_KIND
 
 pytestmark = pytest.mark.slow
 
@@ -225,7 +225,7 @@ def test_with_a_login_only_the_login_page_answers_a_visitor_who_has_not_logged_i
 
 
 def test_every_csv_the_app_writes_has_its_formulas_made_inert(tmp_path):
-    from workbench.context import write_csv
+    from workbench.fsio import write_csv
 
     cells = [*FORMULAS, "\tpadded", "\rback", "plain text", "-0.5", None]
     frame = pd.DataFrame({"prompt": cells, "score": [0.5, -0.5, 1, 2, 3, 4, 5, -6.25, 7, 8],
@@ -253,7 +253,7 @@ def test_no_module_writes_a_csv_but_through_write_csv():
 
 
 def test_the_data_path_check_names_the_path_and_the_way_out(tmp_path):
-    from workbench.context import Workbench
+    from workbench.app import Workbench
 
     allowed, outside = tmp_path / "allowed", tmp_path / "outside.jsonl"
     allowed.mkdir()

@@ -23,7 +23,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 expect = sync_api.expect
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE_FILE = REPO / "workbench" / "samples" / "en_ticket_triage.jsonl"
+SAMPLE_FILE = REPO / "workbench" / "data" / "samples" / "en_ticket_triage.jsonl"
 ARTIFACTS = Path(os.environ.get("WORKBENCH_ARTIFACTS") or REPO / "tests" / "artifacts")
 RUN_NAME = "browser-run"
 MAX_STEPS = 200  # far more than the test waits for: the run is still training when Stop is pressed
@@ -154,7 +154,7 @@ def _wait_for_answer(chatbot, timeout_s: float) -> None:
 
 
 def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
-    from workbench.adapters import has_trained_weights
+    from workbench.models.adapters import has_trained_weights
 
     # The first page load checks the default sample (Data tab) and sums up the Train form (parameter count): wait
     # until both are done, each with its result or an error toast. (A tab's content is drawn on its first visit.)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.arena import Prices, few_shot_turns, parse_prompt_sheet, side_numbers
-from workbench.chat import ChatEngine, SamplingConfig, Side
 from workbench.config import ModelConfig, RunConfig
-from workbench.training import run_training
+from workbench.generate.engine import ChatEngine, Side
+from workbench.generate.lineups import Prices, few_shot_turns, parse_prompt_sheet, side_numbers
+from workbench.generate.sampling import SamplingConfig
+from workbench.train.loop import run_training
 
 TINY = {"train.max_steps": 3, "train.batch_size": 2, "train.max_seq_len": 96, "train.eval_every": 0,
         "train.learning_rate": 0.01, "train.warmup_ratio": 0.0, "data.val_size": 4, "data.test_size": 4,
@@ -91,8 +92,8 @@ def test_costs_and_numbers(engine):
 def test_a_shared_context_is_read_once_and_answers_do_not_depend_on_the_cache(engine):
     """The few-shot examples are read once for every later question; a question asked after others gets the very
     answer it gets on an empty cache, batched and in turn, greedy and sampled."""
-    from workbench.formatting import encode_prompt
-    from workbench.prompt_cache import MIN_CONTEXT, context_length
+    from workbench.data.formatting import encode_prompt
+    from workbench.generate.prompt_cache import MIN_CONTEXT, context_length
 
     shots = few_shot_turns("sample:en_ticket_triage", 2, seed=0)
     sides = [Side("few", None, shots), Side("a", "lora_a"), Side("base")]
@@ -137,7 +138,7 @@ def test_a_shared_context_is_read_once_and_answers_do_not_depend_on_the_cache(en
 def test_the_prompt_cache_drops_the_oldest_contexts_past_its_size():
     import torch
 
-    from workbench.prompt_cache import PromptCache
+    from workbench.generate.prompt_cache import PromptCache
 
     def run(ids, past):  # a one-layer "model": keys and values of 4 floats per id
         keys = torch.ones(1, 1, len(ids), 4) if past is None else torch.ones(1, 1, len(ids) + 1, 4)
@@ -157,7 +158,7 @@ def test_the_prompt_cache_drops_the_oldest_contexts_past_its_size():
 def test_the_rows_cache_writes_in_place_and_makes_room_when_an_answer_runs_long():
     import torch
 
-    from workbench.batching import RowsLayer
+    from workbench.generate.batching import RowsLayer
 
     short, long = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
     layer = RowsLayer([(short, short + 1), (long, long + 1)], width=5, room=1)

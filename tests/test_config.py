@@ -1,4 +1,5 @@
-"""Tests for workbench.config and workbench.methods: defaults, round trips, presets, validation and help texts."""
+"""Tests for workbench.config and workbench.methods.registry: defaults, round trips, presets, validation and help
+texts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workbench import methods
 from workbench.config import (
     SECTIONS,
     ConfigError,
@@ -23,7 +23,8 @@ from workbench.config import (
     load_preset,
     save_preset,
 )
-from workbench.methods import KNOBS, METHODS, MethodSpec, get_method, register
+from workbench.methods import registry as methods
+from workbench.methods.registry import KNOBS, METHODS, MethodSpec, get_method, register
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / "presets").glob("*.yaml"))

@@ -1,4 +1,4 @@
-"""Tests for workbench.data: reading, validating, splitting and previewing instruction data files."""
+"""Tests for workbench.data.examples: reading, validating, splitting and previewing instruction data files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.data import (
+from workbench.data.examples import (
     MAX_FIELD_CHARS,
     DataError,
     Example,

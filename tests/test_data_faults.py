@@ -23,11 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from workbench.data import MAX_FIELD_CHARS, DataError, Example, file_kind, read_examples, read_with_kind
-from workbench.data_files import CP949_NOTE
+from workbench.data.examples import MAX_FIELD_CHARS, DataError, Example, file_kind, read_examples, read_with_kind
+from workbench.data.files import CP949_NOTE
+from workbench.data.samples import SAMPLES_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = sorted((ROOT / "workbench" / "samples").glob("*.jsonl"))
+SAMPLES = sorted((SAMPLES_DIR).glob("*.jsonl"))
 ALPACA = {"instruction": "Say hi", "output": "hi"}
 KOREAN = [{"instruction": "존댓말로 바꿔 주세요: 나 내일 휴가야.", "output": "저는 내일 휴가입니다."},
           {"instruction": "Translate to Korean: thank you", "input": "formal", "output": "감사합니다."},
@@ -189,7 +190,7 @@ def test_utf32_is_not_called_utf16(tmp_path):
 
 
 def test_bundled_korean_sample_in_utf16_without_bom_reads_the_same(tmp_path):
-    sample = ROOT / "workbench" / "samples" / "ko_chat_polite.jsonl"
+    sample = SAMPLES_DIR / "ko_chat_polite.jsonl"
     text = sample.read_text(encoding="utf-8")
     report = read_examples(write(tmp_path, "ko.jsonl", text.encode("utf-16-le")))
     assert report.examples == read_examples(sample).examples
@@ -261,7 +262,7 @@ def test_latin1_is_not_taken_for_korean(tmp_path):
 
 
 def test_read_with_kind_reads_once_and_equals_read_examples_for_that_kind(tmp_path, monkeypatch):
-    import workbench.data as data
+    import workbench.data.examples as data
 
     pair = {"prompt": "Q", "chosen": "good", "rejected": "bad"}
     mostly_sft = write(tmp_path, "m.jsonl", jsonl(ALPACA, pair, {"instruction": "x"}, ALPACA, {"chosen": "c"}))
@@ -284,13 +285,13 @@ def test_read_with_kind_reads_once_and_equals_read_examples_for_that_kind(tmp_pa
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from workbench.context import cached_tokenizer
+    from workbench.models.loading import cached_tokenizer
 
     return cached_tokenizer("embedded")
 
 
 def _slow_lengths(examples, tokenizer) -> list[int]:
-    from workbench.formatting import encode_examples
+    from workbench.data.formatting import encode_examples
 
     return encode_examples(examples, tokenizer, 1_000_000)[1].lengths
 
@@ -315,7 +316,7 @@ TRICKY = [
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
 def test_fast_lengths_equal_encode_examples_on_the_bundled_samples(sample, tokenizer):
-    from workbench.formatting import example_lengths, length_bounds
+    from workbench.data.formatting import example_lengths, length_bounds
 
     examples = read_examples(sample).examples
     exact = _slow_lengths(examples, tokenizer)
@@ -325,7 +326,7 @@ def test_fast_lengths_equal_encode_examples_on_the_bundled_samples(sample, token
 
 
 def test_fast_lengths_equal_encode_examples_on_tricky_rows(tokenizer):
-    from workbench.formatting import example_lengths, length_bounds
+    from workbench.data.formatting import example_lengths, length_bounds
 
     exact = _slow_lengths(TRICKY, tokenizer)
     assert example_lengths(TRICKY, tokenizer) == exact
@@ -348,7 +349,7 @@ def _with_normalizer(tokenizer, normalizer):
 def test_byte_bounds_hold_with_nfc_and_are_refused_with_nfkc(tokenizer):
     from tokenizers import normalizers
 
-    from workbench.formatting import TokenLengths, example_lengths, length_bounds
+    from workbench.data.formatting import TokenLengths, example_lengths, length_bounds
 
     # NFC makes 2 characters (6 bytes) of each U+0958 (3 bytes); NFKC makes 18 characters of U+FDFA.
     odd = Example((turn("user", "\u0958\u0958\u0958 e\u0301 \ufdfa"), turn("assistant", "\u0958" * 5)), 7, "alpaca")
@@ -367,7 +368,7 @@ def test_fast_lengths_ignore_a_truncation_saved_in_the_tokenizer(tokenizer):
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    from workbench.formatting import example_lengths
+    from workbench.data.formatting import example_lengths
 
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.enable_truncation(8)  # some tokenizer.json files ship with one; tokenizer(...) does not apply it
@@ -377,7 +378,7 @@ def test_fast_lengths_ignore_a_truncation_saved_in_the_tokenizer(tokenizer):
 
 
 def test_token_lengths_count_over_is_exact_and_fills_in_only_what_it_needs(tokenizer):
-    from workbench.formatting import TokenLengths, length_bounds
+    from workbench.data.formatting import TokenLengths, length_bounds
 
     examples = TRICKY * 5
     exact = _slow_lengths(examples, tokenizer)
@@ -405,8 +406,8 @@ def _rows_file(tmp_path: Path, count: int) -> Path:
 
 
 def test_describe_data_counts_cuts_exactly_and_samples_only_the_chart(tmp_path, tokenizer):
-    from workbench.context import LENGTH_SAMPLE, describe_data
-    from workbench.data import split_examples
+    from workbench.data.examples import split_examples
+    from workbench.data.view import LENGTH_SAMPLE, describe_data
 
     path = _rows_file(tmp_path, LENGTH_SAMPLE + 1500)
     report = read_examples(path)
@@ -422,7 +423,7 @@ def test_describe_data_counts_cuts_exactly_and_samples_only_the_chart(tmp_path, 
 
 
 def test_describe_data_reports_progress_to_the_end(tmp_path):
-    from workbench.context import describe_data
+    from workbench.data.view import describe_data
 
     path = write(tmp_path, "big.jsonl", jsonl(*[{"instruction": f"Say {i}", "output": "ok"} for i in range(60_000)]))
     calls: list[tuple[float, str]] = []

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from workbench.config import ModelConfig, RunConfig
-from workbench.data import DataError, read_examples, split_examples
-from workbench.dpo import run_dpo
-from workbench.formatting import IGNORE_INDEX, encode_example
-from workbench.models import load_model, load_tokenizer
+from workbench.data.examples import DataError, read_examples, split_examples
+from workbench.data.formatting import IGNORE_INDEX, encode_example
+from workbench.models.loading import load_model, load_tokenizer
+from workbench.train.dpo import run_dpo
 
 PAIRS = [  # (prompt, chosen: polite and right, rejected: rude or wrong)
     ("What is the capital of France?", "The capital of France is Paris.", "Figure it out yourself."),
@@ -128,7 +128,7 @@ def test_dpo_lora_run_reports_events_and_raises_the_chosen_answers(tmp_path, pre
 def test_dpo_continues_an_sft_adapter_against_it_as_reference(tmp_path, preference_file, tiny_config):
     from peft import PeftModel
 
-    from workbench.training import run_training
+    from workbench.train.loop import run_training
 
     sft = run_training(tiny_config(**{"train.max_steps": 3, "data.val_size": 0, "data.test_size": 0,
                                       "train.max_seq_len": 64, "train.learning_rate": 5e-3}), tmp_path / "sft")
@@ -191,8 +191,8 @@ def test_dpo_refuses_an_init_adapter_that_is_not_an_adapter(tmp_path, preference
 def test_engine_runs_dpo_from_the_config_and_records_it(tmp_path):
     """objective: dpo goes through the same execute_run as SFT: store rows, metrics, a loadable adapter."""
     from workbench.config import RunConfig
-    from workbench.jobs import execute_run
-    from workbench.store import RunStore
+    from workbench.runs.store import RunStore
+    from workbench.train.jobs import execute_run
 
     store = RunStore(tmp_path / "runs")
     config = RunConfig().with_overrides({
@@ -210,12 +210,12 @@ def test_engine_runs_dpo_from_the_config_and_records_it(tmp_path):
 
 
 def test_the_data_kind_decides_the_objective_before_anything_starts(tmp_path, preference_file):
-    from workbench.context import describe_data
-    from workbench.data import file_kind
-    from workbench.preflight import preflight
+    from workbench.data.examples import file_kind
+    from workbench.data.view import describe_data
+    from workbench.train.preflight import preflight
 
-    assert file_kind(preference_file) == "preference" and file_kind(Path("workbench/samples/en_ticket_triage.jsonl")) \
-        == "sft"
+    assert file_kind(preference_file) == "preference"
+    assert file_kind(Path("workbench/data/samples/en_ticket_triage.jsonl")) == "sft"
     view = describe_data(str(preference_file), 0.0, 0.0, 0)
     assert view.kind == "preference" and view.good == len(PAIRS) and "Preference pairs" in view.summary
     assert view.splits["train"][0]["answer"].startswith("✓ chosen: ") and "✗ rejected: " in \

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.chat import ChatEngine
 from workbench.config import ConfigError, ModelConfig, RunConfig
-from workbench.evaluation import (
+from workbench.data.general import general_parts, probe_examples, replay_examples
+from workbench.evaluate.scoring import (
     EvalOptions,
     EvalReport,
     EvalTarget,
@@ -33,9 +33,9 @@ from workbench.evaluation import (
     run_split,
     score_run,
 )
-from workbench.forgetting import general_parts, probe_examples, replay_examples
-from workbench.jobs import execute_run
-from workbench.store import RunStore
+from workbench.generate.engine import ChatEngine
+from workbench.runs.store import RunStore
+from workbench.train.jobs import execute_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"train.max_steps": 4, "train.batch_size": 2, "train.max_seq_len": 128, "train.eval_every": 2,
@@ -82,8 +82,8 @@ def test_replay_examples_make_up_the_requested_share():
 
 
 def test_replay_is_mixed_into_training_data():
-    from workbench.context import cached_tokenizer
-    from workbench.training import prepare_data
+    from workbench.models.loading import cached_tokenizer
+    from workbench.train.loop import prepare_data
 
     tokenizer = cached_tokenizer("embedded")
     plain = prepare_data(RunConfig().with_overrides({**TINY, "train.general_every": 0}), tokenizer)
@@ -163,7 +163,7 @@ def test_l2_toward_the_start_keeps_the_adapter_closer(tmp_path):
 def test_perplexity_matches_a_direct_computation(engine):
     import torch
 
-    from workbench.formatting import encode_example
+    from workbench.data.formatting import encode_example
 
     examples = load_examples("sample:ko_review_sentiment", limit=3)
     tokenizer, model = engine.loaded.tokenizer, engine.loaded.model

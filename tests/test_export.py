@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from workbench.chat import ChatEngine, SamplingConfig, Side
 from workbench.config import ModelConfig
-from workbench.export import ExportError, merge_adapter, push_adapter, zip_adapter
-from workbench.jobs import execute_run
-from workbench.store import RunStore
+from workbench.generate.engine import ChatEngine, Side
+from workbench.generate.sampling import SamplingConfig
+from workbench.models.export import ExportError, merge_adapter, push_adapter, zip_adapter
+from workbench.runs.store import RunStore
+from workbench.train.jobs import execute_run
 
 PROMPT = [{"role": "user", "content": "Triage this customer message.\n\nMy parcel never arrived."}]
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=12)

@@ -22,11 +22,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from workbench.checkpoints import checkpoint_dir
-from workbench.jobs import JobRunner, execute_run
-from workbench.models import free_memory
-from workbench.store import RunStore
-from workbench.training import run_training
+from workbench.models.loading import free_memory
+from workbench.runs.store import RunStore
+from workbench.train.checkpoints import checkpoint_dir
+from workbench.train.jobs import JobRunner, execute_run
+from workbench.train.loop import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = int(os.environ.get("WORKBENCH_FAULT_ROUNDS", "3"))
@@ -83,8 +83,9 @@ def test_a_stopped_run_resumes_exactly_where_it_stopped(tmp_path, tiny_config):
 
 
 def test_stops_at_random_steps_always_leave_an_adapter_that_loads(home, tiny_config):
-    from workbench.chat import ChatEngine, SamplingConfig, Side
     from workbench.config import ModelConfig
+    from workbench.generate.engine import ChatEngine, Side
+    from workbench.generate.sampling import SamplingConfig
 
     rng, store = random.Random(7), RunStore(home / "runs")
     engine = ChatEngine(ModelConfig())
@@ -105,7 +106,7 @@ def test_stops_at_random_steps_always_leave_an_adapter_that_loads(home, tiny_con
 
 KILLED_APP = """
 import sys, time
-from workbench.context import Workbench
+from workbench.app import Workbench
 from workbench.config import RunConfig
 home = sys.argv[1]
 config = RunConfig().with_overrides({"train.max_steps": 6, "train.batch_size": 1, "train.max_seq_len": 64,
@@ -159,7 +160,7 @@ def test_ctrl_c_on_the_app_stops_the_run_at_its_next_step_and_keeps_its_adapter(
     from gradio_client import Client
     from test_ui import _free_port, _tiny_run_form
 
-    from workbench.adapters import has_trained_weights
+    from workbench.models.adapters import has_trained_weights
 
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -227,8 +228,9 @@ def test_an_exception_in_training_fails_the_run_frees_its_memory_and_the_next_ru
 
 
 def test_unloading_the_chat_model_gives_its_memory_back():
-    from workbench.chat import ChatEngine, SamplingConfig, Side
     from workbench.config import ModelConfig
+    from workbench.generate.engine import ChatEngine, Side
+    from workbench.generate.sampling import SamplingConfig
 
     before = _rss_mb()
     engine = ChatEngine(ModelConfig())
@@ -246,8 +248,8 @@ def test_models_built_in_several_threads_at_once_are_whole():
     import threading
 
     from workbench.config import ModelConfig, RunConfig
-    from workbench.models import load_model
-    from workbench.preflight import count_parameters_on_meta
+    from workbench.models.loading import load_model
+    from workbench.train.preflight import count_parameters_on_meta
 
     errors: list[str] = []
     counts: list[tuple[int, int]] = []

@@ -1,4 +1,4 @@
-"""Tests for workbench.formatting with the real embedded SmolLM2 tokenizer: chat template, loss masks, truncation,
+"""Tests for workbench.data.formatting with the real embedded SmolLM2 tokenizer: chat template, loss masks, truncation,
 per-batch padding."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from workbench.config import ModelConfig
-from workbench.data import Example
-from workbench.formatting import (
+from workbench.data.examples import Example
+from workbench.data.formatting import (
     IGNORE_INDEX,
     TokenizedExample,
     collate,
@@ -19,7 +19,7 @@ from workbench.formatting import (
     encode_prompt,
     render_prompt,
 )
-from workbench.models import load_tokenizer
+from workbench.models.loading import load_tokenizer
 
 ASSISTANT_HEADER = "<|im_start|>assistant\n"
 USER = [{"role": "user", "content": "Classify this ticket: my printer is on fire."}]

@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from workbench.adapters import MANIFEST_FILE, WEIGHTS_FILE, read_weights
-from workbench.chat import ChatEngine, SamplingConfig, Side
 from workbench.config import ConfigError, ModelConfig, RunConfig
-from workbench.data import read_examples
-from workbench.formatting import encode_examples
-from workbench.methods import KNOBS, METHODS, get_method
-from workbench.models import load_model
-from workbench.preflight import PreflightError, check_runnable, cuda_available, preflight
-from workbench.samples import resolve_data_path
-from workbench.training import attach_method, evaluate_loss, run_training
+from workbench.data.examples import read_examples
+from workbench.data.formatting import encode_examples
+from workbench.data.samples import resolve_data_path
+from workbench.evaluate.loss import evaluate_loss
+from workbench.generate.engine import ChatEngine, Side
+from workbench.generate.sampling import SamplingConfig
+from workbench.methods.registry import KNOBS, METHODS, get_method
+from workbench.models.adapters import MANIFEST_FILE, WEIGHTS_FILE, read_weights
+from workbench.models.loading import load_model
+from workbench.train.attach import attach_method
+from workbench.train.loop import run_training
+from workbench.train.preflight import PreflightError, check_runnable, cuda_available, preflight
 
 PROMPT = [{"role": "user", "content": "Triage this customer message.\n\nI was charged twice for my order."}]
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=10)
@@ -83,7 +86,7 @@ def test_method_trains_saves_reloads_and_changes_answers(method, tmp_path, base_
     assert engine.answer(Side("base"), PROMPT, GREEDY).text == base_answer  # one base, untouched
 
     after_model = load_model(config.model)
-    from workbench.adapters import load_trained
+    from workbench.models.adapters import load_trained
 
     reloaded = load_trained(after_model.model, adapter)
     after = evaluate_loss(reloaded, batch, 4, after_model.tokenizer.pad_token_id, "cpu")

@@ -1,4 +1,4 @@
-"""Tests for workbench.metrics against hand-computed cases, in English and Korean, with the real libraries."""
+"""Tests for workbench.evaluate.metrics against hand-computed cases, in English and Korean, with the real libraries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from rouge_score.rouge_scorer import RougeScorer
 from sacrebleu.metrics import BLEU
 
-from workbench.metrics import (
+from workbench.data.samples import SAMPLES_DIR
+from workbench.evaluate.metrics import (
     BLEU_TOKENIZE,
     METRIC_INFO,
     Embedder,
@@ -29,7 +30,6 @@ from workbench.metrics import (
     token_f1,
     words,
 )
-from workbench.samples import SAMPLES_DIR
 
 KO_PRED = "고양이가 매트 위에 앉았다"
 KO_REF = "고양이가 매트 위에 누웠다"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.__main__ import main
+from workbench.cli import main
 from workbench.config import ConfigError, RunConfig, load_preset
 from workbench.presets import BUNDLED_DIR, list_presets, read_preset, resolve_preset, save_user_preset
-from workbench.store import RunStore
+from workbench.runs.store import RunStore
 
 
 @pytest.fixture()

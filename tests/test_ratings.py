@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from workbench.ratings import (
+from workbench.arena.ratings import (
     battle_counts,
     bootstrap,
     bradley_terry,

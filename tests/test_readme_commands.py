@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.__main__ import main
-from workbench.jobs import execute_run
-from workbench.store import RunStore
+from workbench.cli import main
+from workbench.runs.store import RunStore
+from workbench.train.jobs import execute_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # Added to every command of its kind so that it takes seconds; placed last, so they win over the line's own --set.

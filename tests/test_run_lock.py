@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.__main__ import main
-from workbench.jobs import JobRunner
-from workbench.store import RunBusyError, RunStore
+from workbench.cli import main
+from workbench.runs.store import RunBusyError, RunStore
+from workbench.train.jobs import JobRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "train.batch_size=1", "--set", "train.max_seq_len=64", "--set", "train.eval_every=0",
@@ -23,7 +23,7 @@ TINY = ["--set", "train.batch_size=1", "--set", "train.max_seq_len=64", "--set",
 
 HOLDER = """
 import sys, time
-from workbench.store import RunStore
+from workbench.runs.store import RunStore
 store = RunStore(sys.argv[1])
 store.claim(sys.argv[2], "training")
 print("held", flush=True)
@@ -139,7 +139,7 @@ def test_stop_during_the_first_validation_ends_the_run_at_once_and_says_stopping
 
 
 def test_stop_before_the_model_is_loaded_ends_the_run_without_training(tmp_path, tiny_config):
-    from workbench.training import run_training
+    from workbench.train.loop import run_training
 
     phases = []
     result = run_training(tiny_config(), tmp_path, on_event=lambda e: phases.append(e.kind),

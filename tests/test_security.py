@@ -9,7 +9,7 @@ import pytest
 from gradio_client import Client
 from test_ui import CALL_TIMEOUT_S, _free_port
 
-from workbench.store import RunStore
+from workbench.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,7 +45,7 @@ def test_gradio_keeps_its_call_statistics_light_unless_the_operator_says_otherwi
 def test_an_upload_over_the_cap_is_refused_and_one_under_it_is_kept(tmp_path):
     import requests
 
-    from workbench.context import Workbench
+    from workbench.app import Workbench
     from workbench.ui.app import SESSIONS_KEPT, build_app
 
     workbench = Workbench(tmp_path / "home")
@@ -85,8 +85,8 @@ def test_a_login_keeps_out_whoever_has_no_account_and_names_never_leave_the_home
     import requests
     from gradio_client.exceptions import AppError
 
+    from workbench.app import Workbench
     from workbench.config import RunConfig
-    from workbench.context import Workbench
     from workbench.ui.app import build_app
 
     workbench = Workbench(tmp_path / "home")
@@ -115,9 +115,9 @@ def test_a_login_keeps_out_whoever_has_no_account_and_names_never_leave_the_home
 
 
 def test_a_pickled_adapter_is_never_loaded(tmp_path):
-    from workbench.chat import ChatEngine
     from workbench.config import ModelConfig, RunConfig
-    from workbench.jobs import resolve_init_adapter
+    from workbench.generate.engine import ChatEngine
+    from workbench.train.jobs import resolve_init_adapter
 
     folder = tmp_path / "pickled"
     folder.mkdir()

@@ -1,4 +1,4 @@
-"""Tests for workbench.store on real SQLite and real files: the run index, run folders, metrics, ids, atomic
+"""Tests for workbench.runs.store on real SQLite and real files: the run index, run folders, metrics, ids, atomic
 writes, orphaned runs and concurrent access."""
 
 from __future__ import annotations
@@ -13,16 +13,8 @@ import time
 import pytest
 
 from workbench.config import RunConfig
-from workbench.store import (
-    COLUMNS,
-    RUN_ID_RE,
-    RunRecord,
-    RunStore,
-    StoreError,
-    default_store,
-    slugify,
-    write_atomic,
-)
+from workbench.fsio import slugify, write_atomic
+from workbench.runs.store import COLUMNS, RUN_ID_RE, RunRecord, RunStore, StoreError, default_store
 
 
 @pytest.fixture
@@ -420,7 +412,7 @@ def test_emptying_the_trash_frees_the_space_and_renaming_checks_the_name(store, 
 
 
 def test_the_runs_command_renames_deletes_restores_and_empties_the_trash(home, config, capsys):
-    from workbench.__main__ import main
+    from workbench.cli import main
 
     store = default_store()
     record = _finished(store, config, "cli run")

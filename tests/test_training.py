@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.chat import ChatEngine, SamplingConfig, Side
 from workbench.config import ModelConfig
-from workbench.data import read_examples
-from workbench.jobs import JobRunner, execute_run
-from workbench.models import ModelError, load_model, resolve_model_source
-from workbench.samples import resolve_data_path
-from workbench.store import RunStore
+from workbench.data.examples import read_examples
+from workbench.data.samples import resolve_data_path
+from workbench.generate.engine import ChatEngine, Side
+from workbench.generate.sampling import SamplingConfig
+from workbench.models.loading import ModelError, load_model, resolve_model_source
+from workbench.runs.store import RunStore
+from workbench.train.jobs import JobRunner, execute_run
 
 ROOT = Path(__file__).resolve().parents[1]
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=24)
@@ -223,8 +224,8 @@ def test_gradient_checkpointing_trains_the_same_losses_and_lowers_the_estimate(t
     same losses, same adapter."""
     from safetensors.torch import load_file
 
-    from workbench.preflight import preflight
-    from workbench.training import run_training
+    from workbench.train.loop import run_training
+    from workbench.train.preflight import preflight
 
     results = {}
     for checkpointing in (False, True):

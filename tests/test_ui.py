@@ -64,7 +64,7 @@ def _free_port() -> int:
 
 
 def _launch(home: Path) -> App:
-    from workbench.context import Workbench
+    from workbench.app import Workbench
     from workbench.ui.app import build_app
 
     workbench = Workbench(home)

@@ -57,7 +57,8 @@ def _payload(outputs: Any) -> str:
 
 
 def test_compare_base_run_and_few_shot_stream_side_by_side(app, run_id):
-    from workbench.chat import SamplingConfig, Side
+    from workbench.generate.engine import Side
+    from workbench.generate.sampling import SamplingConfig
 
     job = app.client.submit(PROMPT, side_2=run_id, side_3="few-shot", side_4="off", shots=3, temperature=0.0,
                             max_new_tokens=8, seed=0, prompt_price=0.5, output_price=1.5, api_name="/compare")
@@ -129,7 +130,7 @@ def test_blind_battles_hide_the_names_until_the_vote(app, run_id):
 
 
 def test_leaderboard_and_votes_exported_as_preference_data(app, run_id, tmp_path):
-    from workbench.data import read_examples
+    from workbench.data.examples import read_examples
 
     run_label = app.state.get("run_label")
     if run_label is None:

@@ -111,8 +111,8 @@ def test_run_charts_loss_by_tokens_forgetting_scores_and_lengths(app, run_id):
 
 
 def test_evaluate_a_korean_sample_with_base_and_run(app, run_id):
-    from workbench.data import prompt_text
-    from workbench.evaluation import load_examples
+    from workbench.data.examples import prompt_text
+    from workbench.evaluate.scoring import load_examples
 
     summary, legend, bars, examples, csv_path = _call(app, "/evaluate", **_eval_kwargs(app, Runs=[run_id]))
     assert [r["model"] for r in _rows(summary)] == ["base", RUN_NAME]

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from workbench.data import read_examples
-from workbench.votes import BlindPair, Vote, VoteStore, blind_order, export_preferences
+from workbench.arena.votes import BlindPair, Vote, VoteStore, blind_order, export_preferences
+from workbench.data.examples import read_examples
 
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 64, "seed": 0}
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from workbench.methods import KNOBS, get_method
+from workbench.fsio import write_atomic
+from workbench.methods.registry import KNOBS, get_method
 
 EMBEDDED_MODEL = "embedded"
 
@@ -96,7 +97,7 @@ class DataConfig:
 
 @dataclass
 class MethodConfig:
-    """The method and all its knobs; a method reads only its own knobs (see workbench.methods)."""
+    """The method and all its knobs; a method reads only its own knobs (see workbench.methods.registry)."""
 
     name: str = knob("lora", "The fine-tuning method (see `python -m workbench methods`).")
     rank: int = KNOBS["rank"].default
@@ -300,6 +301,4 @@ def dump_config(config: RunConfig, header: str = "") -> str:
 
 
 def save_preset(config: RunConfig, path: str | Path, header: str = "") -> Path:
-    from workbench.store import write_atomic
-
     return write_atomic(Path(path), dump_config(config, header))

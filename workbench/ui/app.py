@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
-from workbench.context import Workbench
+from workbench.app import Workbench
 from workbench.ui.arena_tab import build_arena_tab
 from workbench.ui.compare_tab import build_compare_tab
 from workbench.ui.data_tab import build_data_tab

@@ -16,8 +16,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from workbench.context import Workbench
-from workbench.ratings import (
+from workbench.app import Workbench
+from workbench.arena.ratings import (
     battle_counts,
     leaderboard,
     make_battle_count_heatmap,
@@ -25,6 +25,7 @@ from workbench.ratings import (
     make_win_rate_heatmap,
     win_rate_matrix,
 )
+from workbench.arena.votes import BlindPair, ExportSummary, Vote, export_preferences
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,
@@ -37,7 +38,6 @@ from workbench.ui.sides import (
     make_sampling,
 )
 from workbench.ui.train_tab import TrainTab
-from workbench.votes import BlindPair, ExportSummary, Vote, export_preferences
 
 INTRO = ("**Blind test.** Pick the candidates, type a prompt and press *New battle*: two of them are drawn at random "
          "and answer as *Model A* and *Model B*. Vote for the better answer; only then are the names shown. Votes "

@@ -14,8 +14,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench.arena import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet
-from workbench.context import Workbench, write_csv
+from workbench.app import Workbench
+from workbench.fsio import write_csv
+from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,

@@ -9,10 +9,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from workbench.app import Workbench
 from workbench.config import DataConfig, TrainConfig, field_help
-from workbench.context import Workbench, describe_data, write_csv
+from workbench.data.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
+from workbench.data.view import describe_data
+from workbench.fsio import write_csv
 from workbench.plots import make_length_histogram
-from workbench.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
 
 PREVIEW_COLUMNS = ["line", "shape", "prompt", "answer"]
 DEFAULT_MAX_LEN = TrainConfig().max_seq_len  # until the Train tab says otherwise

@@ -9,10 +9,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from workbench.adapters import has_trained_weights
+from workbench.app import Workbench
 from workbench.config import ConfigError
-from workbench.context import Workbench, write_csv
-from workbench.evaluation import (
+from workbench.evaluate.metrics import SIMILARITY_KIND, metric_help
+from workbench.evaluate.scoring import (
     EvalOptions,
     EvalReport,
     EvalTarget,
@@ -25,9 +25,10 @@ from workbench.evaluation import (
     read_report,
     run_split,
 )
-from workbench.metrics import SIMILARITY_KIND, metric_help
+from workbench.fsio import write_csv
+from workbench.models.adapters import has_trained_weights
 from workbench.plots import make_forgetting_figure, make_general_change_figure, make_metric_bars
-from workbench.store import StoreError
+from workbench.runs.store import StoreError
 from workbench.ui.data_tab import DataTab
 from workbench.ui.train_tab import TrainTab
 
@@ -48,7 +49,7 @@ PROBE_INTRO = ("**What it measures:** the base and each adapted model answer the
 
 
 def _adapter_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.adapters()]
+    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.models.adapters()]
 
 
 def _run_targets(workbench: Workbench, run_ids: list[str] | None, taken: set[str]) -> tuple[list[EvalTarget], str]:

@@ -9,12 +9,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from workbench.app import Workbench
 from workbench.config import ConfigError
-from workbench.context import Workbench, describe_data
-from workbench.evaluation import read_scores
-from workbench.export import ExportError, merge_adapter, push_adapter, zip_adapter
-from workbench.methods import get_method
-from workbench.metrics import metric_help
+from workbench.data.view import describe_data
+from workbench.evaluate.metrics import metric_help
+from workbench.evaluate.scoring import read_scores
+from workbench.methods.registry import get_method
+from workbench.models.export import ExportError, merge_adapter, push_adapter, zip_adapter
 from workbench.plots import (
     make_forgetting_figure,
     make_length_histogram,
@@ -22,8 +23,8 @@ from workbench.plots import (
     make_metric_bars,
     make_rank_sweep_figure,
 )
-from workbench.store import StoreError
-from workbench.sweeps import list_sweeps, sweep_points
+from workbench.runs.store import StoreError
+from workbench.train.sweeps import list_sweeps, sweep_points
 from workbench.ui.sides import run_choices
 from workbench.ui.sides import stored_run_choices as _run_choices
 

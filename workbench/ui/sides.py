@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from workbench.adapters import has_trained_weights
-from workbench.arena import MAX_SHOTS, few_shot_turns
-from workbench.chat import ChatEngine, SamplingConfig, Side
+from workbench.app import Workbench
 from workbench.config import ConfigError
-from workbench.context import Workbench
-from workbench.store import StoreError
+from workbench.generate.engine import ChatEngine, Side
+from workbench.generate.lineups import MAX_SHOTS, few_shot_turns
+from workbench.generate.sampling import SamplingConfig
+from workbench.models.adapters import has_trained_weights
+from workbench.runs.store import StoreError
 from workbench.ui.data_tab import DataTab
 
 BASE, FEW_SHOT, OFF = "base", "few-shot", "off"
@@ -41,7 +42,7 @@ def stored_run_choices(workbench: Workbench) -> list[tuple[str, str]]:
 
 def run_choices(workbench: Workbench) -> list[tuple[str, str]]:
     """Every run with a saved adapter, as (label, run id)."""
-    return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in workbench.adapters()]
+    return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in workbench.models.adapters()]
 
 
 def side_choices(workbench: Workbench) -> list[tuple[str, str]]:

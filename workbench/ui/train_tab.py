@@ -9,18 +9,18 @@ from typing import Any
 
 import gradio as gr
 
+from workbench.app import Workbench
 from workbench.config import ConfigError, RunConfig, TrainConfig, field_help, field_range, load_preset
-from workbench.context import Workbench
-from workbench.data import DataError, file_kind
-from workbench.jobs import launch_problems, resolve_init_adapter
-from workbench.method_cards import method_card
-from workbench.methods import KNOBS, METHODS, get_method
+from workbench.data.examples import DataError, file_kind
+from workbench.data.samples import resolve_data_path
+from workbench.methods.cards import method_card
+from workbench.methods.registry import KNOBS, METHODS, get_method
 from workbench.plots import make_loss_figure
-from workbench.preflight import preflight
 from workbench.presets import BUNDLED_DIR, list_presets, read_preset, save_user_preset
-from workbench.samples import resolve_data_path
-from workbench.store import StoreError
-from workbench.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
+from workbench.runs.store import StoreError
+from workbench.train.jobs import launch_problems, resolve_init_adapter
+from workbench.train.preflight import preflight
+from workbench.train.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import stored_run_choices as _run_choices
 

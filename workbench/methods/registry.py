@@ -1,0 +1,280 @@
+"""The registry of fine-tuning methods and of the knobs they use.
+
+Everything that offers a method reads this module: the Train tab's choices and visible knobs, the CLI's
+`--method` and knob flags, preset validation and the parametrised tests. Adding a method is one `register`
+call here plus one preset (see CONTRIBUTING.md). The explanation cards live in `method_cards.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # config imports this module; only the types are needed here
+    from torch import nn
+
+    from workbench.config import MethodConfig
+
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One setting of a method: its range, default and the help text shown beside it."""
+
+    name: str  # the MethodConfig field it sets
+    label: str
+    help: str
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    step: float | None = None
+
+    def check(self, value: Any) -> str | None:
+        """Return an error message for a bad value, or None when it is fine."""
+        where = f"method.{self.name}"
+        if self.choices:
+            return None if value in self.choices else f"{where} is {value!r}; choose one of: {', '.join(self.choices)}"
+        kind = type(self.default)
+        if kind is str:
+            if not isinstance(value, str) or len(value) > 2000:
+                return f"{where} must be text of at most 2000 characters; got {value!r:.60}"
+            return None
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{where} must be a whole number; got {value!r}"
+        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"{where} must be a number; got {value!r}"
+        if self.minimum is not None and self.maximum is not None and not self.minimum <= value <= self.maximum:
+            return f"{where} must be between {self.minimum:g} and {self.maximum:g}; got {value!r}"
+        return None
+
+
+KNOBS: dict[str, Knob] = {
+    knob.name: knob
+    for knob in (
+        Knob("rank", "Rank r", "Size of the low-rank update B·A. Higher learns more and costs more; step it up "
+             "(4 → 8 → 16 → 32) until the validation loss stops improving.", 8, 1, 256, step=1),
+        Knob("alpha", "Alpha", "Scale of the update: the change is multiplied by alpha / r (alpha / √r with "
+             "rsLoRA). A common choice is alpha = 2 × r.", 16, 1, 512, step=1),
+        Knob("dropout", "Dropout", "Dropout on the adapter's input during training; a little (0.05) helps on "
+             "small data sets.", 0.05, 0.0, 0.5, step=0.01),
+        Knob("targets", "Target layers", "Which linear layers are adapted: the attention projections only "
+             "(cheaper) or every linear layer of the blocks (more capacity, ~3× slower on CPU).",
+             "attention", choices=("attention", "all-linear")),
+        Knob("bits", "Quantisation", "Precision of the frozen base weights: 4-bit NF4 with double quantisation "
+             "(the QLoRA recipe, ~4× smaller) or 8-bit.", "4", choices=("4", "8")),
+        Knob("num_virtual_tokens", "Virtual tokens", "How many learned vectors are put in front of every input. "
+             "More gives more capacity and a longer context to process.", 16, 1, 256, step=1),
+        Knob("init_text", "Initialise from text", "Start the virtual tokens from the embeddings of this text "
+             "(e.g. a task description); empty = random start.", ""),
+        Knob("encoder_hidden_size", "Encoder size", "Hidden width of the small MLP that produces the virtual "
+             "tokens (P-tuning's prompt encoder).", 128, 16, 4096, step=16),
+        Knob("adapter_len", "Adapter prompt length", "Learned prompt vectors per adapted layer.", 10, 1, 128,
+             step=1),
+        Knob("adapter_layers", "Adapted layers", "How many of the top layers get an adapter prompt (at most the "
+             "model's layer count).", 8, 1, 200, step=1),
+        Knob("trainable_layers", "Trainable top layers", "Train only the top N transformer blocks; everything "
+             "below stays frozen.", 2, 1, 200, step=1),
+        Knob("train_modules", "Modules trained", "Inside the trainable blocks: everything, only attention or "
+             "only the MLP.", "all", choices=("all", "attention", "mlp")),
+    )
+}
+
+ATTENTION_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "c_proj", "query_key_value", "query",
+                   "key", "value", "Wqkv", "out_proj")
+MLP_NAMES = ("gate_proj", "up_proj", "down_proj", "fc1", "fc2", "c_fc", "dense_h_to_4h", "dense_4h_to_h", "w1",
+             "w2", "w3")
+LLAMA_FAMILY = ("llama", "mistral", "gemma", "gemma2", "qwen2", "qwen3", "mixtral")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One fine-tuning method: what it is, which knobs it reads and how to set it up on a model."""
+
+    name: str
+    label: str
+    family: str  # "reparameterisation" | "additive" | "soft prompt" | "selective" | "full"
+    summary: str
+    knobs: tuple[str, ...]
+    build: Callable[[MethodConfig, nn.Module], Any] | None = None  # -> a peft config
+    prepare: Callable[[MethodConfig, nn.Module], nn.Module] | None = None  # sets requires_grad itself
+    learning_rate: float = 1e-3  # a sensible default for presets and the UI hint
+    needs_cuda: bool = False
+    needs_model_types: tuple[str, ...] = ()
+    soft_prompt: bool = False
+
+    @property
+    def uses_peft(self) -> bool:
+        return self.build is not None
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method to the registry, checking that it is well formed."""
+    if spec.name in METHODS:
+        raise ValueError(f"method {spec.name!r} is registered twice")
+    unknown = [k for k in spec.knobs if k not in KNOBS]
+    if unknown:
+        raise ValueError(f"method {spec.name!r} uses unknown knobs {unknown}; define them in KNOBS first")
+    if (spec.build is None) == (spec.prepare is None):
+        raise ValueError(f"method {spec.name!r} needs exactly one of build (peft) or prepare (plain weights)")
+    METHODS[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    """Look a method up by name, with an error that lists the valid names."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"Unknown PEFT method {name!r}; choose one of: {', '.join(sorted(METHODS))}") from None
+
+
+def linear_names(model: nn.Module, wanted: tuple[str, ...]) -> list[str]:
+    """Short names of the model's linear layers that are among `wanted`."""
+    from torch import nn as torch_nn
+
+    leaves = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+              if isinstance(module, torch_nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt")}
+    return sorted(leaves & set(wanted))
+
+
+def resolve_targets(model: nn.Module, targets: str) -> list[str] | str:
+    """Turn the `targets` knob into peft's `target_modules` for this model."""
+    if targets == "all-linear":
+        return "all-linear"
+    found = linear_names(model, ATTENTION_NAMES)
+    if not found:
+        raise ValueError(
+            "method.targets is 'attention' but no attention projections were found in this model "
+            f"(looked for {', '.join(ATTENTION_NAMES)}); choose targets: all-linear"
+        )
+    return found
+
+
+def _lora(**extra: Any) -> Callable[[MethodConfig, nn.Module], Any]:
+    def build(cfg: MethodConfig, model: nn.Module) -> Any:
+        from peft import LoraConfig, TaskType
+
+        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                          target_modules=resolve_targets(model, cfg.targets), bias="none", **extra)
+
+    return build
+
+
+def _ia3(cfg: MethodConfig, model: nn.Module) -> Any:
+    from peft import IA3Config, TaskType
+
+    # The IA3 recipe scales keys, values and the feed-forward output; "attention" keeps to keys and values.
+    attention = [n for n in linear_names(model, ATTENTION_NAMES) if n in ("k_proj", "v_proj", "key", "value")]
+    feedforward = [n for n in linear_names(model, MLP_NAMES) if n in ("down_proj", "fc2", "dense_4h_to_h", "w2")]
+    if not attention:
+        raise ValueError("IA3 found no key/value projections (k_proj, v_proj) in this model; choose LoRA")
+    targets = attention + (feedforward if cfg.targets == "all-linear" else [])
+    return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=targets,
+                     feedforward_modules=[n for n in targets if n in feedforward])
+
+
+def _prompt_tuning(cfg: MethodConfig, model: nn.Module) -> Any:
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+    text = cfg.init_text.strip()
+    source = getattr(model.config, "_name_or_path", "")
+    return PromptTuningConfig(
+        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.num_virtual_tokens,
+        prompt_tuning_init=PromptTuningInit.TEXT if text else PromptTuningInit.RANDOM,
+        prompt_tuning_init_text=text or None, tokenizer_name_or_path=source if text else None,
+    )
+
+
+def _prefix_tuning(cfg: MethodConfig, model: nn.Module) -> Any:
+    from peft import PrefixTuningConfig, TaskType
+
+    return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.num_virtual_tokens)
+
+
+def _p_tuning(cfg: MethodConfig, model: nn.Module) -> Any:
+    from peft import PromptEncoderConfig, TaskType
+
+    return PromptEncoderConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.num_virtual_tokens,
+                               encoder_hidden_size=cfg.encoder_hidden_size)
+
+
+def _llama_adapter(cfg: MethodConfig, model: nn.Module) -> Any:
+    from peft import AdaptionPromptConfig, TaskType
+
+    layers = getattr(model.config, "num_hidden_layers", cfg.adapter_layers)
+    if cfg.adapter_layers > layers:
+        raise ValueError(f"method.adapter_layers is {cfg.adapter_layers} but this model has {layers} layers; "
+                         f"choose at most {layers}")
+    return AdaptionPromptConfig(task_type=TaskType.CAUSAL_LM, adapter_len=cfg.adapter_len,
+                                adapter_layers=cfg.adapter_layers)
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    for path in ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+        if obj is not None:
+            return list(obj)
+    raise ValueError("could not find this model's transformer blocks; choose LoRA or full fine-tuning")
+
+
+def _selective(cfg: MethodConfig, model: nn.Module) -> nn.Module:
+    blocks = _blocks(model)
+    if cfg.trainable_layers > len(blocks):
+        raise ValueError(f"method.trainable_layers is {cfg.trainable_layers} but this model has {len(blocks)} "
+                         f"layers; choose at most {len(blocks)}")
+    model.requires_grad_(False)
+    wanted = {"attention": ATTENTION_NAMES, "mlp": MLP_NAMES}.get(cfg.train_modules)
+    for block in blocks[-cfg.trainable_layers:]:
+        for name, param in block.named_parameters():
+            if wanted is None or any(part in wanted for part in name.split(".")):
+                param.requires_grad_(True)
+    return model
+
+
+def _full(cfg: MethodConfig, model: nn.Module) -> nn.Module:
+    return model.requires_grad_(True)
+
+
+LORA_KNOBS = ("rank", "alpha", "dropout", "targets")
+for _spec in (
+    MethodSpec("lora", "LoRA", "reparameterisation", "Freezes the model and learns a low-rank update "
+               "W + (alpha/r)·B·A beside chosen linear layers.", LORA_KNOBS, build=_lora(), learning_rate=2e-3),
+    MethodSpec("qlora", "QLoRA", "reparameterisation", "LoRA on a base model stored in 4-bit NF4 (or 8-bit): "
+               "the frozen weights take about a quarter of the memory.", (*LORA_KNOBS, "bits"),
+               build=_lora(), learning_rate=2e-3, needs_cuda=True),
+    MethodSpec("dora", "DoRA", "reparameterisation", "Splits each adapted weight into magnitude × direction "
+               "and learns the magnitude plus a LoRA update of the direction.", LORA_KNOBS,
+               build=_lora(use_dora=True), learning_rate=2e-3),
+    MethodSpec("rslora", "rsLoRA", "reparameterisation", "LoRA scaled by alpha/√r instead of alpha/r, so high "
+               "ranks keep learning instead of fading.", LORA_KNOBS, build=_lora(use_rslora=True),
+               learning_rate=1e-3),
+    MethodSpec("ia3", "IA3", "additive", "Learns one scaling vector per adapted layer (keys, values, "
+               "feed-forward): the fewest trainable parameters of all.", ("targets",), build=_ia3,
+               learning_rate=1e-2),
+    MethodSpec("prompt_tuning", "Prompt tuning", "soft prompt", "Learns a few virtual token embeddings put in "
+               "front of every input; the model itself is untouched.", ("num_virtual_tokens", "init_text"),
+               build=_prompt_tuning, learning_rate=3e-2, soft_prompt=True),
+    MethodSpec("prefix_tuning", "Prefix tuning", "soft prompt", "Learns key/value vectors prepended in every "
+               "layer's attention.", ("num_virtual_tokens",), build=_prefix_tuning, learning_rate=1e-2,
+               soft_prompt=True),
+    MethodSpec("p_tuning", "P-tuning", "soft prompt", "Virtual tokens produced by a small trained MLP (the "
+               "prompt encoder), which makes them easier to optimise.", ("num_virtual_tokens",
+                                                                        "encoder_hidden_size"),
+               build=_p_tuning, learning_rate=1e-2, soft_prompt=True),
+    MethodSpec("llama_adapter", "LLaMA-Adapter", "additive", "Learned adaption prompts in the top layers' "
+               "attention, gated by a factor that starts at zero.", ("adapter_len", "adapter_layers"),
+               build=_llama_adapter, learning_rate=9e-3, needs_model_types=LLAMA_FAMILY),
+    MethodSpec("selective", "Selective (freeze)", "selective", "Freezes everything but the top N blocks (or "
+               "their attention / MLP only) and trains those weights directly.",
+               ("trainable_layers", "train_modules"), prepare=_selective, learning_rate=1e-4),
+    MethodSpec("full", "Full fine-tuning", "full", "Trains every weight: the most capacity, the most memory, "
+               "and the most forgetting.", (), prepare=_full, learning_rate=5e-5),
+):
+    register(_spec)

@@ -1,0 +1,41 @@
+"""What a training run reports while it runs (TrainEvent) and when it ends (RunResult); shared by the
+SFT loop, DPO, the job runner and the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainEvent:
+    """Something the trainer reports: kind is 'phase' (what it is doing before the first step, e.g. "loading the
+    model"; values["phase"]), 'start', 'step', 'eval' or 'end'."""
+
+    kind: str
+    step: int
+    total_steps: int
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    status: str  # "completed" | "stopped"
+    steps: int
+    total_steps: int
+    train_loss: float | None
+    val_loss: float | None
+    seconds: float
+    tokens: int
+    trainable_params: int
+    total_params: int
+    adapter_path: str
+    train_examples: int
+    val_examples: int
+    test_examples: int
+    general_loss_start: float | None = None  # forgetting probe before the first step …
+    general_loss: float | None = None  # … and at the end
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

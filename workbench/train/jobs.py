@@ -1,0 +1,299 @@
+"""Runs training in a background thread: a FIFO queue, one run at a time, stop at the next step, snapshots.
+
+`execute_run` is the one path from a RunConfig to a recorded run: the CLI calls it in the foreground and the
+JobRunner's worker thread calls it in the background. Both therefore write the same store rows and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.config import RunConfig
+from workbench.evaluate.scoring import EvaluationStopped, score_run
+from workbench.models.adapters import is_peft_adapter
+from workbench.models.loading import free_memory
+from workbench.runs.store import ACTIVE, RUN_ID_RE, RunRecord, RunStore, StoreError
+from workbench.train.checkpoints import checkpoint_step
+from workbench.train.events import RunResult, TrainEvent
+from workbench.train.loop import run_training
+from workbench.train.preflight import preflight
+
+log = logging.getLogger(__name__)
+RESUMABLE = ("stopped", "interrupted", "failed")
+
+
+def resolve_init_adapter(store: RunStore, config: RunConfig) -> RunConfig:
+    """A run id in train.init_adapter becomes that run's adapter folder; a folder must hold an adapter."""
+    value = config.train.init_adapter.strip()
+    if not value:
+        return config
+    path = store.adapter_dir(value) if RUN_ID_RE.fullmatch(value) else Path(value).expanduser()
+    if not is_peft_adapter(path):
+        raise ValueError(f"train.init_adapter {value!r}: no PEFT adapter at {path}; give a finished run's id or an "
+                         "adapter folder (adapter_config.json and adapter_model.safetensors; .bin files are not read)")
+    return config.with_overrides({"train.init_adapter": str(path)})
+
+
+def launch_problems(store: RunStore, config: RunConfig) -> list[str]:
+    """Why this run cannot start here (method needs, data, memory), each with a way out; [] when it can. The
+    Train tab and the CLI ask the same question before they launch anything."""
+    return preflight(resolve_init_adapter(store, config)).problems
+
+
+def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Callable[[], bool] | None = None,
+                on_event: Callable[[TrainEvent], None] | None = None, resume: bool = False) -> RunResult:
+    """Train a registered run, writing status, metrics and result to the store as it goes.
+
+    resume: go on from the run's checkpoint; the rows logged after it (by the attempt that was cut short) go.
+    """
+    store.claim(run_id, "training")  # one trainer per run: refused (RunBusyError) while another process has it
+    try:
+        if resume:
+            step = checkpoint_step(store.run_dir(run_id))
+            if step is None:
+                raise ValueError(f"run {run_id} has no checkpoint to resume from; start it again")
+            store.trim_metrics(run_id, step)
+        store.update_run(run_id, status="running", error="", owner_pid=os.getpid())
+        return _train_and_record(store, run_id, config, should_stop, on_event, resume)
+    finally:
+        store.release(run_id)  # after the final status: no reader sees the run active without its trainer
+
+
+def _train_and_record(store: RunStore, run_id: str, config: RunConfig, should_stop: Callable[[], bool] | None,
+                      on_event: Callable[[TrainEvent], None] | None, resume: bool) -> RunResult:
+
+    def record(event: TrainEvent) -> None:
+        if event.kind == "start":
+            store.update_run(run_id, total_steps=event.total_steps,
+                             trainable_params=event.values["trainable_params"],
+                             total_params=event.values["total_params"])
+            store.write_json(run_id, "data_notes.json", event.values)
+        elif event.kind in ("step", "eval"):
+            row = {"step": event.step, **{k: v for k, v in event.values.items() if k != "eta"}}
+            store.append_metrics(run_id, [row])
+            if event.kind == "step":
+                store.update_run(run_id, steps=event.step, train_loss=event.values["train_loss"],
+                                 tokens=event.values["tokens"], seconds=event.values["elapsed"])
+            elif event.values.get("val_loss") is not None:
+                store.update_run(run_id, val_loss=event.values["val_loss"])
+        if on_event:
+            on_event(event)
+
+    try:
+        config = resolve_init_adapter(store, config)
+        result = run_training(config, store.run_dir(run_id), on_event=record, should_stop=should_stop,
+                              resume=resume)
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}".strip()
+        store.update_run(run_id, status="failed", error=message[:2000])
+        store.write_json(run_id, "error.json", {"error": message, "traceback": traceback.format_exc()})
+        raise
+    if config.train.eval_test and result.test_examples and result.steps and result.status == "completed":
+        score_test_split(store, run_id, result, record, should_stop)
+    # A run stopped while getting ready has no step count of its own yet: the stored ones stay.
+    counts = {"total_steps": result.total_steps} if result.total_steps else {}
+    store.update_run(run_id, status=result.status, steps=result.steps, train_loss=result.train_loss,
+                     val_loss=result.val_loss, seconds=result.seconds, tokens=result.tokens, **counts)
+    store.write_json(run_id, "result.json", result.to_dict())
+    return result
+
+
+def score_test_split(store: RunStore, run_id: str, result: RunResult, record: Callable[[TrainEvent], None],
+                     should_stop: Callable[[], bool] | None = None) -> None:
+    """Score the run's test split (base vs adapter). A failure here is noted but does not fail the run: the
+    adapter is trained and saved, and the Evaluate tab can score it again. Stop ends the scoring too."""
+    def progress(fraction: float, message: str) -> None:
+        phase = f"scoring the test split · {message}" if message else ""
+        record(TrainEvent("score", result.steps, result.total_steps, {"fraction": fraction, "phase": phase}))
+
+    try:
+        score_run(store, run_id, on_progress=progress, should_stop=should_stop)
+    except EvaluationStopped as stop:
+        store.write_json(run_id, "eval_error.json", {"error": f"Stop was pressed {stop}, so the test split was not "
+                                                               "scored; Evaluate scores it"})
+    except Exception as exc:  # noqa: BLE001 - any scoring failure is recorded beside the run, not raised
+        log.exception("scoring run %s failed", run_id)
+        store.write_json(run_id, "eval_error.json", {"error": f"{type(exc).__name__}: {exc}",
+                                                      "traceback": traceback.format_exc()})
+    progress(1.0, "")
+
+
+@dataclass
+class JobSnapshot:
+    """What the UI shows of one run right now (plain data; the UI maps it to components)."""
+
+    run_id: str
+    status: str
+    step: int = 0
+    total_steps: int = 0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    tokens_per_s: float | None = None
+    elapsed: float = 0.0
+    eta: float | None = None
+    queue_position: int | None = None
+    error: str = ""
+    phase: str = ""  # e.g. "scoring the test split: adapter" after the last step
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ACTIVE
+
+
+@dataclass
+class _Job:
+    run_id: str
+    config: RunConfig
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    live: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
+
+
+class JobRunner:
+    """One worker thread that trains queued runs in order. Shared by every browser session, on purpose."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._jobs: dict[str, _Job] = {}
+        self._order: list[str] = []
+        self._current: str | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self.store.mark_orphans_interrupted()
+        self._thread = threading.Thread(target=self._work, name="workbench-trainer", daemon=True)
+        self._thread.start()
+
+    def submit(self, config: RunConfig, name: str = "") -> RunRecord:
+        """Register a run and put it at the back of the queue."""
+        record = self.store.create_run(config, name=name, claim="queued")  # held by this process until it ends
+        job = _Job(record.run_id, config)
+        with self._lock:
+            self._jobs[record.run_id] = job
+            self._order.append(record.run_id)
+        self._queue.put(job)
+        return record
+
+    def resume(self, run_id: str) -> RunRecord:
+        """Queue a stopped, interrupted or failed SFT run again; it goes on from its last checkpoint."""
+        record = self.store.get_run(run_id)
+        if record.status not in RESUMABLE:
+            raise ValueError(f"run {run_id} is {record.status}; only a run that is {', '.join(RESUMABLE)} can be "
+                             "resumed")
+        config = self.store.load_config(run_id)
+        if config.train.objective == "dpo":
+            raise ValueError(f"run {run_id} is a DPO run; resuming works for SFT runs: start it again")
+        step = checkpoint_step(self.store.run_dir(run_id))
+        if step is None:
+            raise ValueError(f"run {run_id} has no checkpoint: it stopped before it saved one (a stopped run saves "
+                             "one; a running one every train.checkpoint_every steps); start it again")
+        job = _Job(run_id, config, resume=True)
+        self.store.claim(run_id, "queued")  # refused while another process trains or queues it
+        with self._lock:
+            self._jobs[run_id] = job
+            self._order.append(run_id)
+            self.store.update_run(run_id, status="queued", error="", owner_pid=os.getpid())
+        self._queue.put(job)
+        return self.store.get_run(run_id)
+
+    def stop(self, run_id: str) -> bool:
+        """Stop a running run at its next step (it saves what it learned), or cancel a queued one."""
+        with self._lock:
+            job = self._jobs.get(run_id)
+            if job is None or run_id not in self._order and run_id != self._current:
+                return False
+            job.stop_event.set()
+            if run_id != self._current:
+                self._order.remove(run_id)
+                self.store.update_run(run_id, status="cancelled", error="cancelled before it started")
+                self.store.release(run_id)
+                self._done.notify_all()
+            else:  # says so at once; the trainer ends at its next check
+                try:
+                    if self.store.get_run_raw(run_id).status == "running":
+                        self.store.update_run(run_id, status="stopping")
+                except StoreError:  # finished and deleted while its thread was still tidying up
+                    pass
+        return True
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1-based place in the waiting line, or None when not waiting."""
+        with self._lock:
+            return self._order.index(run_id) + 1 if run_id in self._order else None
+
+    @property
+    def current(self) -> str | None:
+        return self._current
+
+    def snapshot(self, run_id: str) -> JobSnapshot:
+        """Live numbers when this process runs the job, else what the store knows."""
+        record = self.store.get_run(run_id)
+        job = self._jobs.get(run_id)
+        live = dict(job.live) if job else {}
+        return JobSnapshot(
+            run_id=run_id, status=record.status, step=record.steps, total_steps=record.total_steps,
+            train_loss=record.train_loss, val_loss=record.val_loss, tokens_per_s=live.get("tokens_per_s"),
+            elapsed=live.get("elapsed", record.seconds), eta=live.get("eta") if record.status == "running" else None,
+            queue_position=self.queue_position(run_id), error=record.error,
+            phase=live.get("phase", "") if record.status in ("running", "stopping") else "",
+        )
+
+    def wait(self, run_id: str, timeout: float | None = None) -> JobSnapshot:
+        """Block until a run has finished (for the CLI and tests)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._done:
+            while self.store.get_run(run_id).status in ACTIVE:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"run {run_id} still {self.store.get_run(run_id).status} after {timeout}s")
+                self._done.wait(timeout=min(left, 1.0) if left is not None else 1.0)
+        return self.snapshot(run_id)
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.run_id not in self._order:  # cancelled while waiting
+                    continue
+                self._order.remove(job.run_id)
+                self._current = job.run_id
+
+            def on_event(event: TrainEvent, live: dict = job.live) -> None:
+                live.update({k: v for k, v in event.values.items() if isinstance(v, (int, float))})
+                if event.kind in ("score", "phase"):
+                    live["phase"] = event.values["phase"]
+
+            try:
+                execute_run(self.store, job.run_id, job.config, job.stop_event.is_set, on_event, job.resume)
+            except Exception:  # recorded as failed by execute_run; the worker lives on for the next run
+                log.exception("run %s failed", job.run_id)
+            finally:
+                free_memory()  # a failed run's model goes now, not whenever the collector gets to it
+                with self._lock:
+                    self._current = None
+                    self._done.notify_all()
+
+    def shutdown(self, timeout: float = 0.0) -> bool:
+        """Cancel the waiting runs and stop the training one at its next step; wait up to `timeout` seconds for
+        it to save its adapter and checkpoint. True when the worker has finished."""
+        for run_id in list(self._order) + ([self._current] if self._current else []):
+            self.stop(run_id)
+        self._queue.put(None)
+        if timeout > 0:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()

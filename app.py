@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app(workbench)  # first: it loads transformers' modules in this thread (see build_app)
     threading.Thread(target=warm_up, args=(cached_tokenizer,), daemon=True).start()
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)  # `kill`, systemd or docker stop: the same clean stop
+    # Ctrl+C too, even where the app was started in the background of a script: there SIGINT comes in ignored and
+    # Python leaves it so, and `kill -INT` would do nothing.
+    signal.signal(signal.SIGINT, _stop_like_ctrl_c)
     try:
         demo.queue(default_concurrency_limit=8).launch(**launch_options(args, auth))
     finally:  # Ctrl+C: a run in training stops at its next step and keeps its adapter and checkpoint (Resume)

@@ -125,7 +125,7 @@ def run_plain(config, steps: int, order: list[list]) -> dict:
     torch.manual_seed(cfg.seed)
     loaded = load_model(config.model)
     spec = get_method(config.method.name)
-    target_modules = spec.build(config.method, loaded.model).target_modules
+    target_modules = spec.build(config.method, loaded.model, cfg.max_steps).target_modules
     model = get_peft_model(loaded.model, LoraConfig(r=config.method.rank, lora_alpha=config.method.alpha,
                                                     lora_dropout=config.method.dropout,
                                                     target_modules=target_modules, task_type="CAUSAL_LM"))

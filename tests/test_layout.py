@@ -73,3 +73,23 @@ def test_every_package_says_what_it_owns_and_may_import():
         text = (package / "__init__.py").read_text(encoding="utf-8")
         assert text.startswith('"""') and len(text) > 200, f"{package.name}/__init__.py needs its docstring"
         assert "import" in text.lower(), f"{package.name}/__init__.py should say what the package may import"
+
+
+def test_no_list_of_method_or_peft_type_names_outside_the_registry():
+    """What a method is (how it is served, whether it merges, what DPO trains) lives in its MethodSpec: code outside
+    workbench/methods/ asks the spec, never a list of names. The one name allowed is the config's default method."""
+    import ast
+
+    from workbench.methods.registry import METHODS
+
+    names = set(METHODS) | {spec.peft_type for spec in METHODS.values() if spec.peft_type}
+    allowed = {("workbench/config.py", "lora")}  # MethodConfig's default
+    found = []
+    for path in sorted((ROOT / "workbench").rglob("*.py")):
+        where = path.relative_to(ROOT).as_posix()
+        if where.startswith("workbench/methods/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names and (where, node.value) not in allowed:
+                found.append(f"{where}:{node.lineno}: {node.value!r}")
+    assert not found, "method or peft-type names outside the registry:\n" + "\n".join(found)

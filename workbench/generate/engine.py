@@ -21,6 +21,7 @@ from workbench.data.formatting import encode_prompt
 from workbench.generate.batching import BatchedSides, Row, speed_up_small_batches
 from workbench.generate.prompt_cache import PromptCache, context_length
 from workbench.generate.sampling import SamplingConfig, sample_next
+from workbench.methods.registry import for_adapter
 from workbench.models.adapters import has_trained_weights, is_peft_adapter, load_trained
 from workbench.models.loading import BUILD_LOCK, LoadedModel, free_memory, load_model
 
@@ -92,13 +93,9 @@ def _peft_type(path: str | Path) -> str:
     return _adapter_config(path)["peft_type"]
 
 
-LORA_FAMILY = ("LORA",)
-SOFT_PROMPTS = ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")
-
-
 @dataclass
 class _Adapter:
-    kind: str  # "lora": in the shared LoRA model | "soft": a prompt wrapper on the shared base | "own": own copy
+    kind: str  # "shared": in the shared LoRA model | "soft": a prompt wrapper on the shared base | "own": own copy
     path: str
     model: Any = None
     mixed_batch: bool = False  # may share a forward pass with other rows (peft's adapter_names; not DoRA)
@@ -140,15 +137,17 @@ class ChatEngine:
                 return
             if not has_trained_weights(path):
                 raise FileNotFoundError(f"no trained weights at {path}: the run saved no adapter")
-            peft_type = _peft_type(path) if is_peft_adapter(path) else "WEIGHTS"
+            spec = for_adapter(_peft_type(path) if is_peft_adapter(path) else "")
+            serve = spec.serve if spec else "own"  # an adapter of a kind no method here saves: its own copy
             raw = self.loaded.model
-            if peft_type in LORA_FAMILY:
+            if serve == "shared":
                 if self._lora is None:
                     self._lora = PeftModel.from_pretrained(raw, str(path), adapter_name=name)
                 else:
                     self._lora.load_adapter(str(path), adapter_name=name)
-                entry = _Adapter("lora", str(path), self._lora, mixed_batch=not _adapter_config(path).get("use_dora"))
-            elif peft_type in SOFT_PROMPTS:
+                mixed = not _adapter_config(path).get("use_dora")  # peft's per-row adapters skip DoRA
+                entry = _Adapter("shared", str(path), self._lora, mixed_batch=mixed)
+            elif serve == "soft":
                 entry = _Adapter("soft", str(path), PeftModel.from_pretrained(raw, str(path)))
             else:
                 own = speed_up_small_batches(load_model(self.model_config, device=self.loaded.device).model)
@@ -173,7 +172,7 @@ class ChatEngine:
                 raise ValueError(f"adapter {adapter!r} is not loaded; call ensure_adapter first")
             if entry is not None and entry.kind == "own":
                 yield entry.model
-            elif entry is not None and entry.kind == "lora":
+            elif entry is not None and entry.kind == "shared":
                 self._lora.set_adapter(adapter)
                 yield self._lora
             else:  # the base, or a soft prompt around it: LoRA layers (if any are loaded) must be off
@@ -223,7 +222,8 @@ class ChatEngine:
         padding would shift their positions: they batch only prompts of the same length."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         entry = self._adapters.get(adapter) if adapter else None
-        same_length_only = entry is not None and entry.kind == "soft" and _peft_type(entry.path) != "PREFIX_TUNING"
+        spec = for_adapter(_peft_type(entry.path)) if entry is not None and entry.kind == "soft" else None
+        same_length_only = spec is not None and spec.batch_same_length
         chunks: list[list[int]] = []
         for index in order:
             last = chunks[-1] if chunks else None
@@ -237,7 +237,7 @@ class ChatEngine:
         """A side's prompt, in turn: through the prompt cache where the side runs on the shared base or LoRA model.
         Returns the output and how many prompt ids the cache held."""
         entry = self._adapters.get(adapter) if adapter else None
-        if not context or (entry is not None and entry.kind != "lora"):
+        if not context or (entry is not None and entry.kind != "shared"):
             return self._forward(adapter, input_ids, None), 0
 
         def run(ids: list[int], cached: Any) -> Any:
@@ -256,7 +256,7 @@ class ChatEngine:
             if target is not raw:
                 kwargs["attention_mask"] = input_ids.new_ones(input_ids.shape)
             context_manager = self._lora.disable_adapter() if self._lora is not None else contextlib.nullcontext()
-        elif entry.kind == "lora":
+        elif entry.kind == "shared":
             self._lora.set_adapter(adapter)
             target, context_manager = self._lora, contextlib.nullcontext()
         else:

@@ -90,23 +90,43 @@ LLAMA_FAMILY = ("llama", "mistral", "gemma", "gemma2", "qwen2", "qwen3", "mixtra
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One fine-tuning method: what it is, which knobs it reads and how to set it up on a model."""
+    """One fine-tuning method: everything the rest of the code asks about it.
+
+    `build(cfg, model, steps)` returns a peft config (`steps`: the run's optimiser steps, for methods whose schedule
+    depends on them), or `prepare(cfg, model)` sets requires_grad on the model's own weights. `serve` says how
+    Compare answers with a saved result: "shared" shares the base model's LoRA batch (one PeftModel holds them all),
+    "soft" wraps the shared base with the virtual tokens, "own" loads a copy of the base. `after_step(model, step)`
+    runs after each optimiser step (before the gradients are cleared) and `extra_loss(model)` adds a regulariser
+    to each step's loss.
+    """
 
     name: str
     label: str
     family: str  # "reparameterisation" | "additive" | "soft prompt" | "selective" | "full"
     summary: str
     knobs: tuple[str, ...]
-    build: Callable[[MethodConfig, nn.Module], Any] | None = None  # -> a peft config
+    build: Callable[[MethodConfig, nn.Module, int], Any] | None = None  # -> a peft config
     prepare: Callable[[MethodConfig, nn.Module], nn.Module] | None = None  # sets requires_grad itself
     learning_rate: float = 1e-3  # a sensible default for presets and the UI hint
     needs_cuda: bool = False
     needs_model_types: tuple[str, ...] = ()
-    soft_prompt: bool = False
+    peft_type: str = ""  # what peft writes in adapter_config.json; "" for methods that save plain weights
+    serve: str = "own"  # "shared" | "soft" | "own" (see above)
+    batch_same_length: bool = False  # soft prompts that ignore position ids: batch prompts of one length only
+    merges: bool = False  # its update folds into the base weights (export: merge)
+    dpo: bool = False  # DPO can train it, and a run can continue from its adapter
+    after_step: Callable[[Any, int], None] | None = None
+    extra_loss: Callable[[Any], Any] | None = None
+    frozen_on_meta: tuple[str, ...] = ()  # parameters peft leaves trainable on the meta device only (preflight)
 
     @property
     def uses_peft(self) -> bool:
         return self.build is not None
+
+    @property
+    def quantizes(self) -> bool:
+        """The frozen base is loaded in 4 or 8 bits (the `bits` knob)."""
+        return "bits" in self.knobs
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -121,8 +141,28 @@ def register(spec: MethodSpec) -> MethodSpec:
         raise ValueError(f"method {spec.name!r} uses unknown knobs {unknown}; define them in KNOBS first")
     if (spec.build is None) == (spec.prepare is None):
         raise ValueError(f"method {spec.name!r} needs exactly one of build (peft) or prepare (plain weights)")
+    if spec.uses_peft != bool(spec.peft_type) or spec.serve not in SERVING:
+        raise ValueError(f"method {spec.name!r}: a peft method names its peft_type (and only it), and serve is one of "
+                         f"{', '.join(SERVING)}")
     METHODS[spec.name] = spec
     return spec
+
+
+SERVING = ("shared", "soft", "own")
+
+
+def for_adapter(peft_type: str) -> MethodSpec | None:
+    """The registered method that saves adapters of this peft type ("" or None for plain saved weights); methods
+    that share a type (LoRA, DoRA, rsLoRA, QLoRA all save "LORA") agree on how it is served and merged."""
+    for spec in METHODS.values():
+        if spec.peft_type == (peft_type or ""):
+            return spec
+    return None
+
+
+def dpo_methods() -> list[str]:
+    """The methods DPO trains and a run can continue from."""
+    return [name for name, spec in METHODS.items() if spec.dpo]
 
 
 def get_method(name: str) -> MethodSpec:
@@ -155,8 +195,8 @@ def resolve_targets(model: nn.Module, targets: str) -> list[str] | str:
     return found
 
 
-def _lora(**extra: Any) -> Callable[[MethodConfig, nn.Module], Any]:
-    def build(cfg: MethodConfig, model: nn.Module) -> Any:
+def _lora(**extra: Any) -> Callable[[MethodConfig, nn.Module, int], Any]:
+    def build(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
         from peft import LoraConfig, TaskType
 
         return LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
@@ -165,7 +205,7 @@ def _lora(**extra: Any) -> Callable[[MethodConfig, nn.Module], Any]:
     return build
 
 
-def _ia3(cfg: MethodConfig, model: nn.Module) -> Any:
+def _ia3(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
     from peft import IA3Config, TaskType
 
     # The IA3 recipe scales keys, values and the feed-forward output; "attention" keeps to keys and values.
@@ -178,7 +218,7 @@ def _ia3(cfg: MethodConfig, model: nn.Module) -> Any:
                      feedforward_modules=[n for n in targets if n in feedforward])
 
 
-def _prompt_tuning(cfg: MethodConfig, model: nn.Module) -> Any:
+def _prompt_tuning(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
     from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
     text = cfg.init_text.strip()
@@ -190,20 +230,20 @@ def _prompt_tuning(cfg: MethodConfig, model: nn.Module) -> Any:
     )
 
 
-def _prefix_tuning(cfg: MethodConfig, model: nn.Module) -> Any:
+def _prefix_tuning(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
     from peft import PrefixTuningConfig, TaskType
 
     return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.num_virtual_tokens)
 
 
-def _p_tuning(cfg: MethodConfig, model: nn.Module) -> Any:
+def _p_tuning(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
     from peft import PromptEncoderConfig, TaskType
 
     return PromptEncoderConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.num_virtual_tokens,
                                encoder_hidden_size=cfg.encoder_hidden_size)
 
 
-def _llama_adapter(cfg: MethodConfig, model: nn.Module) -> Any:
+def _llama_adapter(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
     from peft import AdaptionPromptConfig, TaskType
 
     layers = getattr(model.config, "num_hidden_layers", cfg.adapter_layers)
@@ -243,34 +283,40 @@ def _full(cfg: MethodConfig, model: nn.Module) -> nn.Module:
 
 
 LORA_KNOBS = ("rank", "alpha", "dropout", "targets")
+# LoRA, QLoRA, DoRA and rsLoRA save the same kind of adapter: several share one PeftModel in Compare, they merge,
+# and DPO (or a run continuing from one) trains them.
+LORA_TYPE: dict[str, Any] = {"peft_type": "LORA", "serve": "shared", "merges": True, "dpo": True}
 for _spec in (
     MethodSpec("lora", "LoRA", "reparameterisation", "Freezes the model and learns a low-rank update "
-               "W + (alpha/r)·B·A beside chosen linear layers.", LORA_KNOBS, build=_lora(), learning_rate=2e-3),
+               "W + (alpha/r)·B·A beside chosen linear layers.", LORA_KNOBS, build=_lora(), learning_rate=2e-3,
+               **LORA_TYPE),
     MethodSpec("qlora", "QLoRA", "reparameterisation", "LoRA on a base model stored in 4-bit NF4 (or 8-bit): "
                "the frozen weights take about a quarter of the memory.", (*LORA_KNOBS, "bits"),
-               build=_lora(), learning_rate=2e-3, needs_cuda=True),
+               build=_lora(), learning_rate=2e-3, needs_cuda=True, **LORA_TYPE),
     MethodSpec("dora", "DoRA", "reparameterisation", "Splits each adapted weight into magnitude × direction "
                "and learns the magnitude plus a LoRA update of the direction.", LORA_KNOBS,
-               build=_lora(use_dora=True), learning_rate=2e-3),
+               build=_lora(use_dora=True), learning_rate=2e-3, **LORA_TYPE),
     MethodSpec("rslora", "rsLoRA", "reparameterisation", "LoRA scaled by alpha/√r instead of alpha/r, so high "
                "ranks keep learning instead of fading.", LORA_KNOBS, build=_lora(use_rslora=True),
-               learning_rate=1e-3),
+               learning_rate=1e-3, **LORA_TYPE),
     MethodSpec("ia3", "IA3", "additive", "Learns one scaling vector per adapted layer (keys, values, "
                "feed-forward): the fewest trainable parameters of all.", ("targets",), build=_ia3,
-               learning_rate=1e-2),
+               learning_rate=1e-2, peft_type="IA3", merges=True),
     MethodSpec("prompt_tuning", "Prompt tuning", "soft prompt", "Learns a few virtual token embeddings put in "
                "front of every input; the model itself is untouched.", ("num_virtual_tokens", "init_text"),
-               build=_prompt_tuning, learning_rate=3e-2, soft_prompt=True),
+               build=_prompt_tuning, learning_rate=3e-2, peft_type="PROMPT_TUNING", serve="soft",
+               batch_same_length=True),
     MethodSpec("prefix_tuning", "Prefix tuning", "soft prompt", "Learns key/value vectors prepended in every "
                "layer's attention.", ("num_virtual_tokens",), build=_prefix_tuning, learning_rate=1e-2,
-               soft_prompt=True),
+               peft_type="PREFIX_TUNING", serve="soft"),
     MethodSpec("p_tuning", "P-tuning", "soft prompt", "Virtual tokens produced by a small trained MLP (the "
                "prompt encoder), which makes them easier to optimise.", ("num_virtual_tokens",
                                                                         "encoder_hidden_size"),
-               build=_p_tuning, learning_rate=1e-2, soft_prompt=True),
+               build=_p_tuning, learning_rate=1e-2, peft_type="P_TUNING", serve="soft", batch_same_length=True),
     MethodSpec("llama_adapter", "LLaMA-Adapter", "additive", "Learned adaption prompts in the top layers' "
                "attention, gated by a factor that starts at zero.", ("adapter_len", "adapter_layers"),
-               build=_llama_adapter, learning_rate=9e-3, needs_model_types=LLAMA_FAMILY),
+               build=_llama_adapter, learning_rate=9e-3, needs_model_types=LLAMA_FAMILY,
+               peft_type="ADAPTION_PROMPT"),
     MethodSpec("selective", "Selective (freeze)", "selective", "Freezes everything but the top N blocks (or "
                "their attention / MLP only) and trains those weights directly.",
                ("trainable_layers", "train_modules"), prepare=_selective, learning_rate=1e-4),

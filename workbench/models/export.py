@@ -7,11 +7,10 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from workbench.methods.registry import METHODS, for_adapter
 from workbench.models.adapters import is_peft_adapter, is_weights_adapter, load_trained
 from workbench.models.loading import hub_reachable, load_model
 from workbench.runs.store import RunStore
-
-MERGEABLE = ("LORA", "IA3")  # peft types whose update folds into the weights
 
 
 class ExportError(RuntimeError):
@@ -41,9 +40,11 @@ def merge_adapter(store: RunStore, run_id: str) -> Path:
     adapter = store.adapter_dir(run_id)
     if is_peft_adapter(adapter):
         peft_type = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))["peft_type"]
-        if peft_type not in MERGEABLE:
-            raise ExportError(f"a {peft_type} adapter cannot be merged into the weights (only LoRA, DoRA, rsLoRA "
-                              "and IA3 can); use it as an adapter, or download it as a zip")
+        spec = for_adapter(peft_type)
+        if spec is None or not spec.merges:
+            mergeable = ", ".join(s.label for s in METHODS.values() if s.merges)
+            raise ExportError(f"a {peft_type} adapter cannot be merged into the weights (only {mergeable} can); use "
+                              "it as an adapter, or download it as a zip")
     elif not is_weights_adapter(adapter):
         raise ExportError(f"run {run_id} has no saved adapter to merge")
     config = store.load_config(run_id)

@@ -31,14 +31,13 @@ from workbench.config import RunConfig
 from workbench.data.examples import DataError, read_examples, split_examples
 from workbench.data.formatting import FALLBACK_TEMPLATE
 from workbench.data.samples import resolve_data_path
-from workbench.methods.registry import get_method
+from workbench.methods.registry import dpo_methods, for_adapter, get_method
 from workbench.models.adapters import is_peft_adapter, save_trained
 from workbench.models.loading import free_memory, load_model, one_build_at_a_time
 from workbench.train.attach import count_parameters
 from workbench.train.events import RunResult, TrainEvent
 from workbench.train.preflight import check_runnable, quantize_bits
 
-DPO_METHODS = ("dora", "lora", "qlora", "rslora")
 REF_ADAPTER = "ref"  # the name trl gives the frozen copy of a loaded adapter
 _SCHEDULES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 _NO_PREFERENCE_ROWS = ("DPO needs preference rows (prompt, chosen, rejected): upload a preference file, or vote "
@@ -56,8 +55,8 @@ class PreferenceData:
 
 def check_dpo_method(name: str) -> None:
     """DPO trains an adapter against a reference; only the LoRA family gives a standard adapter for it here."""
-    if name not in DPO_METHODS:
-        raise ValueError(f"method {name!r} cannot train with DPO; choose one of: {', '.join(DPO_METHODS)} "
+    if not get_method(name).dpo:
+        raise ValueError(f"method {name!r} cannot train with DPO; choose one of: {', '.join(dpo_methods())} "
                          "(or use the SFT objective for this method)")
 
 
@@ -102,7 +101,8 @@ def load_policy(model: Any, config: RunConfig, init_adapter: str) -> Any:
     if getattr(model, "is_quantized", False):  # QLoRA: casts norms to fp32, enables input grads
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if not init_adapter:
-        return get_peft_model(model, get_method(config.method.name).build(config.method, model))
+        spec = get_method(config.method.name)
+        return get_peft_model(model, spec.build(config.method, model, config.train.max_steps))
     path = Path(init_adapter).expanduser()
     try:
         return PeftModel.from_pretrained(model, str(path), is_trainable=True)
@@ -117,9 +117,10 @@ def check_init_adapter(path: Path) -> None:
                          "adapter_config.json and adapter_model.safetensors); give a run's adapter/ folder, or leave "
                          "it empty to start a new adapter")
     peft_type = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type")
-    if peft_type != "LORA":
-        raise ValueError(f"train.init_adapter {str(path)!r} is a {peft_type} adapter; DPO continues LoRA-family "
-                         "adapters only (lora, dora, rslora, qlora)")
+    spec = for_adapter(peft_type)
+    if spec is None or not spec.dpo:
+        raise ValueError(f"train.init_adapter {str(path)!r} is a {peft_type} adapter; DPO continues adapters of "
+                         f"these methods only: {', '.join(dpo_methods())}")
 
 
 def dpo_arguments(config: RunConfig, work_dir: Path, device: str, dtype: Any, has_val: bool) -> Any:

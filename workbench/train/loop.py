@@ -20,6 +20,7 @@ from workbench.data.formatting import IGNORE_INDEX, TokenizedExample, collate, e
 from workbench.data.general import probe_examples, replay_examples
 from workbench.data.samples import resolve_data_path
 from workbench.evaluate.loss import StopRequested, evaluate_loss, token_loss_sum
+from workbench.methods.registry import get_method
 from workbench.models.adapters import save_trained
 from workbench.models.loading import free_memory, load_model
 from workbench.train.attach import attach_method, count_parameters
@@ -170,17 +171,17 @@ def run_training(
         halt("reading and tokenizing the data")
         tokenizer, device = loaded.tokenizer, loaded.device
         data = prepare_data(config, tokenizer)
+        steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * cfg.grad_accum))
+        total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
         halt("setting up the method")
-        model = attach_method(loaded.model, config)
+        model = attach_method(loaded.model, config, total_steps)
         halt("")
     except StopRequested:
         return stopped_before_training(config, output_dir, started)
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     trainable, total_params = count_parameters(model)
-
-    steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * cfg.grad_accum))
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    spec = get_method(config.method.name)  # its hooks, if any, run at every step
     warmup = int(cfg.warmup_ratio * total_steps)
     params = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel updates every tensor in one launch on a GPU (same arithmetic); the CPU keeps the default.
@@ -233,6 +234,10 @@ def run_training(
             penalty = cfg.l2_to_base * l2_to_start(params, start_weights)
             penalty.backward()
             extra["l2_penalty"] = float(penalty.detach())
+        if spec.extra_loss:  # the method's own regulariser, once per optimiser step
+            regulariser = spec.extra_loss(model)
+            regulariser.backward()
+            extra["method_regulariser"] = float(regulariser.detach())
         for batch in micro:  # loss summed over tokens, divided by the step's answer tokens: exact accumulation
             loss_sum, _ = token_loss_sum(model, batch)
             (loss_sum / max(1, answer_tokens)).backward()
@@ -240,6 +245,8 @@ def run_training(
             tokens += int(batch["attention_mask"].sum())
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
+        if spec.after_step:  # e.g. AdaLoRA moves its rank budget, reading this step's gradients
+            spec.after_step(model, step)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1

@@ -15,7 +15,7 @@ from typing import Any
 from workbench.config import RunConfig
 from workbench.data.examples import DataError, file_kind
 from workbench.data.samples import resolve_data_path
-from workbench.methods.registry import get_method
+from workbench.methods.registry import dpo_methods, get_method
 from workbench.models.loading import one_build_at_a_time, pick_dtype, resolve_model_source
 from workbench.train.attach import attach_method, count_parameters
 
@@ -69,7 +69,7 @@ def _size(n: int) -> str:
 
 
 def quantize_bits(config: RunConfig) -> int | None:
-    return int(config.method.bits) if config.method.name == "qlora" else None
+    return int(config.method.bits) if get_method(config.method.name).quantizes else None
 
 
 def cuda_available() -> bool:
@@ -104,16 +104,16 @@ def count_parameters_on_meta(config: RunConfig) -> tuple[int, int]:
     import torch
     from transformers import AutoModelForCausalLM
 
-
     model_config = _model_config(config.model.name_or_path, config.model.trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=config.model.trust_remote_code)
     # Text initialisation reads real embeddings; it does not change the count, so count without it.
     counting = config.with_overrides({"method.init_text": ""}) if config.method.init_text else config
-    return count_parameters(attach_method(model, counting))
-
-
-DPO_METHODS = ("lora", "dora", "rslora", "qlora")  # the methods that DPO and "continue from an adapter" train
+    model = attach_method(model, counting, steps=config.train.max_steps or 100)
+    for name, param in model.named_parameters():  # what peft marks frozen on a real model but not on meta
+        if any(f".{frozen}." in name for frozen in get_method(config.method.name).frozen_on_meta):
+            param.requires_grad_(False)
+    return count_parameters(model)
 
 
 def needs_problems(config: RunConfig) -> list[str]:
@@ -132,12 +132,11 @@ def needs_problems(config: RunConfig) -> list[str]:
         if model_type not in spec.needs_model_types:
             problems.append(f"{spec.label} works with llama-family models ({', '.join(spec.needs_model_types)}); "
                             f"this model is {model_type!r} — choose LoRA or prefix tuning")
-    lora_family = config.method.name in DPO_METHODS
-    if config.train.objective == "dpo" and not lora_family:
+    if config.train.objective == "dpo" and not spec.dpo:
         problems.append(f"DPO trains a LoRA-family adapter; {spec.label} is not one — choose "
-                        f"{', '.join(DPO_METHODS)}, or set the objective to sft")
-    if config.train.init_adapter.strip() and not lora_family:
-        problems.append(f"continuing from an adapter works for the LoRA family ({', '.join(DPO_METHODS)}); "
+                        f"{', '.join(dpo_methods())}, or set the objective to sft")
+    if config.train.init_adapter.strip() and not spec.dpo:
+        problems.append(f"continuing from an adapter works for the LoRA family ({', '.join(dpo_methods())}); "
                         f"{spec.label} is not one — clear init_adapter or choose LoRA")
     return problems
 

@@ -82,6 +82,35 @@ CARDS: dict[str, str] = {
 - **Pick it when:** the task is far from what the model knows and you have the data and memory; compare it with
   LoRA before paying for it.
 - **한국어:** *모든 파라미터를 학습합니다. 가장 강력하지만 메모리가 가장 많이 들고, 기존 지식을 잊는 문제(catastrophic forgetting)도 가장 큽니다.*""",
+    "loha": """**LoHa — low-rank Hadamard product** · `ΔW = (B₁·A₁) ⊙ (B₂·A₂)`
+- **Trains:** two low-rank pairs per adapted layer, multiplied element by element. The product of two rank-r
+  matrices can reach rank r², so the update is richer than LoRA's at the same r, for twice LoRA's parameters.
+- **Costs:** about 2× LoRA's parameters and a little more compute per step; merges into the weights like LoRA.
+  In Compare it runs on its own copy of the base (peft cannot mix it with LoRA adapters in one model).
+- **Pick it when:** LoRA at a small rank underfits and raising the rank costs too much; compare both on the same run.
+- **한국어:** *두 개의 저랭크 행렬 쌍을 원소별(하다마드) 곱으로 합칩니다. 같은 랭크에서 LoRA보다 표현력이 크지만 파라미터는 두 배입니다.*""",
+    "lokr": """**LoKr — low-rank Kronecker product** · `ΔW = C ⊗ (B·A)`
+- **Trains:** a small matrix C and a low-rank pair, combined by the Kronecker product into a full-size update. On
+  large layers this needs far fewer numbers than LoRA (on a 1024×1024 layer at r = 8: about 1,500 vs 16,384).
+- **Costs:** the fewest parameters of the LoRA-like methods on big models; on a model as small as the embedded one,
+  r changes little. Merges into the weights; in Compare it runs on its own copy of the base.
+- **Pick it when:** memory for the adapter (or its file) matters most, e.g. many adapters for one large model.
+- **한국어:** *작은 행렬과 저랭크 행렬의 크로네커 곱으로 큰 갱신을 만듭니다. 큰 모델에서 LoRA보다 훨씬 적은 파라미터로 학습합니다.*""",
+    "vera": """**VeRA — vector-based random matrix adaptation** · `ΔW = Λ_b·B·Λ_d·A`
+- **Trains:** only two vectors per layer (d and b, the diagonals Λ). A and B are random matrices, frozen and shared
+  by every layer, saved with the adapter so it reloads the same anywhere.
+- **Costs:** a tiny fraction of LoRA's parameters (hundreds, not hundreds of thousands); it changes the model more
+  slowly, so it likes a larger rank (256 is usual) and a higher learning rate. Merges; own copy in Compare.
+- **Pick it when:** you keep many adapters (one per student, one per task) and each must be as small as possible.
+- **한국어:** *모든 층이 공유하는 고정된 랜덤 행렬에 층마다 스케일 벡터 두 개만 학습합니다. 어댑터가 아주 작지만, 랭크와 학습률을 크게 잡아야 합니다.*""",
+    "adalora": """**AdaLoRA — adaptive rank allocation** · `ΔW = P·Λ·Q`
+- **Trains:** LoRA in SVD form: P and Q with a diagonal Λ of singular values. Every layer starts at 1.5 × the rank;
+  during training the least important singular values are cut, so the budget (rank on average) goes to the layers
+  where the update matters most. A regulariser keeps P and Q orthogonal.
+- **Costs:** like LoRA, plus the importance bookkeeping at every step; the schedule follows the run's step count
+  (warm-up 10 %, budget cut until the last 20 %). Merges; own copy in Compare.
+- **Pick it when:** you do not know which layers need capacity; compare its final per-layer ranks with LoRA's.
+- **한국어:** *학습하면서 중요한 층에 랭크를 더 주고 덜 중요한 층의 랭크는 줄입니다. 어느 층이 중요한지 모를 때 쓰기 좋습니다.*""",
 }
 
 

@@ -254,6 +254,59 @@ def _llama_adapter(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
                                 adapter_layers=cfg.adapter_layers)
 
 
+def _loha(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
+    from peft import LoHaConfig, TaskType
+
+    return LoHaConfig(task_type=TaskType.CAUSAL_LM, r=cfg.rank, alpha=cfg.alpha, rank_dropout=cfg.dropout,
+                      target_modules=resolve_targets(model, cfg.targets))
+
+
+def _lokr(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
+    from peft import LoKrConfig, TaskType
+
+    return LoKrConfig(task_type=TaskType.CAUSAL_LM, r=cfg.rank, alpha=cfg.alpha, rank_dropout=cfg.dropout,
+                      target_modules=resolve_targets(model, cfg.targets))
+
+
+def _vera(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
+    from peft import TaskType, VeraConfig
+
+    # The random projections are saved with the adapter, so it reloads the same on any machine.
+    return VeraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.rank, vera_dropout=cfg.dropout, save_projection=True,
+                      target_modules=resolve_targets(model, cfg.targets))
+
+
+def _adalora(cfg: MethodConfig, model: nn.Module, steps: int) -> Any:
+    from peft import AdaLoraConfig, TaskType
+
+    # Every layer starts at 1.5 × the rank; after a warm-up (the first 10 % of the steps) the budget is cut back
+    # step by step to `rank` per layer on average, kept where the updates matter most, and fixed for the last 20 %.
+    steps = max(1, steps)
+    return AdaLoraConfig(task_type=TaskType.CAUSAL_LM, init_r=max(cfg.rank + 1, round(cfg.rank * 1.5)),
+                         target_r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, total_step=steps,
+                         tinit=steps // 10, tfinal=steps // 5, deltaT=max(1, steps // 20),
+                         target_modules=resolve_targets(model, cfg.targets))
+
+
+def _adalora_step(model: nn.Module, step: int) -> None:
+    """Re-allocate AdaLoRA's rank budget from this step's gradients (before they are cleared)."""
+    model.base_model.update_and_allocate(step)
+
+
+def _adalora_orthogonality(model: nn.Module) -> Any:
+    """AdaLoRA's regulariser: keeps each layer's P and Q near orthogonal (peft adds it only to a loss it computes
+    itself from labels; this engine computes the loss from the logits)."""
+    import torch
+
+    weight = model.peft_config[model.active_adapter].orth_reg_weight
+    terms = []
+    for name, param in model.named_parameters():
+        if param.requires_grad and ("lora_A" in name or "lora_B" in name) and param.numel():
+            cov = param @ param.T if "lora_A" in name else param.T @ param
+            terms.append(torch.linalg.matrix_norm(cov - torch.eye(*cov.shape, device=cov.device, dtype=cov.dtype)))
+    return weight * torch.stack(terms).mean() if terms else torch.zeros(())
+
+
 def _blocks(model: nn.Module) -> list[nn.Module]:
     for path in ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
         obj = model
@@ -320,6 +373,19 @@ for _spec in (
     MethodSpec("selective", "Selective (freeze)", "selective", "Freezes everything but the top N blocks (or "
                "their attention / MLP only) and trains those weights directly.",
                ("trainable_layers", "train_modules"), prepare=_selective, learning_rate=1e-4),
+    MethodSpec("loha", "LoHa", "reparameterisation", "A low-rank update built as the element-wise (Hadamard) "
+               "product of two LoRA-style pairs: more expressive than LoRA at the same rank.", LORA_KNOBS,
+               build=_loha, learning_rate=1e-2, peft_type="LOHA", merges=True),
+    MethodSpec("lokr", "LoKr", "reparameterisation", "An update built as the Kronecker product of two small "
+               "matrices: very few parameters on large layers.", LORA_KNOBS, build=_lokr, learning_rate=1e-2,
+               peft_type="LOKR", merges=True),
+    MethodSpec("vera", "VeRA", "reparameterisation", "One pair of frozen random matrices shared by every layer; "
+               "each layer learns only two scaling vectors.", ("rank", "dropout", "targets"), build=_vera,
+               learning_rate=5e-2, peft_type="VERA", merges=True),
+    MethodSpec("adalora", "AdaLoRA", "reparameterisation", "LoRA in SVD form whose rank budget moves during "
+               "training to the layers where the update matters most.", LORA_KNOBS, build=_adalora,
+               learning_rate=1e-2, peft_type="ADALORA", merges=True, after_step=_adalora_step,
+               extra_loss=_adalora_orthogonality, frozen_on_meta=("ranknum",)),
     MethodSpec("full", "Full fine-tuning", "full", "Trains every weight: the most capacity, the most memory, "
                "and the most forgetting.", (), prepare=_full, learning_rate=5e-5),
 ):

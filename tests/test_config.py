@@ -157,11 +157,24 @@ def test_preset_header_names_its_cli_command(path):
 
 @pytest.mark.parametrize("path", PRESETS, ids=[p.name for p in PRESETS])
 def test_preset_keys_mirror_run_config(path):
+    """Every section's keys in the config's order; the method section only the knobs its method reads."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert set(raw) == {f.name for f in dataclasses.fields(RunConfig)}
     for section, cls in SECTIONS.items():
         assert isinstance(raw[section], dict), section
-        assert list(raw[section]) == [f.name for f in dataclasses.fields(cls)], section
+        keys = [f.name for f in dataclasses.fields(cls)]
+        if section == "method":
+            keys = [k for k in keys if k == "name" or k in get_method(raw["method"]["name"]).knobs]
+        assert list(raw[section]) == keys, section
+
+
+def test_a_preset_that_lists_every_knob_still_loads(tmp_path):
+    full = RunConfig().with_overrides({"method.name": "ia3", "method.rank": 32}).to_dict()  # rank: not ia3's
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(full, sort_keys=False), encoding="utf-8")
+    loaded = load_preset(path)
+    assert loaded.method.name == "ia3" and loaded.method.rank == 32
+    assert "rank:" not in dump_config(loaded) and "targets:" in dump_config(loaded)
 
 
 # ---------------------------------------------------------------- bad values
@@ -492,7 +505,17 @@ def test_get_method_unknown_lists_names():
 
 def _throwaway(name: str, knobs: tuple[str, ...] = ("rank",)) -> MethodSpec:
     return MethodSpec(name=name, label="Test", family="test", summary="only for a test", knobs=knobs,
-                      build=lambda cfg, model: None)
+                      build=lambda cfg, model, steps: None, peft_type="TEST")
+
+
+def test_register_refuses_a_spec_that_does_not_say_how_it_is_served():
+    with pytest.raises(ValueError, match="peft_type"):
+        register(MethodSpec(name="test-no-type", label="Test", family="test", summary="x", knobs=(),
+                            build=lambda cfg, model, steps: None))
+    with pytest.raises(ValueError, match="serve is one of"):
+        register(MethodSpec(name="test-bad-serve", label="Test", family="test", summary="x", knobs=(),
+                            build=lambda cfg, model, steps: None, peft_type="TEST", serve="sometimes"))
+    assert "test-no-type" not in METHODS and "test-bad-serve" not in METHODS
 
 
 def test_register_adds_and_config_accepts_new_method():

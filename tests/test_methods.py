@@ -51,12 +51,18 @@ def _config(method: str, data: Path | None = None, **overrides) -> RunConfig:
 
 
 @pytest.fixture(scope="module")
-def base_answer() -> str:
-    return ChatEngine(ModelConfig()).answer(Side("base"), PROMPT, GREEDY).text
+def engine() -> ChatEngine:
+    """One engine for every method, as in the app: each run's result is loaded beside the others on one base."""
+    return ChatEngine(ModelConfig())
+
+
+@pytest.fixture(scope="module")
+def base_answer(engine) -> str:
+    return engine.answer(Side("base"), PROMPT, GREEDY).text
 
 
 @pytest.mark.parametrize("method", CPU_METHODS)
-def test_method_trains_saves_reloads_and_changes_answers(method, tmp_path, base_answer, tiny_data):
+def test_method_trains_saves_reloads_and_changes_answers(method, tmp_path, engine, base_answer, tiny_data):
     config = _config(method, tiny_data)
     loaded = load_model(config.model)
     examples = read_examples(tiny_data).examples
@@ -79,7 +85,6 @@ def test_method_trains_saves_reloads_and_changes_answers(method, tmp_path, base_
         assert sum(t.numel() for t in tensors.values()) == result.trainable_params
         assert (adapter / WEIGHTS_FILE).stat().st_size >= result.trainable_params * 4
 
-    engine = ChatEngine(ModelConfig())
     engine.ensure_adapter(method, adapter)
     tuned = engine.answer(Side(method, method), PROMPT, GREEDY)
     assert tuned.text != base_answer, f"{method} answers exactly like the base model"

@@ -293,8 +293,12 @@ def load_preset(path: str | Path) -> RunConfig:
 
 
 def dump_config(config: RunConfig, header: str = "") -> str:
-    """The YAML text of a config, with an optional comment header."""
-    body = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+    """The YAML text of a config, with an optional comment header. The method section lists only the knobs its
+    method reads (the others would be noise; a file that lists them all still loads)."""
+    raw = config.to_dict()
+    used = get_method(config.method.name).knobs
+    raw["method"] = {key: value for key, value in raw["method"].items() if key == "name" or key in used}
+    body = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
     if header:
         body = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines()) + body
     return body

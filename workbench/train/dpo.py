@@ -35,11 +35,10 @@ from workbench.methods.registry import dpo_methods, for_adapter, get_method
 from workbench.models.adapters import is_peft_adapter, save_trained
 from workbench.models.loading import free_memory, load_model, one_build_at_a_time
 from workbench.train.attach import count_parameters
-from workbench.train.events import RunResult, TrainEvent
+from workbench.train.events import SCHEDULES, RunResult, TrainEvent
 from workbench.train.preflight import check_runnable, quantize_bits
 
 REF_ADAPTER = "ref"  # the name trl gives the frozen copy of a loaded adapter
-_SCHEDULES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 _NO_PREFERENCE_ROWS = ("DPO needs preference rows (prompt, chosen, rejected): upload a preference file, or vote "
                        "left/right in the Compare tab and export the votes as preference data. To train on this "
                        "file as it is, use the SFT objective.")
@@ -134,7 +133,7 @@ def dpo_arguments(config: RunConfig, work_dir: Path, device: str, dtype: Any, ha
         output_dir=str(work_dir), beta=float(getattr(cfg, "dpo_beta", 0.1)), learning_rate=cfg.learning_rate,
         max_steps=cfg.max_steps or -1, num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        max_length=cfg.max_seq_len, lr_scheduler_type=_SCHEDULES[cfg.lr_schedule],
+        max_length=cfg.max_seq_len, lr_scheduler_type=SCHEDULES[cfg.lr_schedule],
         warmup_steps=cfg.warmup_ratio,  # a value below 1 is a share of the steps (rounded up)
         weight_decay=cfg.weight_decay, max_grad_norm=1.0, seed=cfg.seed, data_seed=cfg.seed,
         eval_strategy="steps" if eval_every else "no", eval_steps=eval_every or None,

@@ -39,3 +39,15 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+# train.lr_schedule → the name transformers.get_scheduler knows: both loops (SFT here, DPO through trl) build the
+# learning-rate schedule with it, so one config warms up and decays the same way in either.
+SCHEDULES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+
+
+def resume_problem(config: Any) -> str | None:
+    """Why a run cannot be resumed from its checkpoint, or None (the one statement of this rule)."""
+    if config.train.objective == "dpo":
+        return "resuming works for SFT runs; a DPO run is short: start it again"
+    return None

@@ -23,7 +23,7 @@ from workbench.models.adapters import is_peft_adapter
 from workbench.models.loading import free_memory
 from workbench.runs.store import ACTIVE, RUN_ID_RE, RunRecord, RunStore, StoreError
 from workbench.train.checkpoints import checkpoint_step
-from workbench.train.events import RunResult, TrainEvent
+from workbench.train.events import RunResult, TrainEvent, resume_problem
 from workbench.train.loop import run_training
 from workbench.train.preflight import preflight
 
@@ -194,8 +194,8 @@ class JobRunner:
             raise ValueError(f"run {run_id} is {record.status}; only a run that is {', '.join(RESUMABLE)} can be "
                              "resumed")
         config = self.store.load_config(run_id)
-        if config.train.objective == "dpo":
-            raise ValueError(f"run {run_id} is a DPO run; resuming works for SFT runs: start it again")
+        if resume_problem(config):
+            raise ValueError(f"run {run_id}: {resume_problem(config)}")
         step = checkpoint_step(self.store.run_dir(run_id))
         if step is None:
             raise ValueError(f"run {run_id} has no checkpoint: it stopped before it saved one (a stopped run saves "

@@ -25,7 +25,7 @@ from workbench.models.adapters import save_trained
 from workbench.models.loading import free_memory, load_model
 from workbench.train.attach import attach_method, count_parameters
 from workbench.train.checkpoints import load_checkpoint, load_counters, remove_checkpoint, save_checkpoint
-from workbench.train.events import RunResult, TrainEvent
+from workbench.train.events import SCHEDULES, RunResult, TrainEvent, resume_problem
 from workbench.train.preflight import check_runnable, quantize_bits
 
 
@@ -97,18 +97,6 @@ def batches(data: list[TokenizedExample], batch_size: int, seed: int) -> Iterato
         epoch += 1
 
 
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """Multiplier of the base learning rate at a (0-based) step."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant" or total <= warmup:
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    if schedule == "linear":
-        return max(0.0, 1.0 - progress)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def l2_to_start(params: list[Any], start: list[Any]) -> Any:
     """Σ(θ − θ₀)² over the trained tensors: the L2-SP distance from where training began."""
     return sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start, strict=True))
@@ -143,7 +131,7 @@ def run_training(
     `resume=True` continues from it with the same optimiser, scheduler, RNG and data order, as if never stopped.
     """
     import torch
-
+    from transformers import get_scheduler
 
     emit = on_event or (lambda event: None)
     stop = should_stop or (lambda: False)
@@ -155,8 +143,8 @@ def run_training(
     if config.train.objective == "dpo":  # preference pairs: the DPO loop, same events and result
         from workbench.train.dpo import run_dpo  # deferred: trl takes seconds to import, and SFT never needs it
 
-        if resume:
-            raise ValueError("resuming works for SFT runs; a DPO run is short: start it again")
+        if resume and resume_problem(config):
+            raise ValueError(resume_problem(config))
 
         return run_dpo(config, output_dir, emit, stop)
 
@@ -187,8 +175,8 @@ def run_training(
     # The fused kernel updates every tensor in one launch on a GPU (same arithmetic); the CPU keeps the default.
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                   fused=True if device == "cuda" else None)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total_steps, warmup, cfg.lr_schedule))
+    scheduler = get_scheduler(SCHEDULES[cfg.lr_schedule], optimizer, num_warmup_steps=warmup,
+                              num_training_steps=total_steps)
     stream = batches(data.train, cfg.batch_size, cfg.seed)
     start_weights = [p.detach().clone() for p in params] if cfg.l2_to_base else []
     pad_id, every = tokenizer.pad_token_id, (cfg.eval_every, cfg.general_every)

@@ -49,7 +49,7 @@ PROBE_INTRO = ("**What it measures:** the base and each adapted model answer the
 
 
 def _adapter_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.models.adapters()]
+    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.adapters()]
 
 
 def _run_targets(workbench: Workbench, run_ids: list[str] | None, taken: set[str]) -> tuple[list[EvalTarget], str]:

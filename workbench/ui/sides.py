@@ -42,7 +42,7 @@ def stored_run_choices(workbench: Workbench) -> list[tuple[str, str]]:
 
 def run_choices(workbench: Workbench) -> list[tuple[str, str]]:
     """Every run with a saved adapter, as (label, run id)."""
-    return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in workbench.models.adapters()]
+    return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in workbench.adapters()]
 
 
 def side_choices(workbench: Workbench) -> list[tuple[str, str]]:

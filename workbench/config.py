@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 
 from workbench.fsio import write_atomic
-from workbench.methods.registry import KNOBS, get_method
+from workbench.methods.registry import KNOBS, check_value, get_method
 
 EMBEDDED_MODEL = "embedded"
 
@@ -34,24 +33,12 @@ def knob(default: Any, help: str, minimum: float | None = None, maximum: float |
 
 
 def _check_field(section: str, f: dataclasses.Field, value: Any) -> None:
-    meta, where = f.metadata, f"{section}.{f.name}"
+    meta = f.metadata
     if not meta:
         return
-    kind = type(f.default)
-    if meta["choices"] and value not in meta["choices"]:
-        raise ConfigError(f"{where} is {value!r}; choose one of: {', '.join(meta['choices'])}")
-    if kind is bool and not isinstance(value, bool):
-        raise ConfigError(f"{where} must be true or false; got {value!r}")
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{where} must be a whole number; got {value!r}")
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where} must be a number; got {value!r}")
-    if kind is str and not isinstance(value, str):
-        raise ConfigError(f"{where} must be text; got {value!r}")
-    lo, hi = meta["min"], meta["max"]
-    if lo is not None and hi is not None and not lo <= value <= hi:
-        raise ConfigError(f"{where} must be between {lo:g} and {hi:g}; got {value!r}")
+    problem = check_value(f"{section}.{f.name}", value, f.default, meta["min"], meta["max"], meta["choices"])
+    if problem:
+        raise ConfigError(problem)
 
 
 def _check_all(obj: Any, section: str) -> None:

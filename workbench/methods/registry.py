@@ -7,6 +7,7 @@ call here plus one preset (see CONTRIBUTING.md). The explanation cards live in `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,21 +34,31 @@ class Knob:
 
     def check(self, value: Any) -> str | None:
         """Return an error message for a bad value, or None when it is fine."""
-        where = f"method.{self.name}"
-        if self.choices:
-            return None if value in self.choices else f"{where} is {value!r}; choose one of: {', '.join(self.choices)}"
-        kind = type(self.default)
-        if kind is str:
-            if not isinstance(value, str) or len(value) > 2000:
-                return f"{where} must be text of at most 2000 characters; got {value!r:.60}"
-            return None
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            return f"{where} must be a whole number; got {value!r}"
-        if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return f"{where} must be a number; got {value!r}"
-        if self.minimum is not None and self.maximum is not None and not self.minimum <= value <= self.maximum:
-            return f"{where} must be between {self.minimum:g} and {self.maximum:g}; got {value!r}"
-        return None
+        return check_value(f"method.{self.name}", value, self.default, self.minimum, self.maximum, self.choices,
+                           max_chars=2000)
+
+
+def check_value(where: str, value: Any, default: Any, minimum: float | None = None, maximum: float | None = None,
+                choices: tuple[str, ...] = (), max_chars: int | None = None) -> str | None:
+    """The one check of a setting's value against its kind (the default's type), range and choices: an error message
+    that names the setting, the value and what would be right, or None. Method knobs and every config field use it."""
+    if choices:
+        return None if value in choices else f"{where} is {value!r}; choose one of: {', '.join(choices)}"
+    kind = type(default)
+    if kind is bool and not isinstance(value, bool):
+        return f"{where} must be true or false; got {value!r}"
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"{where} must be a whole number; got {value!r}"
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        return f"{where} must be a number; got {value!r}"
+    if kind is str:
+        if not isinstance(value, str):
+            return f"{where} must be text; got {value!r}"
+        if max_chars is not None and len(value) > max_chars:
+            return f"{where} must be text of at most {max_chars} characters; got {value!r:.60}"
+    if minimum is not None and maximum is not None and not minimum <= value <= maximum:
+        return f"{where} must be between {minimum:g} and {maximum:g}; got {value!r}"
+    return None
 
 
 KNOBS: dict[str, Knob] = {

@@ -22,10 +22,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from appdriver import CALL_TIMEOUT_S, _free_port, _kwargs, _tiny_run_form, _value
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from test_ui import CALL_TIMEOUT_S, _free_port, _tiny_run_form, _value
-from test_ui_eval import _kwargs
 
 from workbench.evaluate.metrics import SIMILARITY_KIND
 

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_ui import one_thread_app
+from appdriver import one_thread_app
 
 pytestmark = pytest.mark.slow
 

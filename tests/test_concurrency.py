@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
+from appdriver import CALL_TIMEOUT_S, _call, _text, _tiny_run_form, _value, one_thread_app
 from gradio_client import Client
-from test_ui import CALL_TIMEOUT_S, _call, _text, _tiny_run_form, _value, one_thread_app
 
 pytestmark = pytest.mark.slow
 

@@ -157,8 +157,8 @@ def test_ctrl_c_on_the_app_stops_the_run_at_its_next_step_and_keeps_its_adapter(
     import types
     import urllib.request
 
+    from appdriver import _free_port, _tiny_run_form
     from gradio_client import Client
-    from test_ui import _free_port, _tiny_run_form
 
     from workbench.models.adapters import has_trained_weights
 

@@ -93,3 +93,16 @@ def test_no_list_of_method_or_peft_type_names_outside_the_registry():
             if isinstance(node, ast.Constant) and node.value in names and (where, node.value) not in allowed:
                 found.append(f"{where}:{node.lineno}: {node.value!r}")
     assert not found, "method or peft-type names outside the registry:\n" + "\n".join(found)
+
+
+def test_no_test_module_imports_another():
+    """Shared test helpers live in conftest.py (fixtures) and appdriver.py (driving the app), not in test modules."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{path.name}:{node.lineno}: {name}" for name in names if name.startswith("test_")]
+    assert not found, "test modules importing test modules:\n" + "\n".join(found)

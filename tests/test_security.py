@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from appdriver import CALL_TIMEOUT_S, _free_port
 from gradio_client import Client
-from test_ui import CALL_TIMEOUT_S, _free_port
 
 from workbench.runs.store import RunStore
 

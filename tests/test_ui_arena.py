@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from appdriver import CALL_TIMEOUT_S, _call, _figure, _poll_until_finished, _text, _tiny_run_form, one_thread_app
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from test_ui import CALL_TIMEOUT_S, _call, _figure, _poll_until_finished, _text, _tiny_run_form, one_thread_app
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from appdriver import CALL_TIMEOUT_S, TERMINAL, App, _call, _figure, _kwargs, one_thread_app
 from gradio_client.exceptions import AppError
-from test_ui import CALL_TIMEOUT_S, TERMINAL, App, _call, _figure, one_thread_app
 
 pytestmark = pytest.mark.slow
 
@@ -23,17 +23,6 @@ SWEEP_NAME = "tiny sweep"
 TRAIN_TIMEOUT_S = 360  # 3 steps, the probe and scoring 6 test examples twice: ~1 minute on 2 idle cores
 HANGUL = re.compile(r"[가-힣]")
 SCORED = ("rougeL", "token_f1", "chrf", "similarity", "perplexity")
-
-
-def _kwargs(app: App, endpoint: str, **by_label: Any) -> dict[str, Any]:
-    """An endpoint's keyword arguments from its inputs' labels; unnamed inputs keep their defaults."""
-    params = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"][endpoint]["parameters"]
-    labels = [str(p.get("label", "")).lower() for p in params]
-    wanted = {label.lower(): value for label, value in by_label.items()}
-    assert all(labels.count(label) == 1 for label in wanted), f"{endpoint}: labels not unique: {labels}"
-    kwargs = {p["parameter_name"]: wanted.pop(label) for p, label in zip(params, labels) if label in wanted}
-    assert not wanted, f"{endpoint} has no inputs labelled {sorted(wanted)}; it has {labels}"
-    return kwargs
 
 
 def _frame(table: dict) -> pd.DataFrame:

@@ -103,7 +103,16 @@ def read_accounts(auth: str | None, auth_file: str | None) -> list[tuple[str, st
     return accounts or None
 
 
+_STOPPING = threading.Event()
+
+
 def _stop_like_ctrl_c(_signum: int, _frame: object) -> None:
+    """The first Ctrl+C or `kill` stops the app cleanly. A second one while it closes (`make run` under `timeout`
+    forwards one signal twice; an impatient Ctrl+C) is let go: interrupting the closing would lose the run's save."""
+    if _STOPPING.is_set():
+        print("Already stopping: the training run saves its adapter and checkpoint first…", file=sys.stderr)
+        return
+    _STOPPING.set()
     raise KeyboardInterrupt
 
 

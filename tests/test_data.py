@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from datafiles import jsonl, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,17 +23,6 @@ from workbench.data.examples import (
 ALPACA = {"instruction": "Say hi", "output": "hi"}
 
 
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8", newline="")
-    else:
-        path.write_bytes(content)
-    return path
-
-
-def jsonl(*rows: object) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def problem_map(report) -> dict[int, RowProblem]:

@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from datafiles import jsonl, write
 
 from workbench.data.examples import MAX_FIELD_CHARS, DataError, Example, file_kind, read_examples, read_with_kind
 from workbench.data.files import CP949_NOTE
@@ -35,17 +36,6 @@ KOREAN = [{"instruction": "존댓말로 바꿔 주세요: 나 내일 휴가야."
           {"instruction": "요약해 주세요", "output": "배송이 빠르고 포장이 꼼꼼했어요. 가격도 괜찮아요."}]
 
 
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8", newline="")
-    else:
-        path.write_bytes(content)
-    return path
-
-
-def jsonl(*rows: object) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def korean_csv() -> str:

@@ -99,6 +99,7 @@ class _Adapter:
     path: str
     model: Any = None
     mixed_batch: bool = False  # may share a forward pass with other rows (peft's adapter_names; not DoRA)
+    same_length: bool = False  # a soft prompt that ignores position ids: batch prompts of one length only
 
 
 class ChatEngine:
@@ -147,8 +148,9 @@ class ChatEngine:
                     self._lora.load_adapter(str(path), adapter_name=name)
                 mixed = not _adapter_config(path).get("use_dora")  # peft's per-row adapters skip DoRA
                 entry = _Adapter("shared", str(path), self._lora, mixed_batch=mixed)
-            elif serve == "soft":
-                entry = _Adapter("soft", str(path), PeftModel.from_pretrained(raw, str(path)))
+            elif serve == "soft":  # what it needs is read once here, not at every batch
+                entry = _Adapter("soft", str(path), PeftModel.from_pretrained(raw, str(path)),
+                                 same_length=spec.batch_same_length)
             else:
                 own = speed_up_small_batches(load_model(self.model_config, device=self.loaded.device).model)
                 entry = _Adapter("own", str(path), load_trained(own, path))
@@ -222,8 +224,7 @@ class ChatEngine:
         padding would shift their positions: they batch only prompts of the same length."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         entry = self._adapters.get(adapter) if adapter else None
-        spec = for_adapter(_peft_type(entry.path)) if entry is not None and entry.kind == "soft" else None
-        same_length_only = spec is not None and spec.batch_same_length
+        same_length_only = entry is not None and entry.same_length
         chunks: list[list[int]] = []
         for index in order:
             last = chunks[-1] if chunks else None

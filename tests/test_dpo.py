@@ -179,7 +179,7 @@ def test_dpo_refuses_a_method_that_is_not_lora(tmp_path, preference_file):
 
 
 def test_dpo_explains_that_instruction_data_has_no_preference_pairs(tmp_path):
-    with pytest.raises(DataError, match=r"no preference rows.*prompt, chosen, rejected.*Compare"):
+    with pytest.raises(DataError, match=r"no preference rows.*prompt, chosen, rejected.*in the Arena tab"):
         run_dpo(dpo_config("sample:en_ticket_triage"), tmp_path, lambda e: None, lambda: False)
 
 

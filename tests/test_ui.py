@@ -67,19 +67,39 @@ def test_start_run_rejects_a_bad_form_value_by_its_field_name(app):
     before = set(_runs(app))
     with pytest.raises(AppError) as caught:
         _call(app, "/start_run", **_tiny_run_form(app, **{"Learning rate": -1}))
-    assert "train.learning_rate" in str(caught.value)
+    assert str(caught.value).startswith("Learning rate: -1 is out of range; choose a value from 1e-08 to 1."), \
+        caught.value
     assert set(_runs(app)) == before  # nothing was registered
 
 
-@pytest.mark.parametrize(("label", "value", "allowed"), [("Batch size", 100, "from 1 to 64"),
-                                                         ("Max seq len", 8, "from 32 to 4096")])
-def test_an_out_of_range_slider_is_refused_by_its_label_with_the_range(app, label, value, allowed):
-    """Gradio checks slider and number ranges itself, before any handler: its error must name the field too."""
+@pytest.mark.parametrize(("label", "value", "allowed"), [("Batch size", 2000, "from 1 to 1024"),
+                                                         ("Max seq len", 8, "from 16 to 131072"),
+                                                         ("Rank r", 0, "from 1 to 256")])
+def test_an_out_of_range_number_is_refused_by_its_label_with_the_config_range(app, label, value, allowed):
+    """Gradio checks slider and number ranges itself, before any handler: its error must name the field too, and
+    the range is the config's own (the form offers exactly what a run accepts)."""
     before = set(_runs(app))
     with pytest.raises(AppError) as caught:
         _call(app, "/start_run", **_tiny_run_form(app, **{label: value}))
     assert str(caught.value).startswith(f"{label}: {value} is out of range; choose a value {allowed}."), caught.value
     assert set(_runs(app)) == before
+
+
+def test_the_train_form_offers_exactly_what_the_config_accepts(app):
+    """Every training setting's widget takes its range and choices from the config field itself."""
+    import gradio as gr
+
+    from workbench.config import TrainConfig, field_choices, field_help, field_range
+    from workbench.ui.train_tab import LABELS
+
+    widgets = [block for block in app.demo.blocks.values() if isinstance(block, gr.components.Component)]
+    for name, default in vars(TrainConfig()).items():
+        label, info = LABELS.get(name, name.replace("_", " ").capitalize()), field_help("train", name)
+        [widget] = [w for w in widgets if w.label == label and str(w.info or "").startswith(info)]
+        if field_choices("train", name):
+            assert [value for _label, value in widget.choices] == list(field_choices("train", name)), name
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert (widget.minimum, widget.maximum) == field_range("train", name), name
 
 
 def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):

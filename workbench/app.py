@@ -1,7 +1,9 @@
 """The application's shared parts and the plain-data answers the tabs display.
 
 A `Workbench` owns the run store, the job runner and one chat engine per base model; it is the only state shared
-between browser sessions. Each function here returns plain data; the UI maps it onto components.
+between browser sessions. Each function here returns plain data; the UI maps it onto components. What every tab
+asks about runs is answered here once: how a run is labelled (`run_label`, `run_choices`), whether chosen runs can
+be served together (`trained_runs`), and which errors are a person's to fix (`USER_ERRORS`).
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from workbench.arena.votes import VoteStore
-from workbench.config import ModelConfig
+from workbench.config import ConfigError, ModelConfig
+from workbench.data.files import SUFFIXES
 from workbench.data.samples import SAMPLE_PREFIX
 from workbench.fsio import slugify
 from workbench.generate.engine import ChatEngine
 from workbench.models.adapters import has_trained_weights
-from workbench.runs.store import RunRecord, RunStore
+from workbench.runs.store import RunRecord, RunStore, StoreError
 from workbench.train.jobs import JobRunner
 
-UPLOAD_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
+UPLOAD_SUFFIXES = SUFFIXES
+# What a person's choice, file or setting can cause: the UI shows these as a message that names the field, never
+# as a trace. Anything else is a fault of the app and is reported as one.
+USER_ERRORS = (ConfigError, StoreError, ValueError, OSError, RuntimeError)
 
 
 class Workbench:
@@ -90,6 +97,52 @@ class Workbench:
     def adapters(self) -> list[RunRecord]:
         """Runs whose adapter can be chatted with (finished or stopped, adapter saved)."""
         return [r for r in self.store.list_runs() if has_trained_weights(self.store.adapter_dir(r.run_id))]
+
+    def run_label(self, run_id: str) -> str:
+        """A run's label where it must stay the same across sessions (Compare panes, Arena votes and leaderboards):
+        its name (not unique) and the random tail of its id (unique). Charts and tables use `run_labels`."""
+        name = self.store.get_run(run_id).name
+        return run_id if name == run_id else f"{name} · {run_id.rsplit('-', 1)[-1]}"
+
+    def run_labels(self, run_ids: Iterable[str], taken: Iterable[str] = ("base",)) -> dict[str, str]:
+        """{run id: short label} for the runs shown together in one chart or table: each run's name, with the tail
+        of its id only where two names (or a `taken` label such as "base") would clash. A run listed twice is
+        labelled once."""
+        labels: dict[str, str] = {}
+        used = set(taken)
+        for run_id in dict.fromkeys(run_ids):
+            name = self.store.get_run(run_id).name
+            labels[run_id] = name if name not in used else f"{name} ({run_id[-6:]})"
+            used.add(labels[run_id])
+        return labels
+
+    def run_choices(self, trained: bool = False) -> list[tuple[str, str]]:
+        """Runs as (label, run id) for a picker, newest first: every stored run, or only those with a saved adapter
+        (`trained`, labelled with their step count). No status in a label: it would go stale in an open list."""
+        if trained:
+            return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in self.adapters()]
+        return [(f"{r.name} · {r.method}", r.run_id) for r in self.store.list_runs()]
+
+    def trained_runs(self, picks: Iterable[tuple[str, str]]) -> tuple[list[RunRecord], str | None]:
+        """The runs of (run id, the field that chose it) pairs, each checked to exist and to have a saved adapter,
+        and the one base model they share (None when there are none). One copy of a base model serves every
+        adapter on it, so runs of different base models are refused. Errors name the field and the way out."""
+        records, models = [], {}
+        for run_id, where in picks:
+            try:
+                record = self.store.get_run(run_id)
+            except StoreError as exc:
+                raise ValueError(f"{where}: {exc}; choose a run from the list (↻ Refresh runs)") from None
+            if not has_trained_weights(self.store.adapter_dir(run_id)):
+                raise ValueError(f"{where}: run {record.name!r} ({run_id}) has no saved adapter (status "
+                                 f"{record.status}); choose a finished or stopped run")
+            records.append(record)
+            models[f"{where} {record.name!r}"] = record.model
+        if len(set(models.values())) > 1:
+            listed = ", ".join(f"{where}: {model}" for where, model in models.items())
+            raise ValueError(f"the chosen runs were trained on different base models ({listed}); one copy of the "
+                             "base model serves every side, so choose runs of one base model")
+        return records, next(iter(models.values()), None)
 
     def close(self, timeout: float = 60.0) -> bool:
         """Stop training (the run at its next step, saving what it learned; waiting ones cancelled) and wait up to

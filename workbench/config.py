@@ -63,6 +63,9 @@ class ModelConfig:
                               "local folder")
 
 
+MAX_SHARE = 0.5  # the largest share of a file held out for validation or test (more is a count of examples)
+
+
 @dataclass
 class DataConfig:
     path: str = knob("sample:en_ticket_triage", "The training data: a bundled sample ('sample:NAME') or a "
@@ -78,8 +81,9 @@ class DataConfig:
         _check_all(self, "data")
         for name in ("val_size", "test_size"):
             value = getattr(self, name)
-            if 0.5 < value < 1 or (value >= 1 and value != int(value)):
-                raise ConfigError(f"data.{name} must be a share between 0 and 0.5 or a whole count; got {value!r}")
+            if MAX_SHARE < value < 1 or (value >= 1 and value != int(value)):
+                raise ConfigError(f"data.{name} must be a share between 0 and {MAX_SHARE} or a whole count; got "
+                                  f"{value!r}")
 
 
 @dataclass
@@ -246,9 +250,20 @@ def field_help(section: str, name: str) -> str:
 
 
 def field_range(section: str, name: str) -> tuple[float | None, float | None]:
+    """The valid range of a config field (None where it has no bound): the CLI and the UI's number boxes use it."""
+    meta = _field(section, name).metadata
+    return meta.get("min"), meta.get("max")
+
+
+def field_choices(section: str, name: str) -> tuple[str, ...]:
+    """The values a text field accepts (empty when any text goes): the UI's radios and dropdowns offer these."""
+    return tuple(_field(section, name).metadata.get("choices", ()))
+
+
+def _field(section: str, name: str) -> dataclasses.Field:
     for f in dataclasses.fields(SECTIONS[section]):
         if f.name == name:
-            return f.metadata.get("min"), f.metadata.get("max")
+            return f
     raise KeyError(f"{section}.{name}")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv",
                ".parquet": "parquet"}
+SUFFIXES = tuple(_EXTENSIONS)  # the file types a data file may have: uploads and file pickers offer these
 
 
 LAYOUTS = ("  alpaca: instruction, input (optional), output\n"

@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -280,3 +280,22 @@ def read_scores(store: Any, run_id: str) -> dict[str, dict[str, float]]:
 def read_report(store: Any, run_id: str) -> EvalReport | None:
     raw = store.read_json(run_id, "eval.json")
     return EvalReport.from_dict(raw) if raw else None
+
+
+def stored_results(store: Any, run_id: str, targets: list[EvalTarget], options: EvalOptions,
+                   limit: int) -> dict[str, ModelResult]:
+    """The results saved when a run's test split was scored after training, by target label, for the targets they
+    answer (the base, and the run's own adapter) when the options match: `evaluate` reuses them as `cached`."""
+    report = read_report(store, run_id)
+    if report is None or (limit and limit < len(report.prompts)):
+        return {}
+    config = store.load_config(run_id)
+    same = (options.max_new_tokens == config.train.eval_max_new_tokens
+            and options.similarity == bool(report.similarity_kind)
+            and all(options.perplexity == ("perplexity" in m.metrics) for m in report.models))
+    if not same:
+        return {}
+    stored = {m.label: m for m in report.models}  # labelled "base" and "adapter" when they were saved
+    stored_label = {None: "base", run_id: "adapter"}  # by target key: the base has none, a run its id
+    return {t.label: replace(stored[stored_label[t.key]], label=t.label) for t in targets
+            if stored_label.get(t.key) in stored}

@@ -40,7 +40,7 @@ from workbench.train.preflight import check_runnable, quantize_bits
 
 REF_ADAPTER = "ref"  # the name trl gives the frozen copy of a loaded adapter
 _NO_PREFERENCE_ROWS = ("DPO needs preference rows (prompt, chosen, rejected): upload a preference file, or vote "
-                       "left/right in the Compare tab and export the votes as preference data. To train on this "
+                       "left/right in the Arena tab and export the votes as preference data. To train on this "
                        "file as it is, use the SFT objective.")
 
 

@@ -169,8 +169,8 @@ def build_app(workbench: Workbench) -> gr.Blocks:
             with gr.Tab("Runs", id="runs") as runs_tab:
                 build_runs_tab(workbench, runs_tab)
         # Open ready to train: the default sample checked and the parameter count shown.
-        demo.load(data.on_check, data.inputs, data.outputs, api_visibility="private")
-        demo.load(train.on_form_change, train.form, train.params_md, api_visibility="private")
+        demo.load(data.on_check, inputs_kwargs=data.inputs, outputs=data.outputs, api_visibility="private")
+        demo.load(train.on_form_change, inputs_kwargs=train.form, outputs=train.params_md, api_visibility="private")
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
         arena_tab.select(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,
                          api_visibility="private")

@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from workbench.app import Workbench
+from workbench.app import USER_ERRORS, Workbench
 from workbench.arena.ratings import (
     battle_counts,
     leaderboard,
@@ -29,7 +29,6 @@ from workbench.arena.votes import BlindPair, ExportSummary, Vote, export_prefere
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,
-    ERRORS,
     FEW_SHOT,
     build_few_shot_knobs,
     build_sampling_knobs,
@@ -180,7 +179,7 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> list
             settings = make_sampling(temperature, top_p, max_new_tokens, seed)
             lineup = make_lineup(workbench, picks, ["Candidates"] * len(picks), shots, shots_path, seed,
                                  base_model, exclude=prompt)
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         sides = {side.label: side for side in lineup.sides}
         battle = Battle(_draw(list(sides), random.SystemRandom()), prompt, asdict(settings), lineup.model)
@@ -198,9 +197,10 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> list
         yield *chats, "Both answered: which is better? Vote below.", replace(battle, done=True)
 
     battle_outputs = [a_chatbot, b_chatbot, reveal_md, battle_state]
-    battle_inputs = [prompt_box, candidates_dropdown, *few_shot.inputs, *sampling.inputs, train.model_box]
-    battle_btn.click(on_battle, battle_inputs, battle_outputs, api_name="new_battle")
-    prompt_box.submit(on_battle, battle_inputs, battle_outputs, api_visibility="private")
+    battle_inputs = {"prompt": prompt_box, "candidates": candidates_dropdown, **few_shot.inputs, **sampling.inputs,
+                     "base_model": train.model_box}
+    battle_btn.click(on_battle, inputs_kwargs=battle_inputs, outputs=battle_outputs, api_name="new_battle")
+    prompt_box.submit(on_battle, inputs_kwargs=battle_inputs, outputs=battle_outputs, api_visibility="private")
     votes_cast = [button.click(_vote_handler(workbench, choice), [battle_state, session_state],
                                [reveal_md, battle_state, session_state], api_name=VOTE_API[choice])
                   for choice, button in vote_btns.items()]
@@ -266,4 +266,4 @@ def _build_export(workbench: Workbench, data: DataTab) -> None:
 
     export_btn.click(on_export, None, [export_file, export_md, export_state], api_name="export_votes")
     use_btn.click(on_use, export_state, data.data_path_box, api_name="use_votes_for_training").success(
-        data.on_show, data.show_inputs, data.outputs, api_visibility="private")
+        data.on_show, inputs_kwargs=data.show_inputs, outputs=data.outputs, api_visibility="private")

@@ -14,13 +14,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench.app import Workbench
+from workbench.app import USER_ERRORS, Workbench
 from workbench.fsio import write_csv
 from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,
-    ERRORS,
     OFF,
     build_few_shot_knobs,
     build_sampling_knobs,
@@ -55,7 +54,7 @@ def _pane_title(workbench: Workbench, index: int, pick: str | None, shots: float
         return f"Side {index + 1} · off"
     try:
         return f"Side {index + 1} · {pick_label(workbench, pick, int(shots))}"
-    except ERRORS:
+    except USER_ERRORS:
         return f"Side {index + 1} · {pick}"
 
 
@@ -119,8 +118,10 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> N
         send_btn = gr.Button("Send", variant="primary")
         stop_btn = gr.Button("Stop", variant="stop")
         clear_btn = gr.Button("Clear")
-    settings = [*side_dropdowns, *few_shot.inputs, *sampling.inputs, prompt_price_number, output_price_number,
-                train.model_box]
+    # What every answer depends on, by the handlers' parameter names (also the API's).
+    settings = {**{f"side_{n}": dropdown for n, dropdown in enumerate(side_dropdowns, start=2)}, **few_shot.inputs,
+                **sampling.inputs, "prompt_price": prompt_price_number, "output_price": output_price_number,
+                "base_model": train.model_box}
 
     def on_send(prompt, side_2, side_3, side_4, shots, shots_path, temperature, top_p, max_new_tokens, seed,
                 prompt_price, output_price, base_model, history_1, history_2, history_3, history_4):
@@ -133,7 +134,7 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> N
                 _prices(prompt_price, output_price)
             lineup = make_lineup(workbench, [picks[i] for i in slots], [f"Side {i + 1}" for i in slots], shots,
                                  shots_path, seed, base_model, exclude=prompt)
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         user = {"role": "user", "content": prompt}
         old = [history_1, history_2, history_3, history_4]
@@ -154,10 +155,11 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> N
     def on_clear():
         return *([[]] * MAX_SIDES), *([""] * MAX_SIDES), *([[]] * MAX_SIDES)
 
-    inputs = [prompt_box, *settings, *panes.histories]
+    inputs = {"prompt": prompt_box, **settings,
+              **{f"history_{n}": history for n, history in enumerate(panes.histories, start=1)}}
     outputs = [prompt_box, *panes.chatbots, *panes.stats_mds, *panes.histories]
-    sent = [send_btn.click(on_send, inputs, outputs, api_name="compare"),
-            prompt_box.submit(on_send, inputs, outputs, api_visibility="private")]
+    sent = [send_btn.click(on_send, inputs_kwargs=inputs, outputs=outputs, api_name="compare"),
+            prompt_box.submit(on_send, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")]
     # Stop ends the answers where they are: what was streamed so far stays in each pane and its history.
     stop_btn.click(None, None, None, cancels=sent, api_visibility="private")
     clear_btn.click(on_clear, None, [*panes.chatbots, *panes.stats_mds, *panes.histories], api_name="clear_compare",
@@ -185,7 +187,7 @@ def _stream(lineup, histories, sampling_config):
         raise gr.Error(f"Generation failed: {exc}") from None
 
 
-def _build_sheet(workbench: Workbench, settings: list) -> None:
+def _build_sheet(workbench: Workbench, settings: dict) -> None:
     """The prompt sheet accordion: many prompts, the same sides and settings, one table and a CSV."""
     with gr.Accordion("Prompt sheet: answer many prompts at once", open=False):
         gr.Markdown(SHEET_HELP)
@@ -216,7 +218,7 @@ def _build_sheet(workbench: Workbench, settings: list) -> None:
             progress(0, desc="Loading the model and adapters…")
             lineup = make_lineup(workbench, [picks[i] for i in slots], [f"Side {i + 1}" for i in slots], shots,
                                  shots_path, seed, base_model)
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         rows: list[dict] = []
         csv_path = workbench.new_export("sheet")
@@ -227,6 +229,6 @@ def _build_sheet(workbench: Workbench, settings: list) -> None:
             # The CSV grows with the table, so a sheet stopped halfway still has its answers to download.
             yield frame, write_csv(csv_path, frame)
 
-    answering = sheet_btn.click(on_answer_sheet, [sheet_box, sheet_file, *settings], [sheet_table, sheet_csv_file],
-                                api_name="answer_sheet")
+    answering = sheet_btn.click(on_answer_sheet, inputs_kwargs={"text": sheet_box, "csv_path": sheet_file, **settings},
+                                outputs=[sheet_table, sheet_csv_file], api_name="answer_sheet")
     sheet_stop_btn.click(None, None, None, cancels=[answering], api_visibility="private")

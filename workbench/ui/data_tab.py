@@ -9,8 +9,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench.app import Workbench
-from workbench.config import DataConfig, TrainConfig, field_help
+from workbench.app import UPLOAD_SUFFIXES, Workbench
+from workbench.config import MAX_SHARE, DataConfig, TrainConfig, field_help, field_range
 from workbench.data.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
 from workbench.data.view import describe_data
 from workbench.fsio import write_csv
@@ -28,9 +28,9 @@ class DataTab:
     split_seed_number: gr.Number
     check_btn: gr.Button
     max_len_state: gr.State  # the Train tab's max_seq_len: the histogram marks it and the report counts cuts
-    inputs: list
+    inputs: dict  # on_check's inputs by parameter name
     outputs: list
-    show_inputs: list  # the kept file, its split and max_len: on_show's inputs
+    show_inputs: dict  # the kept file, its split and max_len: on_show's inputs by parameter name
     on_check: Callable
     on_show: Callable  # (path, val_size, test_size, seed, max_len) -> outputs: show a file already kept
 
@@ -57,12 +57,14 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             sample_dropdown = gr.Dropdown(list_samples(), value=DEFAULT_SAMPLE, label="Bundled sample",
                                           info="Ready-made tasks the base model cannot do yet.")
             upload_file = gr.File(label="…or upload your own file", type="filepath",
-                                  file_types=[".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"])
-            val_size_slider = gr.Slider(0, 0.5, value=defaults.val_size, step=0.05, label="Validation share",
+                                  file_types=list(UPLOAD_SUFFIXES))
+            val_size_slider = gr.Slider(0, MAX_SHARE, value=defaults.val_size, step=0.05, label="Validation share",
                                         info=field_help("data", "val_size"))
-            test_size_slider = gr.Slider(0, 0.5, value=defaults.test_size, step=0.05, label="Test share",
+            test_size_slider = gr.Slider(0, MAX_SHARE, value=defaults.test_size, step=0.05, label="Test share",
                                          info=field_help("data", "test_size"))
             split_seed_number = gr.Number(defaults.split_seed, precision=0, label="Split seed",
+                                          minimum=field_range("data", "split_seed")[0],
+                                          maximum=field_range("data", "split_seed")[1],
                                           info=field_help("data", "split_seed"))
             check_btn = gr.Button("Check data", variant="primary")
             data_path_box = gr.Textbox(label="Data used for training", interactive=False,
@@ -107,11 +109,13 @@ def build_data_tab(workbench: Workbench) -> DataTab:
                 progress=gr.Progress()):
         return show(workbench.check_data_path(path), lambda: path, val_size, test_size, seed, max_len, progress)
 
-    inputs = [sample_dropdown, upload_file, val_size_slider, test_size_slider, split_seed_number, max_len_state]
+    inputs = {"sample": sample_dropdown, "upload": upload_file, "val_size": val_size_slider,
+              "test_size": test_size_slider, "seed": split_seed_number, "max_len": max_len_state}
     outputs = [data_path_box, report_box, problems_file, length_plot, *previews]
-    check_btn.click(on_check, inputs, outputs, api_name="check_data")
-    upload_file.upload(on_check, inputs, outputs, api_visibility="private")
-    sample_dropdown.input(on_check, inputs, outputs, api_visibility="private")
-    show_inputs = [data_path_box, val_size_slider, test_size_slider, split_seed_number, max_len_state]
+    check_btn.click(on_check, inputs_kwargs=inputs, outputs=outputs, api_name="check_data")
+    upload_file.upload(on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
+    sample_dropdown.input(on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
+    show_inputs = {"path": data_path_box, "val_size": val_size_slider, "test_size": test_size_slider,
+                   "seed": split_seed_number, "max_len": max_len_state}
     return DataTab(data_path_box, val_size_slider, test_size_slider, split_seed_number, check_btn, max_len_state,
                    inputs, outputs, show_inputs, on_check, on_show)

@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from workbench.app import Workbench
-from workbench.config import ConfigError
+from workbench.app import UPLOAD_SUFFIXES, USER_ERRORS, Workbench
 from workbench.evaluate.metrics import SIMILARITY_KIND, metric_help
 from workbench.evaluate.scoring import (
     EvalOptions,
     EvalReport,
     EvalTarget,
     EvaluationStopped,
-    ModelResult,
     evaluate,
     general_change,
     load_examples,
     probe_forgetting,
     read_report,
     run_split,
+    stored_results,
 )
 from workbench.fsio import write_csv
-from workbench.models.adapters import has_trained_weights
 from workbench.plots import make_forgetting_figure, make_general_change_figure, make_metric_bars
-from workbench.runs.store import StoreError
 from workbench.ui.data_tab import DataTab
 from workbench.ui.train_tab import TrainTab
 
 RUN_SOURCE, FILE_SOURCE = "A run's test split", "A file or sample"
 SPLITS = ("all", "train", "val", "test")
-ERRORS = (ConfigError, StoreError, ValueError, OSError, RuntimeError)
 EXTRA_HELP = {  # columns that are not text metrics, so metric_help has no line for them
     "seconds": "Time to answer (and score) every example, in seconds.",
     "new_tokens": "Tokens generated in all answers together.",
@@ -48,27 +43,12 @@ PROBE_INTRO = ("**What it measures:** the base and each adapted model answer the
                "L2 toward the start (keep the weights near where they began).")
 
 
-def _adapter_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.adapters()]
-
-
-def _run_targets(workbench: Workbench, run_ids: list[str] | None, taken: set[str]) -> tuple[list[EvalTarget], str]:
-    """An EvalTarget per run (label: run name, unique; key: run id) and the one base model they share."""
-    targets, models = [], {}
-    for run_id in dict.fromkeys(run_ids or []):  # a run picked twice is scored once
-        record = workbench.store.get_run(run_id)
-        if not has_trained_weights(workbench.store.adapter_dir(run_id)):
-            raise ValueError(f"Runs: {record.name!r} ({run_id}) has no saved adapter (status {record.status}); "
-                             "choose a finished or stopped run")
-        label = record.name if record.name not in taken else f"{record.name} ({run_id[-6:]})"
-        taken.add(label)
-        targets.append(EvalTarget(label, str(workbench.store.adapter_dir(run_id)), key=run_id))
-        models[label] = workbench.store.load_config(run_id).model.name_or_path
-    if len(set(models.values())) > 1:
-        listed = ", ".join(f"{label}: {model}" for label, model in models.items())
-        raise ValueError(f"Runs: the chosen runs have different base models ({listed}); evaluate the runs of one "
-                         "base model at a time")
-    return targets, next(iter(models.values()), "")
+def _run_targets(workbench: Workbench, run_ids: list[str] | None) -> tuple[list[EvalTarget], str | None]:
+    """An EvalTarget per run (labelled by name, keyed by run id) and the one base model they share."""
+    records, model = workbench.trained_runs((run_id, "Runs") for run_id in dict.fromkeys(run_ids or []))
+    labels = workbench.run_labels(r.run_id for r in records)
+    return [EvalTarget(labels[r.run_id], str(workbench.store.adapter_dir(r.run_id)), key=r.run_id)
+            for r in records], model
 
 
 def _examples(workbench: Workbench, source: str, run_id: str | None, path: str, split: str, val_size: float,
@@ -90,24 +70,6 @@ def _limit(value: float | None) -> int:
     if limit < 0:
         raise ValueError(f"Limit is {limit}; use 0 for every example or a positive number")
     return limit
-
-
-def _stored_results(workbench: Workbench, run_id: str, targets: list[EvalTarget], options: EvalOptions,
-                    limit: int) -> dict[str, ModelResult]:
-    """Results saved when the run's test split was scored after training, reusable when the options match."""
-    report = read_report(workbench.store, run_id)
-    if report is None or (limit and limit < len(report.prompts)):
-        return {}
-    config = workbench.store.load_config(run_id)
-    same = (options.max_new_tokens == config.train.eval_max_new_tokens
-            and options.similarity == bool(report.similarity_kind)
-            and all(options.perplexity == ("perplexity" in m.metrics) for m in report.models))
-    if not same:
-        return {}
-    stored = {m.label: m for m in report.models}  # labelled "base" and "adapter" when they were saved
-    stored_label = {None: "base", run_id: "adapter"}  # by target key: the base has none, a run its id
-    return {t.label: dataclasses.replace(stored[stored_label[t.key]], label=t.label) for t in targets
-            if stored_label.get(t.key) in stored}
 
 
 def _legend(report: EvalReport, columns: list[str]) -> str:
@@ -143,7 +105,7 @@ def _probe_table(base: dict[str, float], adapted: dict[str, dict[str, float]]) -
 
 def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None:
     gr.Markdown(INTRO)
-    adapters = _adapter_choices(workbench)
+    adapters = workbench.run_choices(trained=True)
     with gr.Row():
         with gr.Column():
             source_radio = gr.Radio([RUN_SOURCE, FILE_SOURCE], value=RUN_SOURCE if adapters else FILE_SOURCE,
@@ -162,7 +124,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
                                        info="Split with the Data tab's validation/test shares and seed; all = "
                                             "the whole file.")
                 upload_file = gr.File(label="…or upload a file", type="filepath",
-                                      file_types=[".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"])
+                                      file_types=list(UPLOAD_SUFFIXES))
             limit_number = gr.Number(0, precision=0, label="Limit", minimum=0,
                                      info="Score only the first N examples (0 = all). Start small on a CPU.")
         with gr.Column():
@@ -224,7 +186,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
         models = gr.update(value=[run_id]) if run_id and not chosen else gr.skip()
         try:
             report = read_report(workbench.store, run_id) if run_id else None
-        except ERRORS:
+        except USER_ERRORS:
             report = None
         if report is None:
             return "", models
@@ -249,8 +211,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
         stop = new_stop(request)
         try:
             limit = _limit(limit)
-            taken = {"base"} if use_base else set()
-            targets, model = _run_targets(workbench, run_ids, taken)
+            targets, model = _run_targets(workbench, run_ids)
             targets = ([EvalTarget("base")] if use_base else []) + targets
             if not targets:
                 raise ValueError("Models: none chosen ('Include the base model' is off and Runs is empty); "
@@ -261,13 +222,13 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
                     else fallback_model or "embedded"
             options = EvalOptions(max_new_tokens=int(max_tokens), similarity=bool(similarity),
                                   perplexity=bool(perplexity))
-            cached = _stored_results(workbench, run_id, targets, options, limit) if source == RUN_SOURCE else {}
+            cached = stored_results(workbench.store, run_id, targets, options, limit) if source == RUN_SOURCE else {}
             report = evaluate(workbench.engine(model), targets, examples, label, options,
                               lambda fraction, message: progress(fraction, desc=message), cached, stop.is_set)
         except EvaluationStopped as exc:
             gr.Warning(f"Evaluation stopped {exc}: no model was scored in full, so there are no results to show.")
             return (gr.skip(),) * 5
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         finally:
             stop.set()  # done: a late Stop has nothing to end
@@ -283,16 +244,16 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
                 why = f"scoring failed: {failed}" if failed else "'Score the test split after training' was off"
                 raise ValueError(f"Run {record.name!r} has no stored test-split scores ({why}); press Evaluate to "
                                  "score it now")
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
-        for model in report.models:  # stored as "base" and "adapter": name the adapter after its run
-            model.label = record.name if model.label == "adapter" else model.label
+        for model in report.models:  # stored as "base" and "adapter": label the adapter as Evaluate does
+            model.label = workbench.run_labels([run_id])[run_id] if model.label == "adapter" else model.label
         return report_outputs(workbench, report)
 
     def on_probe(run_ids, count, max_tokens, request: gr.Request, progress=gr.Progress()):
         stop = new_stop(request)
         try:
-            targets, model = _run_targets(workbench, run_ids, {"base"})
+            targets, model = _run_targets(workbench, run_ids)
             if not targets:
                 raise ValueError("Runs: none chosen; pick at least one run to compare with the base model")
             options = EvalOptions(max_new_tokens=int(max_tokens))
@@ -302,7 +263,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
         except EvaluationStopped as exc:
             gr.Warning(f"Probe stopped {exc}: the base model was not scored in full, so there is nothing to compare.")
             return (gr.skip(),) * 3
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         finally:
             stop.set()
@@ -310,20 +271,24 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
         return make_general_change_figure(base, adapted), _probe_table(base, adapted), make_forgetting_figure(curves)
 
     outputs = [summary_table, legend_md, bars_plot, examples_table, csv_file]
-    eval_inputs = [source_radio, split_run_dropdown, path_box, split_radio, data.val_size_slider,
-                   data.test_size_slider, data.split_seed_number, limit_number, base_checkbox, models_dropdown,
-                   max_tokens_slider, similarity_checkbox, perplexity_checkbox, train.model_box]
-    evaluate_btn.click(on_evaluate, eval_inputs, outputs, api_name="evaluate")
+    eval_inputs = {"source": source_radio, "run_id": split_run_dropdown, "path": path_box, "split": split_radio,
+                   "val_size": data.val_size_slider, "test_size": data.test_size_slider,
+                   "seed": data.split_seed_number,
+                   "limit": limit_number, "use_base": base_checkbox, "run_ids": models_dropdown,
+                   "max_tokens": max_tokens_slider, "similarity": similarity_checkbox,
+                   "perplexity": perplexity_checkbox, "fallback_model": train.model_box}
+    evaluate_btn.click(on_evaluate, inputs_kwargs=eval_inputs, outputs=outputs, api_name="evaluate")
     stored_btn.click(on_stored, split_run_dropdown, outputs, api_name="stored_scores")
     stop_btn.click(on_stop, None, None, api_name="stop_scoring", queue=False)
     probe_stop_btn.click(on_stop, None, None, api_visibility="private", queue=False)
-    probe_btn.click(on_probe, [probe_dropdown, probe_count_slider, max_tokens_slider],
-                    [change_plot, change_table, curve_plot], api_name="probe_forgetting")
+    probe_btn.click(on_probe, inputs_kwargs={"run_ids": probe_dropdown, "count": probe_count_slider,
+                                             "max_tokens": max_tokens_slider},
+                    outputs=[change_plot, change_table, curve_plot], api_name="probe_forgetting")
     source_radio.change(on_source, source_radio, [run_group, file_group], api_visibility="private")
     upload_file.upload(on_upload, upload_file, path_box, api_visibility="private")
     data.data_path_box.change(lambda path: path, data.data_path_box, path_box, api_visibility="private")
     split_run_dropdown.change(on_split_run, [split_run_dropdown, models_dropdown], [stored_md, models_dropdown],
                               api_visibility="private")
     for dropdown in (split_run_dropdown, models_dropdown, probe_dropdown):
-        dropdown.focus(lambda: gr.update(choices=_adapter_choices(workbench)), None, dropdown,
+        dropdown.focus(lambda: gr.update(choices=workbench.run_choices(trained=True)), None, dropdown,
                        api_visibility="private")

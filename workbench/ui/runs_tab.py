@@ -9,8 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from workbench.app import Workbench
-from workbench.config import ConfigError
+from workbench.app import USER_ERRORS, Workbench
 from workbench.data.view import describe_data
 from workbench.evaluate.metrics import metric_help
 from workbench.evaluate.scoring import read_scores
@@ -25,8 +24,6 @@ from workbench.plots import (
 )
 from workbench.runs.store import StoreError
 from workbench.train.sweeps import list_sweeps, sweep_points
-from workbench.ui.sides import run_choices
-from workbench.ui.sides import stored_run_choices as _run_choices
 
 SCORES = ("rougeL", "token_f1", "chrf", "similarity", "perplexity")  # the adapter's test-split scores shown
 BAR_METRICS = ("rougeL", "token_f1", "exact_match", "similarity", "bleu", "chrf", "perplexity")
@@ -47,14 +44,13 @@ LEGEND = "  \n".join([
     "**test …**: the adapter's scores on the run's own test split, scored after training (blank = not scored). "
     + " ".join(f"*{m}*: {metric_help(m)}" for m in SCORES),
 ])
-ERRORS = (ConfigError, StoreError, ValueError, OSError)
 
 
 def _rank(workbench: Workbench, run_id: str) -> int | None:
     """The run's rank when its method uses one (a LoRA-family method), else None."""
     try:
         method = workbench.store.load_config(run_id).method
-    except ERRORS:
+    except USER_ERRORS:
         return None
     return method.rank if "rank" in get_method(method.name).knobs else None
 
@@ -81,14 +77,10 @@ def _sweep_choices(workbench: Workbench) -> list[tuple[str, str]]:
 
 def _labels(workbench: Workbench, run_ids: list[str] | None) -> dict[str, str]:
     """{run_id: run name}, names made unique (two runs may share a name) so that chart legends stay apart."""
-    labels: dict[str, str] = {}
-    for run_id in dict.fromkeys(run_ids or []):
-        try:
-            name = workbench.store.get_run(run_id).name
-        except StoreError as exc:
-            raise gr.Error(str(exc)) from None
-        labels[run_id] = name if name not in labels.values() else f"{name} ({run_id[-6:]})"
-    return labels
+    try:
+        return workbench.run_labels(run_ids or [], taken=())
+    except StoreError as exc:
+        raise gr.Error(str(exc)) from None
 
 
 def _metrics_of(workbench: Workbench, run_ids: list[str] | None) -> dict[str, list[dict]]:
@@ -164,7 +156,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     runs_table = gr.Dataframe(lambda: runs_frame(workbench), interactive=False, wrap=True, max_height=420,
                               show_search="filter", pinned_columns=2, column_widths=COLUMN_WIDTHS)
     gr.Markdown(LEGEND)
-    runs_dropdown = gr.Dropdown(_run_choices(workbench), label="Chart these runs", multiselect=True,
+    runs_dropdown = gr.Dropdown(workbench.run_choices(), label="Chart these runs", multiselect=True,
                                 allow_custom_value=True, info="Pick one or more runs to overlay them below.")
     with gr.Row():
         x_radio = gr.Radio(["step", "epoch", "tokens"], value="step", label="x axis",
@@ -187,7 +179,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
         sweep_plot = gr.Plot(label="Metric by rank")
 
     def on_refresh():
-        return runs_frame(workbench), gr.update(choices=_run_choices(workbench))
+        return runs_frame(workbench), gr.update(choices=workbench.run_choices())
 
     def on_overlay(run_ids: list[str], log_y: bool, x_key: str = "step"):
         return make_loss_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", log_y=bool(log_y))
@@ -198,13 +190,13 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     def on_scores(run_ids: list[str]):
         try:
             return make_metric_bars(_score_results(workbench, run_ids), BAR_METRICS)
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
 
     def on_lengths(run_ids: list[str]):
         try:
             lengths, max_len = _lengths(workbench, run_ids)
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         return make_length_histogram(lengths, max_len)
 
@@ -220,11 +212,11 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
                                " or 'selected runs', and queue a sweep in the Train tab's Rank sweep section")
         try:
             return make_rank_sweep_figure(sweep_points(workbench.store, ids), metric)
-        except ERRORS as exc:
+        except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
 
     with gr.Accordion("Export a run", open=False):
-        export_dropdown = gr.Dropdown(label="Run", choices=run_choices(workbench),
+        export_dropdown = gr.Dropdown(label="Run", choices=workbench.run_choices(trained=True),
                                       info="A run with a saved adapter.", allow_custom_value=True)
         with gr.Row():
             zip_btn = gr.Button("Download adapter (.zip)")
@@ -252,7 +244,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
                     "back; only **Empty the trash** frees its disk space for good. A run that is training or "
                     "waiting in the queue cannot be deleted: stop it first.")
         with gr.Row():
-            manage_dropdown = gr.Dropdown(label="Run", choices=_run_choices(workbench), allow_custom_value=True,
+            manage_dropdown = gr.Dropdown(label="Run", choices=workbench.run_choices(), allow_custom_value=True,
                                           info="Any stored run.")
             new_name_box = gr.Textbox(label="New name", placeholder="e.g. lora-r16-best",
                                       info="Shown in every tab; rank sweeps group runs by name.")
@@ -268,7 +260,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
         manage_md = gr.Markdown()
 
     def refreshed(message: str) -> tuple:  # after a change: the message, the table and every run list again
-        choices = _run_choices(workbench)
+        choices = workbench.run_choices()
         return (message, runs_frame(workbench), gr.update(choices=choices), gr.update(choices=choices, value=None),
                 gr.update(choices=_trash_choices(workbench), value=None))
 
@@ -313,7 +305,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     delete_btn.click(on_delete, manage_dropdown, manage_outputs, api_name="delete_run")
     restore_btn.click(on_restore, trash_dropdown, manage_outputs, api_name="restore_run")
     empty_btn.click(on_empty_trash, None, manage_outputs, api_name="empty_trash")
-    manage_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, manage_dropdown,
+    manage_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, manage_dropdown,
                           api_visibility="private")
     trash_dropdown.focus(lambda: gr.update(choices=_trash_choices(workbench)), None, trash_dropdown,
                          api_visibility="private")
@@ -321,13 +313,13 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     zip_btn.click(on_zip, export_dropdown, [export_file, export_md], api_name="export_zip")
     merge_btn.click(on_merge, export_dropdown, [export_file, export_md], api_name="export_merge")
     push_btn.click(on_push, [export_dropdown, repo_box], export_md, api_name="export_push")
-    export_dropdown.focus(lambda: gr.update(choices=run_choices(workbench)), None,
+    export_dropdown.focus(lambda: gr.update(choices=workbench.run_choices(trained=True)), None,
                           export_dropdown, api_visibility="private")
     if tab is not None:
         tab.select(on_refresh, None, [runs_table, runs_dropdown], api_visibility="private")
     refresh_btn.click(on_refresh, None, [runs_table, runs_dropdown], api_name="list_runs").then(
         lambda: gr.update(choices=_sweep_choices(workbench)), None, sweep_dropdown, api_visibility="private")
-    runs_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, runs_dropdown,
+    runs_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, runs_dropdown,
                         api_visibility="private")
     sweep_dropdown.focus(lambda: gr.update(choices=_sweep_choices(workbench)), None, sweep_dropdown,
                          api_visibility="private")

@@ -12,17 +12,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from workbench.app import Workbench
-from workbench.config import ConfigError
+from workbench.app import USER_ERRORS, Workbench
 from workbench.generate.engine import ChatEngine, Side
 from workbench.generate.lineups import MAX_SHOTS, few_shot_turns
 from workbench.generate.sampling import SamplingConfig
-from workbench.models.adapters import has_trained_weights
-from workbench.runs.store import StoreError
 from workbench.ui.data_tab import DataTab
 
 BASE, FEW_SHOT, OFF = "base", "few-shot", "off"
-ERRORS = (ConfigError, StoreError, ValueError, OSError, RuntimeError)
 SAMPLING_HELP = {
     "temperature": "0 = always the most likely token (repeatable); higher = more varied answers.",
     "top_p": "Sample only from the smallest set of tokens whose probabilities add up to this (used when "
@@ -35,22 +31,12 @@ SHOTS_PATH_HELP = ("Where the few-shot examples come from: a file path or sample
                    "change it to draw examples from another file.")
 
 
-def stored_run_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    """Every stored run, as (label, run id). No status in the label: it would go stale in the list."""
-    return [(f"{r.name} · {r.method}", r.run_id) for r in workbench.store.list_runs()]
-
-
-def run_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    """Every run with a saved adapter, as (label, run id)."""
-    return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in workbench.adapters()]
-
-
 def side_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [("(off)", OFF), ("Base + few-shot", FEW_SHOT), *run_choices(workbench)]
+    return [("(off)", OFF), ("Base + few-shot", FEW_SHOT), *workbench.run_choices(trained=True)]
 
 
 def candidate_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [("Base model", BASE), ("Base + few-shot", FEW_SHOT), *run_choices(workbench)]
+    return [("Base model", BASE), ("Base + few-shot", FEW_SHOT), *workbench.run_choices(trained=True)]
 
 
 @dataclass
@@ -61,8 +47,9 @@ class SamplingKnobs:
     seed_number: gr.Number
 
     @property
-    def inputs(self) -> list:
-        return [self.temperature_slider, self.top_p_slider, self.max_tokens_slider, self.seed_number]
+    def inputs(self) -> dict:  # by make_sampling's parameter names
+        return {"temperature": self.temperature_slider, "top_p": self.top_p_slider,
+                "max_new_tokens": self.max_tokens_slider, "seed": self.seed_number}
 
 
 def build_sampling_knobs(max_new_tokens: int = 96) -> SamplingKnobs:
@@ -82,8 +69,8 @@ class FewShotKnobs:
     shots_path_box: gr.Textbox
 
     @property
-    def inputs(self) -> list:
-        return [self.shots_slider, self.shots_path_box]
+    def inputs(self) -> dict:  # by make_lineup's parameter names
+        return {"shots": self.shots_slider, "shots_path": self.shots_path_box}
 
 
 def build_few_shot_knobs(data: DataTab) -> FewShotKnobs:
@@ -101,18 +88,12 @@ def make_sampling(temperature: float, top_p: float, max_new_tokens: float, seed:
                           seed=int(seed or 0))
 
 
-def run_label(workbench: Workbench, run_id: str) -> str:
-    """A run's label in tables and votes: its name (not unique) and the random tail of its id (unique)."""
-    name = workbench.store.get_run(run_id).name
-    return run_id if name == run_id else f"{name} · {run_id.rsplit('-', 1)[-1]}"
-
-
 def pick_label(workbench: Workbench, pick: str, shots: int) -> str:
     if pick == BASE:
         return "base"
     if pick == FEW_SHOT:
         return f"base + {shots}-shot"
-    return run_label(workbench, pick)
+    return workbench.run_label(pick)
 
 
 @dataclass
@@ -124,34 +105,15 @@ class Lineup:
     sides: list[Side]
 
 
-def _base_model(workbench: Workbench, picks: Sequence[str], fields: Sequence[str], fallback: str) -> str:
-    """The base model of the chosen runs (they must share one); the Train tab's model when no run is chosen."""
-    models: dict[str, str] = {}
-    for pick, where in zip(picks, fields):
-        if pick in (BASE, FEW_SHOT):
-            continue
-        try:
-            record = workbench.store.get_run(pick)
-        except StoreError as exc:
-            raise ValueError(f"{where}: {exc}; choose a run from the list (↻ Refresh runs)") from None
-        if not has_trained_weights(workbench.store.adapter_dir(pick)):
-            raise ValueError(f"{where}: run {record.name!r} ({pick}) has no saved adapter (status {record.status}); "
-                             "choose a finished or stopped run")
-        models[f"{where} {record.name!r}"] = record.model
-    if len(set(models.values())) > 1:
-        listed = ", ".join(f"{where}: {model}" for where, model in models.items())
-        raise ValueError(f"the chosen runs were trained on different base models ({listed}); one copy of the base "
-                         "model serves every side, so choose runs of one base model")
-    return next(iter(models.values()), (fallback or "").strip() or "embedded")
-
-
 def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str], shots: float, shots_path: str,
                 seed: float | None, fallback_model: str, exclude: str = "") -> Lineup:
     """Sides for the picks (`fields` name each pick in error messages); adapters are loaded once per engine.
 
     `exclude` is a prompt that the few-shot examples must not contain (the question being asked).
     """
-    model = _base_model(workbench, picks, fields, fallback_model)
+    _records, model = workbench.trained_runs((pick, where) for pick, where in zip(picks, fields)
+                                             if pick not in (BASE, FEW_SHOT))
+    model = model or (fallback_model or "").strip() or "embedded"  # no run chosen: the Train tab's model
     engine, sides, turns = workbench.engine(model), [], None
     for pick, where in zip(picks, fields):
         label = pick_label(workbench, pick, int(shots))
@@ -165,7 +127,7 @@ def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str
                 try:
                     turns = few_shot_turns(workbench.check_data_path(path), int(shots), int(seed or 0),
                                            exclude=exclude)
-                except ERRORS as exc:
+                except USER_ERRORS as exc:
                     raise ValueError(f"{where}: Few-shot data {path!r}: {exc}") from None
             sides.append(Side(label, shots=turns))
         else:

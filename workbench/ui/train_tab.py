@@ -10,7 +10,15 @@ from typing import Any
 import gradio as gr
 
 from workbench.app import Workbench
-from workbench.config import ConfigError, RunConfig, TrainConfig, field_help, field_range, load_preset
+from workbench.config import (
+    ConfigError,
+    RunConfig,
+    TrainConfig,
+    field_choices,
+    field_help,
+    field_range,
+    load_preset,
+)
 from workbench.data.examples import DataError, file_kind
 from workbench.data.samples import resolve_data_path
 from workbench.methods.cards import method_card
@@ -22,7 +30,6 @@ from workbench.train.jobs import launch_problems, resolve_init_adapter
 from workbench.train.preflight import preflight
 from workbench.train.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
-from workbench.ui.sides import stored_run_choices as _run_choices
 
 DEFAULT_PRESET = "classroom-lora"
 MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
@@ -37,6 +44,7 @@ LABELS = {"general_every": "Probe every N steps", "general_samples": "Probe exam
           "l2_to_base": "L2 toward the start (λ)", "eval_test": "Score the test split after training",
           "eval_max_new_tokens": "Max new tokens when scoring", "dpo_beta": "DPO β",
           "init_adapter": "Continue from adapter (run id or folder)"}
+CHOICE_LABELS = {"sft": "SFT: imitate the answers", "dpo": "DPO: prefer chosen over rejected"}
 FORGETTING_HELP = ("Fine-tuning on one task can make a model worse at everything else (*catastrophic forgetting*). "
                    "The probe measures the loss on general questions (English and Korean) the run never trains on: "
                    "the dotted curve in the chart. Replay and L2 toward the start hold it down.")
@@ -47,7 +55,7 @@ RANKS_HELP = "Ranks to train, one run each, queued in order: step the rank up un
 class TrainTab:
     run_dropdown: gr.Dropdown
     model_box: gr.Textbox
-    form: list
+    form: dict[str, gr.components.Component]  # the run's settings by parameter name: handlers take them by name
     params_md: gr.Markdown
     on_form_change: Callable
     on_page_load: Callable
@@ -77,23 +85,25 @@ def _knob_component(name: str, value: Any) -> gr.components.Component:
 
 
 def _train_component(name: str, value: Any) -> gr.components.Component:
+    """A training setting's widget; its choices and range are the config's own, so the form offers exactly what a
+    run accepts."""
     label, info = LABELS.get(name, name.replace("_", " ").capitalize()), field_help("train", name)
-    lo, hi = field_range("train", name)
-    if name == "lr_schedule":
-        return gr.Dropdown(["cosine", "linear", "constant"], value=value, label=label, info=info)
-    if name == "objective":
-        return gr.Radio([("SFT: imitate the answers", "sft"), ("DPO: prefer chosen over rejected", "dpo")],
-                        value=value, label=label, info=info)
-    if isinstance(value, str):
-        return gr.Textbox(value, label=label, info=info)
-    if name in ("batch_size", "grad_accum"):
-        return gr.Slider(1, 64, value=value, step=1, label=label, info=info)
-    if name == "max_seq_len":
-        return gr.Slider(32, 4096, value=value, step=32, label=label, info=info)
+    choices = field_choices("train", name)
+    if choices:
+        return gr.Radio([(CHOICE_LABELS.get(c, c), c) for c in choices], value=value, label=label, info=info)
     if isinstance(value, bool):
         return gr.Checkbox(value, label=label, info=info)
-    precision = 0 if isinstance(value, int) else None
-    return gr.Number(value, label=label, info=f"{info} Range {lo:g}–{hi:g}.", precision=precision)
+    if isinstance(value, str):
+        return gr.Textbox(value, label=label, info=info)
+    lo, hi = field_range("train", name)
+    return gr.Number(value, label=label, info=f"{info} Range {lo:g}–{hi:g}.", minimum=lo, maximum=hi,
+                     precision=0 if isinstance(value, int) else None)
+
+
+def _whole(value: Any, default: Any) -> Any:
+    """Numbers arrive from the browser as floats: an int setting gets an int (a fraction stays, and is refused)."""
+    whole = isinstance(default, int) and not isinstance(default, bool)
+    return int(value) if whole and isinstance(value, float) and value.is_integer() else value
 
 
 def format_progress(snapshot: Any) -> str:
@@ -181,32 +191,39 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     loss_plot = gr.Plot(label="Loss")
     timer = gr.Timer(1.0)
 
-    form = [model_box, method_dropdown, *knob_components.values(), *train_components.values(),
-            data.data_path_box, data.val_size_slider, data.test_size_slider, data.split_seed_number, run_name_box]
+    # The run's settings by name (every handler below takes them as keyword arguments, which are also the API's
+    # parameter names): config_from_form reads them by name and form_values writes them back by name.
+    form = {"model": model_box, "method": method_dropdown, **knob_components, **train_components,
+            "data_path": data.data_path_box, "val_size": data.val_size_slider, "test_size": data.test_size_slider,
+            "split_seed": data.split_seed_number, "run_name": run_name_box}
+    defaults = TrainConfig()
 
-    def config_from_form(model, method, *values) -> RunConfig:
-        knobs = dict(zip(knob_components, values[:len(knob_components)]))
-        rest = values[len(knob_components):]
-        train = dict(zip(train_components, rest[:len(train_components)]))
-        path, val_size, test_size, seed, name = rest[len(train_components):]
-        for key, value in train.items():  # sliders and numbers arrive as floats; int fields want ints
-            if isinstance(getattr(TrainConfig(), key), int) and isinstance(value, float) and value.is_integer():
-                train[key] = int(value)
-        knobs = {k: int(v) if isinstance(v, float) and isinstance(KNOBS[k].default, int) else v
-                 for k, v in knobs.items() if k in get_method(method).knobs}
+    def config_from_form(**values: Any) -> RunConfig:
+        method = values["method"]
+        knobs = {k: _whole(values[k], KNOBS[k].default) for k in get_method(method).knobs}
         return RunConfig.from_dict({
-            "name": name or "", "model": {"name_or_path": model}, "method": {"name": method, **knobs},
+            "name": values["run_name"] or "", "model": {"name_or_path": values["model"]},
+            "method": {"name": method, **knobs},
+            "train": {k: _whole(values[k], getattr(defaults, k)) for k in train_components},
             # start, sweep, preflight and save all come through here: the data path is checked once for all
-            "train": train, "data": {"path": workbench.check_data_path(path), "val_size": val_size,
-                                     "test_size": test_size, "split_seed": int(seed or 0)},
+            "data": {"path": workbench.check_data_path(values["data_path"]), "val_size": values["val_size"],
+                     "test_size": values["test_size"], "split_seed": int(values["split_seed"] or 0)},
         })
+
+    def form_values(loaded: RunConfig) -> dict:  # a config back into the form, by name
+        values = {"model": loaded.model.name_or_path, "method": loaded.method.name,
+                  **{k: getattr(loaded.method, k) for k in knob_components},
+                  **{k: getattr(loaded.train, k) for k in train_components}, "data_path": loaded.data.path,
+                  "val_size": loaded.data.val_size, "test_size": loaded.data.test_size,
+                  "split_seed": loaded.data.split_seed, "run_name": loaded.name}
+        return {form[key]: value for key, value in values.items()}
 
     def checked(config: RunConfig) -> list[str]:  # a run id in "Continue from adapter" is checked as its folder
         return launch_problems(workbench.store, config)  # the CLI's `train` asks the same
 
-    def on_form_change(*values):
+    def on_form_change(**values):
         try:
-            return preflight(resolve_init_adapter(workbench.store, config_from_form(*values))).summary()
+            return preflight(resolve_init_adapter(workbench.store, config_from_form(**values))).summary()
         except (ValueError, RuntimeError, OSError) as exc:
             return f"⚠️ {exc}"
 
@@ -214,21 +231,20 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         spec = get_method(method)
         return [method_card(method), *[gr.update(visible=name in spec.knobs) for name in knob_components]]
 
-    def on_start(*values):
+    def on_start(**values):
         try:
-            config = config_from_form(*values)
+            config = config_from_form(**values)
             problems = checked(config)
             if problems:  # refuse before queueing: the reason and a way out, nothing started
                 raise ConfigError("; ".join(problems))
             record = workbench.jobs.submit(config)
         except (ConfigError, ValueError, RuntimeError) as exc:
             raise gr.Error(str(exc)) from None
-        return gr.update(choices=_run_choices(workbench), value=record.run_id)
+        return gr.update(choices=workbench.run_choices(), value=record.run_id)
 
-    def on_queue_sweep(*values):
-        *form_values, ranks_text, keep_ratio = values
+    def on_queue_sweep(ranks_text: str, keep_ratio: bool, **values):
         try:
-            config = config_from_form(*form_values)
+            config = config_from_form(**values)
             configs = sweep_configs(config, parse_ranks(ranks_text or ""), bool(keep_ratio), config.name)
             problems = [f"rank {c.method.rank}: {p}" for c in configs for p in checked(c)]
             if problems:  # all or nothing: a half-queued sweep would chart a misleading curve
@@ -244,7 +260,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         return "\n".join(lines), [r.run_id for r in records]
 
     def on_sweep_queued(run_ids: list[str]):  # show the first run of the sweep in "Run shown"
-        return gr.update(choices=_run_choices(workbench), value=run_ids[0] if run_ids else None)
+        return gr.update(choices=workbench.run_choices(), value=run_ids[0] if run_ids else None)
 
     def on_resume(run_id: str):
         if not run_id:
@@ -254,7 +270,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         except (ValueError, StoreError) as exc:
             raise gr.Error(f"Resume: {exc}") from None
         gr.Info(f"Resuming {record.name} from its last checkpoint.")
-        return gr.update(choices=_run_choices(workbench), value=run_id)
+        return gr.update(choices=workbench.run_choices(), value=run_id)
 
     def on_stop(run_id: str):  # a waiting run is taken out of the queue; a training one stops at its next step
         waiting = bool(run_id) and workbench.jobs.queue_position(run_id) is not None
@@ -291,12 +307,6 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         # The legend names the run by its name, as the Runs tab does.
         return format_progress(snapshot), gr.skip() if key == seen else loss_figure(key, rows), key
 
-    def form_values(loaded: RunConfig) -> list:  # a config back into the form, in the form's order
-        return [loaded.model.name_or_path, loaded.method.name,
-                *[getattr(loaded.method, k) for k in knob_components],
-                *[getattr(loaded.train, k) for k in train_components], loaded.data.path,
-                loaded.data.val_size, loaded.data.test_size, loaded.data.split_seed, loaded.name]
-
     def on_preset(key: str):
         if not key:
             raise gr.Error("Preset: choose a preset to load")
@@ -305,10 +315,9 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         except ConfigError as exc:
             raise gr.Error(str(exc)) from None
 
-    def on_save_preset(*values):
-        *form_values_in, name = values
+    def on_save_preset(preset_name: str, **values):
         try:
-            preset, replaced = save_user_preset(config_from_form(*form_values_in), name, workbench.home)
+            preset, replaced = save_user_preset(config_from_form(**values), preset_name, workbench.home)
         except (ConfigError, ValueError, OSError) as exc:
             raise gr.Error(str(exc)) from None
         kept = f" The previous version is kept as `{preset.path.name}.bak`." if replaced else ""
@@ -334,15 +343,18 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     train_components["max_seq_len"].change(lambda value: int(value or 0), train_components["max_seq_len"],
                                            data.max_len_state, api_visibility="private",
                                            trigger_mode="always_last").then(
-        data.on_show, data.show_inputs, data.outputs, api_visibility="private", show_progress="hidden")
+        data.on_show, inputs_kwargs=data.show_inputs, outputs=data.outputs, api_visibility="private",
+        show_progress="hidden")
     data.data_path_box.change(on_data_change, data.data_path_box,
                               [train_components["objective"], objective_accordion], api_visibility="private")
-    preset_btn.click(on_preset, preset_dropdown, form, api_name="load_preset")
+    fields = list(form.values())
+    preset_btn.click(on_preset, preset_dropdown, fields, api_name="load_preset")
     preset_dropdown.focus(lambda: gr.update(choices=_preset_choices(workbench)), None, preset_dropdown,
                           api_visibility="private")
-    save_btn.click(on_save_preset, [*form, preset_name_box], [save_md, preset_dropdown], api_name="save_preset")
-    settings_btn.click(on_run_settings, settings_run_dropdown, form, api_name="load_run_settings")
-    settings_run_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, settings_run_dropdown,
+    save_btn.click(on_save_preset, inputs_kwargs={"preset_name": preset_name_box, **form},
+                   outputs=[save_md, preset_dropdown], api_name="save_preset")
+    settings_btn.click(on_run_settings, settings_run_dropdown, fields, api_name="load_run_settings")
+    settings_run_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, settings_run_dropdown,
                                 api_visibility="private")
     method_dropdown.change(on_method_change, method_dropdown, [card_md, *knob_components.values()],
                            api_visibility="private")
@@ -350,12 +362,14 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     method_dropdown.input(lambda method: get_method(method).learning_rate, method_dropdown,
                           train_components["learning_rate"], api_visibility="private")
     for component in [model_box, method_dropdown, *knob_components.values()]:
-        component.change(on_form_change, form, params_md, api_visibility="private", show_progress="hidden")
-    start_btn.click(on_start, form, run_dropdown, api_name="start_run")
+        component.change(on_form_change, inputs_kwargs=form, outputs=params_md, api_visibility="private",
+                         show_progress="hidden")
+    start_btn.click(on_start, inputs_kwargs=form, outputs=run_dropdown, api_name="start_run")
     stop_btn.click(on_stop, run_dropdown, None, api_name="stop_run")
     resume_btn.click(on_resume, run_dropdown, run_dropdown, api_name="resume_run")
     sweep_state = gr.State([])
-    sweep_btn.click(on_queue_sweep, [*form, ranks_box, keep_ratio_checkbox], [sweep_md, sweep_state],
+    sweep_btn.click(on_queue_sweep, inputs_kwargs={"ranks_text": ranks_box, "keep_ratio": keep_ratio_checkbox,
+                                                   **form}, outputs=[sweep_md, sweep_state],
                     api_name="queue_sweep").success(on_sweep_queued, sweep_state, run_dropdown,
                                                     api_visibility="private")
     seen_state = gr.State(None)
@@ -363,11 +377,11 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                api_visibility="private", show_progress="hidden")
     run_dropdown.change(lambda run_id: on_poll(run_id)[:2], run_dropdown, [progress_html, loss_plot],
                         api_name="poll_run")
-    run_dropdown.focus(lambda: gr.update(choices=_run_choices(workbench)), None, run_dropdown,
+    run_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, run_dropdown,
                        api_visibility="private")
 
     def on_page_load():  # a reload (or an app restart) shows the newest run and its curve again
-        choices = _run_choices(workbench)
+        choices = workbench.run_choices()
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     return TrainTab(run_dropdown, model_box, form, params_md, on_form_change, on_page_load)

@@ -19,8 +19,9 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(PY) app.py
 
+# One worker per core (at most 4; each keeps torch to one thread): see tests/conftest.py for how modules are shared out.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,8 +9,6 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,10 @@ SAMPLE_PATH = f"sample:{SAMPLE}"
 PROMPT = "Triage this customer message.\n\nI was charged twice for my order #1234."
 SKIPPED = {"__type__": "update"}  # how gr.skip() arrives through the client: an update that changes nothing
 TERMINAL = ("completed", "failed", "stopped", "cancelled", "interrupted")
+# The marks of a module that drives the shared `app` (conftest.py), set as `pytestmark = APP_TESTS`: under pytest-xdist
+# every such module runs on one worker (conftest's scheduler), so the app is launched and the model loaded once.
+# Each module gets a session of its own, and torch keeps to one thread meanwhile.
+APP_TESTS = [pytest.mark.slow, pytest.mark.usefixtures("own_session", "one_torch_thread")]
 TRAIN_TIMEOUT_S = 300  # a 3-step run takes 20-60 s on 2 idle cores; far longer when the CPU is shared
 CALL_TIMEOUT_S = 180
 
@@ -40,6 +42,14 @@ class App:
     demo: Any
     state: dict = field(default_factory=dict)
     closed: bool = False
+
+    def restart(self) -> None:
+        """Close the app and launch it again over the same home, as when its process is restarted; this object
+        then drives the new one (a new port, workbench and client)."""
+        self.close()
+        new = _launch(self.home)
+        self.url, self.client, self.workbench, self.demo, self.closed = new.url, new.client, new.workbench, new.demo, \
+            False
 
     def close(self) -> None:
         if not self.closed:
@@ -143,25 +153,6 @@ def _poll_until_finished(app: App, run_id: str, timeout: float = TRAIN_TIMEOUT_S
         if time.monotonic() > deadline:
             pytest.fail(f"run {run_id} not finished after {timeout}s; last progress: {html}")
         time.sleep(1.5)
-
-
-@contextmanager
-def one_thread_app(home: Path) -> Iterator[App]:
-    """The app launched over `home`, with torch on one thread meanwhile (restored after).
-
-    On a small shared CPU, two threads that wait on each other at every op make a 3-step run take 1-2 minutes
-    instead of ~20 s whenever another process holds a core.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    app = _launch(home)
-    try:
-        yield app
-    finally:
-        app.close()
-        torch.set_num_threads(threads)
 
 
 def _kwargs(app: App, endpoint: str, **by_label: Any) -> dict[str, Any]:

@@ -9,6 +9,69 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub, here or in CI
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several workers share the cores: one torch thread each (and in every process they start), so that no two
+    # threads of one worker wait on each other while the other worker holds a core.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """With pytest-xdist (`make test` runs two workers or more), each test module goes to one worker as a whole (its
+    module fixtures are built once), and every module that drives the shared app (`pytestmark = APP_TESTS`) goes
+    to the same worker, so that the app is launched and the model loaded once. (xdist's own `loadgroup` cannot
+    mark tests under pytest 9, whose node ids are read-only.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    root, drives = config.rootpath, {}
+
+    class AppModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module not in drives:
+                path = root / module
+                drives[module] = path.is_file() and "pytestmark = APP_TESTS" in path.read_text(encoding="utf-8")
+            return "the shared app" if drives[module] else module
+
+    return AppModulesTogether(config, log)
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """The real app over one home, launched once for every UI test (the model loads once). Tests share its runs,
+    votes and uploads: each finds its own by id or name, and counts what it adds rather than what there is."""
+    from appdriver import _launch
+
+    launched = _launch(tmp_path_factory.mktemp("app") / "home")
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="module")
+def own_session(app):
+    """A client of the module's own for the shared app: its own session, so no conversation or battle of another
+    module is carried into it (the app's runs, votes and files stay shared)."""
+    from gradio_client import Client
+
+    shared, url, app.client = app.client, app.url, Client(app.url, verbose=False)
+    yield app.client
+    app.client.close()
+    app.client = shared if app.url == url else Client(app.url, verbose=False)  # a new one after App.restart()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread while a module drives the app (restored after it).
+
+    On a small shared CPU, two threads that wait on each other at every op make a 3-step run take 1-2 minutes
+    instead of ~20 s whenever another process holds a core (the app trains in a thread while the test polls it).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

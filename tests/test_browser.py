@@ -1,10 +1,11 @@
 """The web app in a real headless browser (Playwright + Debian's chromium), clicked through as a person would.
 
-One real app around one real Workbench in a temporary home (launched as in test_ui.py), one browser page for the
-whole flow: upload the bundled sample on the Data tab; start a long run from the Train form, watch the progress
-line and the loss chart update live, stop it; pick the stopped run in Compare and chat with base and adapter side
-by side; fight one blind battle in the Arena and vote. A full-page screenshot is kept after each stage (in
-$WORKBENCH_ARTIFACTS, default tests/artifacts/). Skips when chromium or playwright is missing.
+The shared app (conftest.py's `app`: one real Workbench in a temporary home) and one browser page for the whole
+flow, in named steps that run in order (a step whose earlier step failed skips and says so): upload the bundled
+sample on the Data tab; start a long run from the Train form, watch the progress line and the loss chart update
+live, stop it; pick the stopped run in Compare and chat with base and adapter side by side; fight one blind battle
+in the Arena and vote. A full-page screenshot is kept after each step (in $WORKBENCH_ARTIFACTS, default
+tests/artifacts/). Skips when chromium or playwright is missing.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from appdriver import one_thread_app
+from appdriver import APP_TESTS
 
-pytestmark = pytest.mark.slow
+pytestmark = APP_TESTS
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 expect = sync_api.expect
@@ -70,12 +71,6 @@ def _chromium() -> str:
         if candidate and Path(candidate).is_file():
             return candidate
     pytest.skip("no chromium for the browser tests: install Debian's with `apt-get install chromium`")
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with one_thread_app(tmp_path_factory.mktemp("browser") / "home") as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +148,20 @@ def _wait_for_answer(chatbot, timeout_s: float) -> None:
     expect(chatbot.locator('[data-testid="bot"]').last).to_have_text(re.compile(r"\S"), timeout=timeout_s * 1000)
 
 
-def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
-    from workbench.models.adapters import has_trained_weights
+@pytest.fixture(scope="module")
+def flow() -> dict:
+    """What one step of the flow leaves for the next (the run it trained, the toasts seen so far)."""
+    return {}
 
+
+def _after(flow: dict, *needed: str) -> None:
+    """Skip a step whose earlier step failed: it would only fail again, for the same reason."""
+    missing = [key for key in needed if key not in flow]
+    if missing:
+        pytest.skip(f"an earlier step of the flow did not finish (no {', '.join(missing)})")
+
+
+def test_1_the_page_loads_ready_to_train_with_a_korean_guide(app, page, flow):
     # The first page load checks the default sample (Data tab) and sums up the Train form (parameter count): wait
     # until both are done, each with its result or an error toast. (A tab's content is drawn on its first visit.)
     _tab(page, "2 · Train")
@@ -166,13 +172,17 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
         (ARTIFACTS / "00-page-load-errors.txt").write_text("\n\n".join(load_errors), encoding="utf-8")
         print("errors on the first page load:", *load_errors, sep="\n")
     _dismiss_toasts(page)
-    seen = len(_toasts(page))
+    flow["seen"] = len(_toasts(page))
 
     # The steps in Korean, one click away at the top of every tab.
     page.get_by_text("한국어 안내 · A guide in Korean", exact=True).click()
     expect(page.get_by_text(re.compile(r"Start training.*을 누르면 손실 곡선이 실시간으로"))).to_be_visible()
     page.get_by_text("한국어 안내 · A guide in Korean", exact=True).click()
 
+
+def test_2_data_an_upload_is_validated_and_kept(app, page, flow):
+    _after(flow, "seen")
+    seen = flow["seen"]
     # --- 1 · Data: upload the sample file; it is validated and kept under the home's uploads folder.
     _tab(page, "1 · Data")
     page.locator('input[type="file"][accept*=".jsonl"]').set_input_files(str(SAMPLE_FILE))
@@ -189,6 +199,14 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
     assert _errors_after(page, seen) == []
     _shot(page, "01-data.png")
 
+    flow["uploaded"] = uploaded
+
+
+def test_3_train_a_run_watch_it_live_and_stop_it(app, page, flow):
+    from workbench.models.adapters import has_trained_weights
+
+    _after(flow, "uploaded")
+    seen, uploaded = flow["seen"], flow["uploaded"]
     # --- 2 · Train: a long run on the upload, with the probe and test scoring off; watch it, then stop it.
     _tab(page, "2 · Train")
     _visible(page.get_by_label("Run name", exact=True)).fill(RUN_NAME)
@@ -208,10 +226,9 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
                                      timeout=(LOAD_S + 2 * STEP_S) * 1000)
     loss = _block(page, "Loss")
     expect(loss.locator(".js-plotly-plot")).to_be_visible()
-    runs = app.workbench.store.list_runs()
+    runs = [r for r in app.workbench.store.list_runs() if r.name == RUN_NAME]  # other modules' runs share the app
     assert len(runs) == 1, runs
     run_id = runs[0].run_id
-    assert runs[0].name == RUN_NAME
     # What the browser typed is what the run trains with.
     config = app.workbench.store.load_config(run_id)
     assert (config.train.max_steps, config.train.batch_size, config.train.max_seq_len) == (MAX_STEPS, 1, 64)
@@ -244,6 +261,12 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
     assert _errors_after(page, seen) == []
     _shot(page, "03-stopped.png")
 
+    flow.update(run_id=run_id, stopped_step=stopped_step)
+
+
+def test_4_compare_base_and_the_stopped_run_side_by_side_then_stop_an_answer(app, page, flow):
+    _after(flow, "run_id")
+    seen, run_id, stopped_step = flow["seen"], flow["run_id"], flow["stopped_step"]
     # --- 3 · Compare: the stopped run on side 2; base and adapter answer the same prompt side by side.
     _tab(page, "3 · Compare")
     side_2 = _visible(page.get_by_label("Side 2", exact=True))
@@ -289,6 +312,11 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
     assert all(0 < n < 512 for n in tokens), tokens  # cut short, far from the 512 asked for
     assert _errors_after(page, seen) == []
 
+
+
+def test_5_arena_one_blind_battle_and_a_vote(app, page, flow):
+    _after(flow, "seen")
+    seen = flow["seen"]
     # --- 5 · Arena: base vs base + few-shot (the default candidates), one blind battle and one vote.
     _tab(page, "5 · Arena")
     candidates = _visible(page.locator(".block").filter(has=page.get_by_label("Candidates", exact=True)))
@@ -304,20 +332,28 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
         texts = _bot_texts(pane)
         assert len(texts) == 1 and texts[0].strip(), texts
     assert "Model A was" not in status.inner_text()  # no names before the vote
-    assert app.workbench.votes.count() == 0
+    votes_before = app.workbench.votes.count()  # other modules vote in the shared app too
     page.get_by_role("button", name="A better", exact=True).click()
     reveal = _visible(page.get_by_text(re.compile(r"Model A was")))
     expect(reveal).to_contain_text(re.compile(r"You voted A is better\. Model A was (base|base \+ \d-shot) · "
                                               r"Model B was (base|base \+ \d-shot)"), timeout=30_000)
-    assert app.workbench.votes.count() == 1
-    vote = app.workbench.votes.list()[0]
+    assert app.workbench.votes.count() == votes_before + 1
+    vote = app.workbench.votes.list()[0]  # the newest
     assert vote.choice == "left" and vote.prompt == BATTLE_PROMPT
     assert {vote.left_model, vote.right_model} == {"base", "base + 3-shot"}
     _wait_until_done(page, 30)  # the leaderboard is redrawn after the vote
-    expect(_visible(page.get_by_text(re.compile(r"^\s*1 vote between 2 models")))).to_be_visible()
+    tally = re.compile(rf"^\s*{votes_before + 1} votes? between \d+ models")
+    expect(_visible(page.get_by_text(tally))).to_be_visible()
     assert _errors_after(page, seen) == []
     _shot(page, "05-arena.png")
 
+
+
+def test_6_data_tab_follows_the_train_tabs_max_length(app, page, flow):
+    _after(flow, "run_id")
+    seen = flow["seen"]
+    report = _visible(page.locator(".block").filter(has=page.locator('[data-testid="block-info"]', has_text=re.compile(
+        r"^\s*Validation report\s*$")))).locator("textarea")
     # --- 1 · Data again: the report and the histogram follow the Train tab's max length (64, set above).
     _tab(page, "1 · Data")
     expect(report).to_have_value(re.compile(r"\d+ example\(s\) are longer than max_seq_len 64"), timeout=30_000)
@@ -325,6 +361,11 @@ def test_data_train_stop_compare_and_arena_in_the_browser(app, page):
     expect(histogram).to_contain_text("max length 64")
     assert _errors_after(page, seen) == []
 
+
+
+def test_7_runs_after_a_reload_the_table_lists_the_run(app, page, flow):
+    _after(flow, "run_id")
+    run_id = flow["run_id"]
     # --- Runs: after a page reload the table lists the run this page trained (it is read again on each load, and
     # again when the tab opens), with no press of Refresh.
     page.reload()

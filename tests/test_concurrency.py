@@ -6,19 +6,12 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-from appdriver import CALL_TIMEOUT_S, _call, _text, _tiny_run_form, _value, one_thread_app
+from appdriver import APP_TESTS, CALL_TIMEOUT_S, _call, _text, _tiny_run_form, _value
 from gradio_client import Client
 
-pytestmark = pytest.mark.slow
+pytestmark = APP_TESTS
 
 CLIENTS = 10
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with one_thread_app(tmp_path_factory.mktemp("many") / "home") as launched:
-        yield launched
 
 
 def test_ten_clients_start_runs_that_queue_train_one_at_a_time_and_all_finish(app):

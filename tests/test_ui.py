@@ -1,6 +1,6 @@
 """The web app end to end, driven only through its public API with gradio_client, as a remote user would.
 
-One real app around one real Workbench in a temporary home, launched in-process on a free local port: check
+The shared app (conftest.py's `app`: one real Workbench in a temporary home, in-process on a free port): check
 data (bundled sample, an upload with bad lines, an unusable upload), start a tiny run from the Train form, poll it
 to the end, chat with base and adapter side by side, then restart the app over the same home and find the run.
 """
@@ -19,12 +19,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from gradio_client import handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
-
-pytestmark = pytest.mark.slow
-
 from appdriver import (  # noqa: E402
+    APP_TESTS,
     CALL_TIMEOUT_S,
     PROMPT,
     SAMPLE,
@@ -33,7 +29,6 @@ from appdriver import (  # noqa: E402
     _call,
     _figure,
     _form,
-    _launch,
     _poll_until_finished,
     _returned,
     _runs,
@@ -41,15 +36,11 @@ from appdriver import (  # noqa: E402
     _tiny_run_form,
     _train_points,
     _value,
-    one_thread_app,
 )
+from gradio_client import handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-
-    with one_thread_app(tmp_path_factory.mktemp("ui") / "home") as launched:
-        yield launched
+pytestmark = APP_TESTS
 
 
 @pytest.fixture(scope="module")
@@ -283,17 +274,15 @@ def test_runs_survive_an_app_restart(app, started_run):
     train_y = app.state.get("train_y")
     if train_y is None:
         pytest.skip("needs the finished run of the training test")
-    app.close()  # the first app goes away, as when the process is restarted
-    second = _launch(app.home)
-    try:
-        row = _runs(second)[started_run]
-        assert row["status"] == "completed" and row["steps"] == 3
-        html, plot = _call(second, "/poll_run", started_run)
-        assert "<b>completed</b>" in html and "step 3 / 3" in html
-        x, y = _train_points(plot)
-        assert x == [1, 2, 3]
-        assert y == pytest.approx(train_y)
-        assert started_run in [c[1] for c in _call(second, "/list_adapters")["choices"]]
-    finally:
-        second.close()
+    first = app.workbench
+    app.restart()  # the app goes away and starts again over the same home, as when its process is restarted
+    assert app.workbench is not first
+    row = _runs(app)[started_run]
+    assert row["status"] == "completed" and row["steps"] == 3
+    html, plot = _call(app, "/poll_run", started_run)
+    assert "<b>completed</b>" in html and "step 3 / 3" in html
+    x, y = _train_points(plot)
+    assert x == [1, 2, 3]
+    assert y == pytest.approx(train_y)
+    assert started_run in [c[1] for c in _call(app, "/list_adapters")["choices"]]
 

@@ -1,6 +1,6 @@
 """Compare (N sides, prompt sheet) and Arena (blind battles, votes, leaderboard, export) through gradio_client.
 
-One real app around one real Workbench in a temporary home (launched as in test_ui.py) and one tiny LoRA run.
+The shared app (conftest.py's `app`), a vote store of this module's own, and one tiny LoRA run.
 The base model, the run and the base with few-shot examples answer side by side; blind battles between the base
 and the run never show their names before the vote; three votes become a leaderboard and preference pairs that
 the data reader (and the Data tab) accept; a sheet of two prompts, one Korean, comes back as a table and a CSV.
@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from appdriver import CALL_TIMEOUT_S, _call, _figure, _poll_until_finished, _text, _tiny_run_form, one_thread_app
+from appdriver import APP_TESTS, CALL_TIMEOUT_S, _call, _figure, _poll_until_finished, _text, _tiny_run_form
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-pytestmark = pytest.mark.slow
+pytestmark = APP_TESTS
 
 RUN_NAME = "arena-tiny"
 TRAIN_TIMEOUT_S = 300
@@ -31,10 +31,15 @@ KOREAN_PROMPT = "다음 문장을 존댓말로 바꿔 주세요: 나 내일 휴�
 HANGUL = re.compile(r"[가-힣]")
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with one_thread_app(tmp_path_factory.mktemp("ui-arena") / "home") as launched:
-        yield launched
+@pytest.fixture(scope="module", autouse=True)
+def own_votes(app, tmp_path_factory):
+    """A vote store of this module's own (real SQLite) in the shared app, so the leaderboard counts only the
+    battles fought here; the app's own store is put back after."""
+    from workbench.arena.votes import VoteStore
+
+    shared, app.workbench.votes = app.workbench.votes, VoteStore(tmp_path_factory.mktemp("votes") / "votes.sqlite")
+    yield app.workbench.votes
+    app.workbench.votes = shared
 
 
 @pytest.fixture(scope="module")

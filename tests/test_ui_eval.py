@@ -1,6 +1,6 @@
 """Evaluate, Runs and rank-sweep endpoints end to end through gradio_client, as a remote user would call them.
 
-One real app around one real Workbench in a temporary home (launched as in test_ui.py). One tiny run trains with the
+The shared app (conftest.py's `app`). One tiny run trains with the
 forgetting probe on and its test split scored after training; then the Runs table and charts, an evaluation on a
 Korean sample (Hangul kept through the tables and the CSV), the forgetting probe and a rank sweep are checked.
 """
@@ -13,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from appdriver import CALL_TIMEOUT_S, TERMINAL, App, _call, _figure, _kwargs, one_thread_app
+from appdriver import APP_TESTS, CALL_TIMEOUT_S, TERMINAL, App, _call, _figure, _kwargs
 from gradio_client.exceptions import AppError
 
-pytestmark = pytest.mark.slow
+pytestmark = APP_TESTS
 
 RUN_NAME = "eval-tiny"
 SWEEP_NAME = "tiny sweep"
@@ -40,12 +40,6 @@ def _eval_kwargs(app: App, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    with one_thread_app(tmp_path_factory.mktemp("ui-eval") / "home") as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
 def run_id(app) -> str:
     """One tiny run with the forgetting probe on and its 6 test examples scored after training."""
     from workbench.config import RunConfig
@@ -63,6 +57,7 @@ def run_id(app) -> str:
 
 
 def test_bad_sweep_ranks_and_an_evaluation_without_models_are_refused(app):
+    before = {r.run_id for r in app.workbench.store.list_runs()}
     form = _kwargs(app, "/queue_sweep", **{"Base model": "embedded", "Run name": "", "Ranks": "4, x"})
     with pytest.raises(AppError) as caught:
         _call(app, "/queue_sweep", **form)
@@ -70,7 +65,7 @@ def test_bad_sweep_ranks_and_an_evaluation_without_models_are_refused(app):
 
     with pytest.raises(AppError, match="none chosen"):
         _call(app, "/evaluate", **_eval_kwargs(app, **{"Include the base model": False}))
-    assert not app.workbench.store.list_runs()  # nothing was queued
+    assert {r.run_id for r in app.workbench.store.list_runs()} == before  # nothing was queued
 
 
 def test_runs_table_has_rank_forgetting_and_test_scores(app, run_id):

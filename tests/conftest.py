@@ -16,6 +16,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
+# Long modules whose module fixtures are cheap: their tests are shared out one by one, so that no worker is left with
+# the whole module at the end.
+EACH_TEST_ON_ITS_OWN = ("tests/test_methods.py",)
+
+
 def pytest_xdist_make_scheduler(config, log):
     """With pytest-xdist (`make test` runs two workers or more), each test module goes to one worker as a whole (its
     module fixtures are built once), and every module that drives the shared app (`pytestmark = APP_TESTS`) goes
@@ -28,6 +33,8 @@ def pytest_xdist_make_scheduler(config, log):
     class AppModulesTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
+            if module in EACH_TEST_ON_ITS_OWN:
+                return nodeid
             if module not in drives:
                 path = root / module
                 drives[module] = path.is_file() and "pytestmark = APP_TESTS" in path.read_text(encoding="utf-8")

@@ -304,7 +304,7 @@ def test_4_compare_base_and_the_stopped_run_side_by_side_then_stop_an_answer(app
     growing = base_pane.locator('[data-testid="bot"]').nth(1)
     expect(growing).to_have_text(re.compile(r"\S(.*\s){4}"), timeout=ANSWER_S * 1000)  # a few words in
     page.get_by_role("button", name="Stop", exact=True).filter(visible=True).click()
-    _wait_until_done(page, 10)  # 512 tokens would take far longer
+    _wait_until_done(page, 30)  # 512 tokens would take far longer
     kept = growing.inner_text()
     page.wait_for_timeout(3000)
     assert growing.inner_text() == kept and kept.strip()

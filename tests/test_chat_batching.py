@@ -48,7 +48,7 @@ def test_batched_sides_equal_one_at_a_time(engine, temperature):
     shots = few_shot_turns("sample:en_ticket_triage", 2, seed=0)
     sides = [Side("base"), Side("a", "lora_a"), Side("b", "lora_b"), Side("few", None, shots), Side("d", "dora"),
              Side("p", "prompt")]
-    sampling = SamplingConfig(temperature=temperature, top_p=0.9, max_new_tokens=12, seed=3)
+    sampling = SamplingConfig(temperature=temperature, top_p=0.9, max_new_tokens=8, seed=3)
     batched = _answers(engine, sides, sampling, batched=True)
     assert batched == _answers(engine, sides, sampling, batched=False)
     assert all(batched) and batched[0] != batched[1]  # the adapter changed something, the rows did not mix
@@ -110,7 +110,7 @@ def test_a_shared_context_is_read_once_and_answers_do_not_depend_on_the_cache(en
     later = sides[0].messages(turns)  # a later turn: the same examples come first, so the same context
     assert context_length(later, encode_prompt(later, tokenizer), tokenizer, sides[0].context_size(turns)) == context
 
-    for sampling in (SamplingConfig(temperature=0.0, max_new_tokens=10), SamplingConfig(0.8, 0.9, 10, seed=4)):
+    for sampling in (SamplingConfig(temperature=0.0, max_new_tokens=5), SamplingConfig(0.8, 0.9, 5, seed=4)):
         for batched in (True, False):
             engine.prompt_cache.clear()
             cold = _answers(engine, sides, sampling, batched, histories=[questions[1]] * 3)
@@ -172,3 +172,25 @@ def test_the_rows_cache_writes_in_place_and_makes_room_when_an_answer_runs_long(
     assert torch.equal(keys[1, :, :5], long[0])  # what was there before it grew is kept
     layer.batch_select_indices(torch.tensor([1]))
     assert layer.keys.shape == (1, 2, 8, 4) and torch.equal(layer.keys[0, :, :5], long[0])
+
+
+def test_a_korean_answer_cut_anywhere_never_ends_in_a_broken_character(engine):
+    """A Hangul syllable is several tokens: an answer cut at any length (streaming, max new tokens, scoring) ends at
+    its last whole character, never in U+FFFD."""
+    from workbench.generate.engine import whole_text
+
+    tokenizer = engine.loaded.tokenizer
+    korean = [{"role": "user", "content": "한국의 수도는 어디인가요? 두 문장으로 설명해 주세요."}]
+    streamed = []
+    for states in engine.stream([Side("base")], [korean], SamplingConfig(temperature=0.0, max_new_tokens=40)):
+        streamed.append(states[0].text)
+    ids, full = states[0].token_ids, states[0].text
+    assert any("\ufffd" in tokenizer.decode(ids[:n]) for n in range(1, len(ids))), \
+        "no cut falls inside a character: the prompt no longer tests this"
+    for n in range(1, len(ids) + 1):
+        text = whole_text(tokenizer, ids[:n])
+        assert "\ufffd" not in text and full.startswith(text), (n, text)
+    assert all("\ufffd" not in text for text in streamed) and "\ufffd" not in full
+    for cut in (3, 5, 7, 11):  # the scoring path (Evaluate, the test split after training) cuts the same way
+        [state] = engine.generate_batch(None, [korean], cut)
+        assert state.new_tokens == cut and "\ufffd" not in state.text and full.startswith(state.text), state.text

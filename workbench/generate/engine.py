@@ -47,6 +47,15 @@ class Side:
         return int(bool(history) and history[0]["role"] == "system") + len(self.shots)
 
 
+def whole_text(tokenizer: Any, token_ids: Sequence[int]) -> str:
+    """The text of generated tokens, ending at the last whole character.
+
+    A byte-level tokenizer splits a Hangul syllable (3 bytes in UTF-8) over several tokens; an answer cut at max new
+    tokens, or read while it streams, can end inside one, which decodes as U+FFFD ("�"). Those trailing bytes are
+    left out, so no cut answer shows, scores or exports a broken character."""
+    return tokenizer.decode(list(token_ids), skip_special_tokens=True).rstrip("\ufffd")
+
+
 @dataclass
 class SideState:
     label: str
@@ -68,7 +77,7 @@ class SideState:
             return
         self.token_ids.append(token)
         self.new_tokens += 1
-        self.text = tokenizer.decode(self.token_ids, skip_special_tokens=True).rstrip("\ufffd")
+        self.text = whole_text(tokenizer, self.token_ids)
         self.done = self.new_tokens >= max_new_tokens
 
     @property
@@ -214,7 +223,7 @@ class ChatEngine:
                 new = new[:new.index(eos_id)] if eos_id in new else new
                 results[index] = SideState(label=results[index].label, prompt_tokens=len(encoded[index]),
                                            new_tokens=len(new), seconds=seconds, done=True, token_ids=new,
-                                           text=tokenizer.decode(new, skip_special_tokens=True))
+                                           text=whole_text(tokenizer, new))
         if on_batch:
             on_batch(answered, len(encoded))
         return results
@@ -319,7 +328,7 @@ class ChatEngine:
                 state.record(token, time.perf_counter() - started, stop_ids, tokenizer, sampling.max_new_tokens)
             yield states
         for state in states:
-            state.text = tokenizer.decode(state.token_ids, skip_special_tokens=True)
+            state.text = whole_text(tokenizer, state.token_ids)
         yield states
 
     def answer(self, side: Side, history: Sequence[dict], sampling: SamplingConfig) -> SideState:

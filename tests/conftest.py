@@ -29,6 +29,9 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     root, drives = config.rootpath, {}
+    # Hand out the work in file order (not the largest count of tests first): the shared app's modules, the longest
+    # piece of work, then start early (test_browser.py) instead of last.
+    config.option.loadscopereorder = False
 
     class AppModulesTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:

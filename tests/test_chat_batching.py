@@ -10,7 +10,7 @@ import pytest
 
 from workbench.config import ModelConfig, RunConfig
 from workbench.generate.engine import ChatEngine, Side
-from workbench.generate.lineups import Prices, few_shot_turns, parse_prompt_sheet, side_numbers
+from workbench.generate.lineups import Prices, few_shot_turns, parse_prompt_sheet, prompt_sheet_csv, side_numbers
 from workbench.generate.sampling import SamplingConfig
 from workbench.train.loop import run_training
 
@@ -87,6 +87,23 @@ def test_costs_and_numbers(engine):
     assert parse_prompt_sheet("prompt\nfirst\n\n 둘째 \n") == ["first", "둘째"]
     with pytest.raises(ValueError, match="empty"):
         parse_prompt_sheet("\n \n")
+
+
+@pytest.mark.parametrize(("encoding", "note"), [("utf-8", None), ("utf-8-sig", None), ("cp949", "CP949"),
+                                               ("utf-16", "UTF-16")])
+def test_a_prompt_csv_from_korean_excel_is_read_in_its_encoding(tmp_path, encoding, note):
+    path = tmp_path / "prompts.csv"
+    path.write_bytes('id,Prompt\n1,"한국의 수도는?"\n2,"두 줄로\n된 질문"\n3,Say hi.\n'.encode(encoding))
+    prompts, notes = prompt_sheet_csv(str(path))
+    assert prompts == ["한국의 수도는?", "두 줄로 된 질문", "Say hi."]
+    assert (note is None and not notes) or any(note in n for n in notes), notes
+
+
+def test_a_prompt_csv_without_a_prompt_column_names_its_columns(tmp_path):
+    path = tmp_path / "questions.csv"
+    path.write_text("질문,답\n수도는?,서울\n", encoding="cp949")
+    with pytest.raises(ValueError, match=r"'questions.csv' has no 'prompt' column \(columns: 질문, 답\)"):
+        prompt_sheet_csv(str(path))
 
 
 def test_a_shared_context_is_read_once_and_answers_do_not_depend_on_the_cache(engine):

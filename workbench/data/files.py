@@ -400,6 +400,17 @@ def _from_cp949(data: bytes, notes: list[str], line_by_line: bool) -> bytes:
     return data.decode("cp949").encode("utf-8")
 
 
+def read_text(path: str) -> tuple[str, list[str]]:
+    """A text file's text and notes on how it was read: UTF-8 (with or without a byte-order mark), UTF-16/32, or
+    Korean CP949/EUC-KR as Korean Excel saves a CSV. Anything else raises DataError naming the line and a fix."""
+    notes: list[str] = []
+    data = _from_wide(path, _read_bytes(path), notes)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    data = _from_cp949(data, notes, line_by_line=False)
+    return _decode_all(path, data), notes
+
+
 def read_rows(path: str) -> tuple[str, list[tuple[int, Any]], list[str]]:
     """(file format, (line, row) pairs, notes on what was fixed along the way) of a data file."""
     ext = Path(path).suffix.lower()

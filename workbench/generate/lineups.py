@@ -7,12 +7,16 @@ user-entered prices per 1,000 prompt and generated tokens, as hosted models are 
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workbench.data.examples import read_examples
+from workbench.data.files import DataError, read_text
 from workbench.data.samples import resolve_data_path
 
 MAX_SIDES = 4
@@ -81,6 +85,25 @@ def parse_prompt_sheet(text: str) -> list[str]:
     if not prompts:
         raise ValueError("the prompt sheet is empty; paste one prompt per line or upload a CSV with a 'prompt' column")
     return prompts
+
+
+def prompt_sheet_csv(path: str) -> tuple[list[str], list[str]]:
+    """The prompts of a CSV's `prompt` column (any case; UTF-8, UTF-16 or Korean Excel's CP949) and notes on how the
+    file was read. A cell may hold several lines: it is one prompt, asked as one line."""
+    name = Path(path).name
+    try:
+        text, notes = read_text(path)
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except (DataError, csv.Error) as exc:
+        raise ValueError(f"Prompt CSV {name!r} could not be read ({exc})") from None
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    if "prompt" not in header:
+        found = ", ".join(cell for cell in (rows[0] if rows else []) if cell.strip()) or "none"
+        raise ValueError(f"Prompt CSV {name!r} has no 'prompt' column (columns: {found}); add a header row with a "
+                         "column named prompt")
+    column = header.index("prompt")
+    cells = [row[column].replace("\r", " ").replace("\n", " ") for row in rows[1:] if len(row) > column]
+    return parse_prompt_sheet("\n".join(cells)), notes
 
 
 def answer_sheet(engine: Any, sides: Sequence[Any], prompts: Sequence[str], sampling: Any,

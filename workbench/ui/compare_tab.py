@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
 from workbench.app import USER_ERRORS, Workbench
 from workbench.fsio import write_csv
-from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet
+from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet, prompt_sheet_csv
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,
@@ -82,20 +81,6 @@ def _prices(prompt_price: float | None, output_price: float | None) -> Prices:
         return Prices(float(prompt_price or 0), float(output_price or 0))
     except ValueError as exc:
         raise ValueError(f"Prices: {exc}") from None
-
-
-def _csv_prompts(path: str) -> list[str]:
-    """The `prompt` column of an uploaded CSV (UTF-8, with or without a byte-order mark)."""
-    name = Path(path).name
-    try:
-        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    except (UnicodeDecodeError, ValueError, OSError) as exc:
-        raise ValueError(f"Prompt CSV {name!r} could not be read ({exc}); save it as CSV in UTF-8") from None
-    columns = {str(c).strip().lower(): c for c in frame.columns}
-    if "prompt" not in columns:
-        raise ValueError(f"Prompt CSV {name!r} has no 'prompt' column (columns: {', '.join(map(str, frame.columns))})"
-                         "; add a header row with a column named prompt")
-    return parse_prompt_sheet("\n".join(str(v).replace("\n", " ") for v in frame[columns["prompt"]]))
 
 
 def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None:
@@ -209,7 +194,9 @@ def _build_sheet(workbench: Workbench, settings: dict) -> None:
         picks = [BASE, *(pick or OFF for pick in (side_2, side_3, side_4))]
         slots = [i for i, pick in enumerate(picks) if pick != OFF]
         try:
-            prompts = _csv_prompts(csv_path) if csv_path else parse_prompt_sheet(text or "")
+            prompts, notes = prompt_sheet_csv(csv_path) if csv_path else (parse_prompt_sheet(text or ""), [])
+            for note in notes:  # e.g. a Korean Excel file read as CP949
+                gr.Info(f"Prompt CSV: {note}.")
             if len(prompts) > MAX_SHEET_PROMPTS:
                 raise ValueError(f"Prompts: {len(prompts)} prompts; answer at most {MAX_SHEET_PROMPTS} at a time "
                                  "(split the sheet)")

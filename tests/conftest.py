@@ -92,9 +92,10 @@ def home(tmp_path, monkeypatch):
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config():
-    """A run that takes seconds: a few steps on short sequences of the bundled English sample."""
+    """The one tiny-run factory: a run that takes seconds (a few steps on short sequences of the bundled English
+    sample); a test states only what it changes, e.g. tiny_config(**{"name": "x", "train.eval_every": 0})."""
     from workbench.config import RunConfig
 
     def make(**overrides):

@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.config import ModelConfig, RunConfig
+from workbench.config import ModelConfig
 from workbench.generate.engine import ChatEngine, Side
 from workbench.generate.lineups import Prices, few_shot_turns, parse_prompt_sheet, prompt_sheet_csv, side_numbers
 from workbench.generate.sampling import SamplingConfig
 from workbench.train.loop import run_training
 
-TINY = {"train.max_steps": 3, "train.batch_size": 2, "train.max_seq_len": 96, "train.eval_every": 0,
-        "train.learning_rate": 0.01, "train.warmup_ratio": 0.0, "data.val_size": 4, "data.test_size": 4,
-        "train.general_every": 0, "train.eval_test": False}
+TINY = {"train.max_seq_len": 96, "train.eval_every": 0, "train.learning_rate": 0.01, "data.val_size": 4,
+        "data.test_size": 4}  # changed from conftest's tiny_config
 HISTORY = [{"role": "user", "content": "Triage this customer message.\n\nI was charged twice for my order."}]
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
+def engine(tmp_path_factory, tiny_config):
     engine = ChatEngine(ModelConfig())
     folder = tmp_path_factory.mktemp("adapters")
     for name, method, seed in (("lora_a", "lora", 0), ("lora_b", "rslora", 1), ("dora", "dora", 0),
                                ("prompt", "prompt_tuning", 0)):
-        config = RunConfig().with_overrides({**TINY, "method.name": method, "train.seed": seed})
+        config = tiny_config(**TINY, **{"method.name": method, "train.seed": seed})
         engine.ensure_adapter(name, run_training(config, folder / name).adapter_path)
     return engine
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import ConfigError, ModelConfig, RunConfig
+from workbench.config import ConfigError, ModelConfig
 from workbench.data.general import general_parts, probe_examples, replay_examples
 from workbench.evaluate.scoring import (
     EvalOptions,
@@ -38,17 +38,16 @@ from workbench.runs.store import RunStore
 from workbench.train.jobs import execute_run
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"train.max_steps": 4, "train.batch_size": 2, "train.max_seq_len": 128, "train.eval_every": 2,
-        "train.learning_rate": 0.003, "train.warmup_ratio": 0.0, "data.val_size": 4, "data.test_size": 4,
+TINY = {"train.max_steps": 4, "train.learning_rate": 0.003, "data.val_size": 4, "data.test_size": 4,
         "train.general_every": 2, "train.general_samples": 4, "train.eval_test": True,
-        "train.eval_max_new_tokens": 12}
+        "train.eval_max_new_tokens": 12}  # changed from conftest's tiny_config
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_config):
     """One scored LoRA run: (store, run_id, result)."""
     store = RunStore(tmp_path_factory.mktemp("evalhome") / "runs")
-    config = RunConfig().with_overrides(TINY)
+    config = tiny_config(**TINY)
     record = store.create_run(config)
     events = []
     result = execute_run(store, record.run_id, config, on_event=events.append)
@@ -81,13 +80,13 @@ def test_replay_examples_make_up_the_requested_share():
     assert replay_examples(90, 0.0, seed=0) == []
 
 
-def test_replay_is_mixed_into_training_data():
+def test_replay_is_mixed_into_training_data(tiny_config):
     from workbench.models.loading import cached_tokenizer
     from workbench.train.loop import prepare_data
 
     tokenizer = cached_tokenizer("embedded")
-    plain = prepare_data(RunConfig().with_overrides({**TINY, "train.general_every": 0}), tokenizer)
-    mixed = prepare_data(RunConfig().with_overrides({**TINY, "train.replay_ratio": 0.2}), tokenizer)
+    plain = prepare_data(tiny_config(**{**TINY, "train.general_every": 0}), tokenizer)
+    mixed = prepare_data(tiny_config(**{**TINY, "train.replay_ratio": 0.2}), tokenizer)
     assert plain.replayed == 0 and not plain.general
     assert mixed.replayed == round(0.25 * len(plain.train)) and len(mixed.train) == len(plain.train) + mixed.replayed
     assert len(mixed.general) == 4 and any(note.startswith("replay:") for note in mixed.notes)
@@ -138,15 +137,15 @@ def test_report_round_trips_through_json(trained):
     assert again.summary_rows() == report.summary_rows() and again.example_rows() == report.example_rows()
 
 
-def test_l2_toward_the_start_keeps_the_adapter_closer(tmp_path):
+def test_l2_toward_the_start_keeps_the_adapter_closer(tmp_path, tiny_config):
     from safetensors.torch import load_file
 
     store = RunStore(tmp_path / "runs")
     norms = {}
     for strength in (0.0, 50.0):
-        config = RunConfig().with_overrides({**TINY, "train.general_every": 0, "train.eval_test": False,
-                                             "train.eval_every": 0, "train.l2_to_base": strength,
-                                             "train.learning_rate": 0.01})
+        config = tiny_config(**{**TINY, "train.general_every": 0, "train.eval_test": False,
+                                "train.eval_every": 0, "train.l2_to_base": strength,
+                                "train.learning_rate": 0.01})
         record = store.create_run(config)
         execute_run(store, record.run_id, config)
         weights = load_file(store.adapter_dir(record.run_id) / "adapter_model.safetensors")
@@ -216,10 +215,10 @@ def test_stop_keeps_the_models_scored_in_full_and_says_which_were_not(engine, tr
         evaluate(engine, targets, examples, "en", options, should_stop=lambda: True)
 
 
-def test_stop_during_the_test_split_scoring_keeps_the_run_and_stores_no_half_scores(tmp_path):
+def test_stop_during_the_test_split_scoring_keeps_the_run_and_stores_no_half_scores(tmp_path, tiny_config):
     store = RunStore(tmp_path / "runs")
-    config = RunConfig().with_overrides({**TINY, "train.max_steps": 2, "train.general_every": 0,
-                                         "train.eval_every": 0, "data.test_size": 8})
+    config = tiny_config(**{**TINY, "train.max_steps": 2, "train.general_every": 0,
+                            "train.eval_every": 0, "data.test_size": 8})
     record = store.create_run(config)
     scoring = {"started": False}
 

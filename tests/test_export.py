@@ -29,13 +29,10 @@ def _train(store: RunStore, tiny_config, **overrides) -> str:
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory):
-    from workbench.config import RunConfig
-
+def lora_run(tmp_path_factory, tiny_config):
     store = RunStore(tmp_path_factory.mktemp("runs"))
-    config = RunConfig().with_overrides({"train.max_steps": 4, "train.batch_size": 4, "train.max_seq_len": 128,
-                                         "train.eval_every": 0, "train.learning_rate": 0.005,
-                                         "data.val_size": 0, "data.test_size": 0})
+    config = tiny_config(**{"train.max_steps": 4, "train.batch_size": 4, "train.eval_every": 0,
+                            "train.learning_rate": 0.005, "data.val_size": 0, "data.test_size": 0})
     record = store.create_run(config)
     execute_run(store, record.run_id, config)
     return store, record.run_id

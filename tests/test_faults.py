@@ -146,8 +146,10 @@ def test_sigkill_while_training_then_restart_shows_it_interrupted_and_it_resumes
     steps = [row["step"] for row in runner.store.read_metrics(run_id) if "train_loss" in row]
     assert steps == list(range(1, 7))  # each step once: the rows after the checkpoint were logged again
     assert json.loads((runner.store.run_dir(run_id) / "result.json").read_text())["steps"] == 6
-    with pytest.raises(ValueError, match="only a run that is stopped, interrupted, failed"):
+    with pytest.raises(ValueError, match="only a run that is stopped, interrupted, failed") as refused:
         runner.resume(run_id)
+    name = runner.store.get_run(run_id).name
+    assert f"run {name!r} is completed" in str(refused.value) and run_id not in str(refused.value)  # by name
     runner.shutdown()
 
 

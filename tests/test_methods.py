@@ -42,8 +42,8 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def _config(method: str, data: Path | None = None, **overrides) -> RunConfig:
     spec = get_method(method)
-    settings = {"method.name": method, "train.learning_rate": spec.learning_rate * 3, "train.max_steps": 4,
-                "train.batch_size": 4, "train.max_seq_len": 128, "train.eval_every": 0, "train.warmup_ratio": 0.0,
+    settings = {"method.name": method, "train.learning_rate": spec.learning_rate * 2, "train.max_steps": 4,
+                "train.batch_size": 2, "train.max_seq_len": 128, "train.eval_every": 0, "train.warmup_ratio": 0.0,
                 "data.val_size": 0, "data.test_size": 0, "train.general_every": 0, **overrides}
     if data is not None:
         settings["data.path"] = str(data)

@@ -52,14 +52,16 @@ def test_loss_figure_by_step_has_train_val_and_general_styles():
     assert list(train.x) == [1, 2, 3, 4] and list(train.y) == [2.9, 2.5, 2.3, 2.1]
     assert list(val.x) == [0, 2, 4] and val.line.dash == "dash"
     assert list(general.y) == [2.0, 2.2, 2.5] and general.line.dash == "dot" and general.marker.symbol == "diamond"
-    assert train.line.color == val.line.color == general.line.color == PALETTE[0]
+    assert len({train.line.color, val.line.color, general.line.color}) == 3  # one run: a colour per curve
+    assert "forgetting" in fig.layout.title.text and "rising = forgetting" in general.hovertemplate
     assert fig.layout.xaxis.title.text == "step"
 
 
 def test_loss_figure_runs_get_their_own_colours_and_general_can_be_hidden():
     fig = make_loss_figure({"a": NEW_RUN, "b": OLD_RUN}, show_general=False)
     assert not [t for t in fig.data if t.name.endswith("general")]
-    assert _trace(fig, "b · train").line.color == PALETTE[1]
+    assert _trace(fig, "b · train").line.color == _trace(fig, "b · val").line.color == PALETTE[1]  # a colour a run
+    assert _trace(fig, "a · train").line.color == PALETTE[0] and fig.layout.title.text == "Loss"
 
 
 def test_loss_figure_by_tokens_places_eval_rows_at_the_tokens_of_their_step():

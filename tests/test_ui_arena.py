@@ -43,14 +43,9 @@ def own_votes(app, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run_id(app) -> str:
+def run_id(app, tiny_config) -> str:
     """One tiny LoRA run: 3 steps, no forgetting probe, no test-split scoring."""
-    from workbench.config import RunConfig
-
-    config = RunConfig(name=RUN_NAME).with_overrides({
-        "train.max_steps": 3, "train.batch_size": 2, "train.max_seq_len": 128, "train.eval_every": 0,
-        "train.learning_rate": 0.002, "train.warmup_ratio": 0.0, "data.val_size": 4, "data.test_size": 4,
-        "train.general_every": 0, "train.eval_test": False})
+    config = tiny_config(**{"name": RUN_NAME, "train.eval_every": 0, "data.val_size": 4, "data.test_size": 4})
     record = app.workbench.jobs.submit(config)
     snapshot = app.workbench.jobs.wait(record.run_id, timeout=TRAIN_TIMEOUT_S)
     assert snapshot.status == "completed", snapshot

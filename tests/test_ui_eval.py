@@ -40,15 +40,10 @@ def _eval_kwargs(app: App, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def run_id(app) -> str:
+def run_id(app, tiny_config) -> str:
     """One tiny run with the forgetting probe on and its 6 test examples scored after training."""
-    from workbench.config import RunConfig
-
-    config = RunConfig(name=RUN_NAME).with_overrides({
-        "method.rank": 4, "train.max_steps": 3, "train.batch_size": 2, "train.max_seq_len": 128,
-        "train.eval_every": 2, "train.learning_rate": 0.002, "train.warmup_ratio": 0.0, "data.val_size": 8,
-        "data.test_size": 6, "train.general_every": 2, "train.general_samples": 4, "train.eval_test": True,
-        "train.eval_max_new_tokens": 16})
+    config = tiny_config(**{"name": RUN_NAME, "method.rank": 4, "data.test_size": 6, "train.general_every": 2,
+                            "train.general_samples": 4, "train.eval_test": True, "train.eval_max_new_tokens": 16})
     record = app.workbench.jobs.submit(config)
     snapshot = app.workbench.jobs.wait(record.run_id, timeout=TRAIN_TIMEOUT_S)
     assert snapshot.status == "completed", snapshot

@@ -90,22 +90,34 @@ def _base_value(rows: Rows, key: str) -> float | None:
     return next((r[key] for r in rows if r.get("step") == 0 and r.get(key) is not None), None)
 
 
+# One run's three curves, each in a colour of its own; several runs overlaid share one colour per run instead.
+SERIES_COLORS = {"train_loss": PALETTE[0], "val_loss": PALETTE[4], "general_loss": PALETTE[2]}
+SERIES_HOVER = {"train_loss": "training batch", "val_loss": "validation split (held out)",
+                "general_loss": "general questions the run never trains on: rising = forgetting"}
+GENERAL_NOTE = "general = the forgetting probe: loss on general questions never trained on; rising = forgetting"
+
+
 def make_loss_figure(runs: Mapping[str, Rows], x_key: str = "step", log_y: bool = False,
                      show_general: bool = True) -> go.Figure:
-    """Train loss (lines), val loss (dashed) and general-set loss (dotted) of one or more runs, overlaid."""
+    """Train loss (lines), val loss (dashed) and general-set loss (dotted) of one or more runs, overlaid. One run's
+    curves get three colours; overlaid runs get a colour each. The general curve is explained under the title."""
     _check_x_key(x_key)
     styles = [("train_loss", "train", "lines", {}), ("val_loss", "val", "lines+markers", {"dash": "dash"})]
     if show_general:
         styles.append(("general_loss", "general", "lines+markers", {"dash": "dot"}))
-    fig = go.Figure()
+    fig, single = go.Figure(), len(runs) == 1
     for index, (label, rows) in enumerate(runs.items()):
         for key, suffix, mode, line in styles:
             x, y = _series(rows, key, x_key)
             if x:
                 marker = {"symbol": "diamond"} if key == "general_loss" else None
+                color = SERIES_COLORS[key] if single else _color(index)
                 fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=f"{label} · {suffix}", marker=marker,
-                                         line={"color": _color(index), **line}))
-    fig = _layout(fig, "Loss", X_KEYS[x_key], "loss (answer tokens)")
+                                         line={"color": color, **line},
+                                         hovertemplate=f"%{{y:.4f}} · {SERIES_HOVER[key]}<extra>{label}</extra>"))
+    general = any(t.name.endswith("· general") for t in fig.data)
+    title = f"Loss<br><sup>{GENERAL_NOTE}</sup>" if general else "Loss"
+    fig = _layout(fig, title, X_KEYS[x_key], "loss (answer tokens)")
     if log_y:
         fig.update_yaxes(type="log")
     return _annotate_empty(fig, "No steps logged yet") if not fig.data else fig

@@ -190,16 +190,17 @@ class JobRunner:
     def resume(self, run_id: str) -> RunRecord:
         """Queue a stopped, interrupted or failed SFT run again; it goes on from its last checkpoint."""
         record = self.store.get_run(run_id)
+        name = f"{record.name!r}"  # people know a run by its name; the id is in the Runs table
         if record.status not in RESUMABLE:
-            raise ValueError(f"run {run_id} is {record.status}; only a run that is {', '.join(RESUMABLE)} can be "
+            raise ValueError(f"run {name} is {record.status}; only a run that is {', '.join(RESUMABLE)} can be "
                              "resumed")
         config = self.store.load_config(run_id)
         if resume_problem(config):
-            raise ValueError(f"run {run_id}: {resume_problem(config)}")
+            raise ValueError(f"run {name}: {resume_problem(config)}")
         step = checkpoint_step(self.store.run_dir(run_id))
         if step is None:
-            raise ValueError(f"run {run_id} has no checkpoint: it stopped before it saved one (a stopped run saves "
-                             "one; a running one every train.checkpoint_every steps); start it again")
+            raise ValueError(f"run {name} has no checkpoint: it stopped before it saved one (a stopped run saves one; "
+                             "a training one every 'Checkpoint every' steps, train.checkpoint_every); start it again")
         job = _Job(run_id, config, resume=True)
         self.store.claim(run_id, "queued")  # refused while another process trains or queues it
         with self._lock:

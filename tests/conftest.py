@@ -16,34 +16,33 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
-# Long modules whose module fixtures are cheap: their tests are shared out one by one, so that no worker is left with
-# the whole module at the end.
-EACH_TEST_ON_ITS_OWN = ("tests/test_methods.py",)
-
-
 def pytest_xdist_make_scheduler(config, log):
-    """With pytest-xdist (`make test` runs two workers or more), each test module goes to one worker as a whole (its
-    module fixtures are built once), and every module that drives the shared app (`pytestmark = APP_TESTS`) goes
-    to the same worker, so that the app is launched and the model loaded once. (xdist's own `loadgroup` cannot
-    mark tests under pytest 9, whose node ids are read-only.)"""
+    """How pytest-xdist (`make test` runs a worker per core) shares the tests out: every module that drives the
+    shared app (`pytestmark = APP_TESTS`) goes to one worker, so that the app is launched and the model loaded once;
+    a module with module-scoped fixtures goes to one worker as a whole, so they are built once; the tests of any
+    other module are shared out one by one, so that no worker is left alone with a long module at the end. (xdist's
+    own `loadgroup` cannot mark tests under pytest 9, whose node ids are read-only.)"""
     from xdist.scheduler import LoadScopeScheduling
 
-    root, drives = config.rootpath, {}
+    root, kinds = config.rootpath, {}
     # Hand out the work in file order (not the largest count of tests first): the shared app's modules, the longest
     # piece of work, then start early (test_browser.py) instead of last.
     config.option.loadscopereorder = False
 
-    class AppModulesTogether(LoadScopeScheduling):
+    def kind(module: str) -> str:
+        if module not in kinds:
+            path = root / module
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+            kinds[module] = ("app" if "pytestmark = APP_TESTS" in text else
+                             "module" if 'scope="module"' in text else "test")
+        return kinds[module]
+
+    class SharedOut(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            if module in EACH_TEST_ON_ITS_OWN:
-                return nodeid
-            if module not in drives:
-                path = root / module
-                drives[module] = path.is_file() and "pytestmark = APP_TESTS" in path.read_text(encoding="utf-8")
-            return "the shared app" if drives[module] else module
+            return {"app": "the shared app", "module": module}.get(kind(module), nodeid)
 
-    return AppModulesTogether(config, log)
+    return SharedOut(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,8 @@ CPU_METHODS = [name for name, spec in METHODS.items() if not spec.needs_cuda]
 GPU_METHODS = [name for name, spec in METHODS.items() if spec.needs_cuda]
 
 
-@pytest.fixture(scope="module")
+# Session-wide (built once per test worker): the tests of this module are shared out one by one (conftest.py).
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """The first 16 rows of the English sample: small enough that every method visibly fits it in 4 steps."""
     path = tmp_path_factory.mktemp("data") / "tiny.jsonl"
@@ -50,13 +51,13 @@ def _config(method: str, data: Path | None = None, **overrides) -> RunConfig:
     return RunConfig().with_overrides(settings)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine() -> ChatEngine:
     """One engine for every method, as in the app: each run's result is loaded beside the others on one base."""
     return ChatEngine(ModelConfig())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def base_answer(engine) -> str:
     return engine.answer(Side("base"), PROMPT, GREEDY).text
 

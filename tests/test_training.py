@@ -120,15 +120,16 @@ def test_data_check_cli_exit_codes_and_report(tmp_path, home):
 
 def test_job_runner_trains_and_the_adapter_changes_answers(home, tiny_config):
     runner = JobRunner(RunStore(home / "runs"))
-    config = tiny_config(**{"train.max_steps": 12, "train.batch_size": 4, "train.eval_every": 6})
+    config = tiny_config(**{"train.max_steps": 8, "train.batch_size": 4, "train.eval_every": 4,
+                            "train.learning_rate": 0.003})
     record = runner.submit(config)
     snapshot = runner.wait(record.run_id, timeout=600)
     assert snapshot.status == "completed", snapshot.error
-    assert snapshot.step == snapshot.total_steps == 12
+    assert snapshot.step == snapshot.total_steps == 8
     rows = runner.store.read_metrics(record.run_id)
     losses = [row["train_loss"] for row in rows if "train_loss" in row]
-    assert len(losses) == 12 and losses[-1] < losses[0]
-    assert [row["step"] for row in rows if "val_loss" in row] == [0, 6, 12]  # step 0: the starting point
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    assert [row["step"] for row in rows if "val_loss" in row] == [0, 4, 8]  # step 0: the starting point
     adapter = runner.store.adapter_dir(record.run_id)
     _assert_adapter_files(adapter)
 

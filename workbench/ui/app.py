@@ -18,6 +18,7 @@ from workbench.ui.compare_tab import build_compare_tab
 from workbench.ui.data_tab import build_data_tab
 from workbench.ui.eval_tab import build_eval_tab
 from workbench.ui.runs_tab import build_runs_tab
+from workbench.ui.sides import side_choices
 from workbench.ui.train_tab import build_train_tab
 
 INTRO = """# PEFT Workbench
@@ -155,15 +156,15 @@ def build_app(workbench: Workbench) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Accordion("한국어 안내 · A guide in Korean", open=False):
             gr.Markdown(KOREAN_GUIDE)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("1 · Data", id="data"):
                 data = build_data_tab(workbench)
             with gr.Tab("2 · Train", id="train"):
                 train = build_train_tab(workbench, data)
             with gr.Tab("3 · Compare", id="compare"):
-                build_compare_tab(workbench, data, train)
+                compare = build_compare_tab(workbench, data, train)
             with gr.Tab("4 · Evaluate", id="evaluate"):
-                build_eval_tab(workbench, data, train)
+                evaluation = build_eval_tab(workbench, data, train)
             with gr.Tab("5 · Arena", id="arena") as arena_tab:
                 arena = build_arena_tab(workbench, data, train)
             with gr.Tab("Runs", id="runs") as runs_tab:
@@ -172,6 +173,15 @@ def build_app(workbench: Workbench) -> gr.Blocks:
         demo.load(data.on_check, inputs_kwargs=data.inputs, outputs=data.outputs, api_visibility="private")
         demo.load(train.on_form_change, inputs_kwargs=train.form, outputs=train.params_md, api_visibility="private")
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
+        demo.load(compare.on_page_load, None, compare.side_2_dropdown, api_visibility="private")
+        # A trained run's next step, one click away: its tab opens with the run already chosen.
+        train.compare_next_btn.click(
+            lambda run_id: (gr.Tabs(selected="compare"), gr.update(choices=side_choices(workbench), value=run_id)),
+            train.run_dropdown, [tabs, compare.side_2_dropdown], api_visibility="private")
+        train.evaluate_next_btn.click(
+            lambda run_id: (gr.Tabs(selected="evaluate"), *evaluation.pick(workbench, run_id)), train.run_dropdown,
+            [tabs, evaluation.source_radio, evaluation.split_run_dropdown, evaluation.models_dropdown],
+            api_visibility="private")
         arena_tab.select(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,
                          api_visibility="private")
     name_range_errors(demo)

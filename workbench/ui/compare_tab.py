@@ -19,6 +19,7 @@ from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_pr
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,
+    FEW_SHOT,
     OFF,
     build_few_shot_knobs,
     build_sampling_knobs,
@@ -83,7 +84,13 @@ def _prices(prompt_price: float | None, output_price: float | None) -> Prices:
         raise ValueError(f"Prices: {exc}") from None
 
 
-def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None:
+@dataclass
+class CompareTab:
+    side_2_dropdown: gr.Dropdown  # the first side after the base: where a freshly trained run goes
+    on_page_load: Callable  # () -> side 2 with the newest trained run (off when there is none)
+
+
+def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> CompareTab:
     gr.Markdown(INTRO)
     with gr.Row():
         side_dropdowns = [gr.Dropdown(side_choices(workbench), value=OFF, label=f"Side {n}", scale=3,
@@ -163,6 +170,13 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> N
         lambda: [gr.update(choices=side_choices(workbench))] * (len(side_dropdowns) - 1), None, side_dropdowns[1:],
         api_visibility="private")
     _build_sheet(workbench, settings)
+
+    def on_page_load():  # ready to compare: the newest trained run beside the base
+        choices = side_choices(workbench)
+        runs = [value for _label, value in choices if value not in (OFF, FEW_SHOT)]
+        return gr.update(choices=choices, value=runs[0] if runs else OFF)
+
+    return CompareTab(side_dropdowns[0], on_page_load)
 
 
 def _stream(lineup, histories, sampling_config):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -103,7 +104,19 @@ def _probe_table(base: dict[str, float], adapted: dict[str, dict[str, float]]) -
     return pd.DataFrame(rows, columns=columns).round(4)
 
 
-def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None:
+@dataclass
+class EvalTab:
+    source_radio: gr.Radio
+    split_run_dropdown: gr.Dropdown
+    models_dropdown: gr.Dropdown
+
+    def pick(self, workbench: Workbench, run_id: str) -> list:
+        """Updates that score `run_id` on its own test split next (outputs: source, run, runs)."""
+        choices = workbench.run_choices(trained=True)
+        return [RUN_SOURCE, gr.update(choices=choices, value=run_id), gr.update(choices=choices, value=[run_id])]
+
+
+def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> EvalTab:
     gr.Markdown(INTRO)
     adapters = workbench.run_choices(trained=True)
     with gr.Row():
@@ -292,3 +305,4 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> None
     for dropdown in (split_run_dropdown, models_dropdown, probe_dropdown):
         dropdown.focus(lambda: gr.update(choices=workbench.run_choices(trained=True)), None, dropdown,
                        api_visibility="private")
+    return EvalTab(source_radio, split_run_dropdown, models_dropdown)

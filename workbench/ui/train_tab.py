@@ -23,6 +23,7 @@ from workbench.data.examples import DataError, file_kind
 from workbench.data.samples import resolve_data_path
 from workbench.methods.cards import method_card
 from workbench.methods.registry import KNOBS, METHODS, get_method
+from workbench.models.adapters import has_trained_weights
 from workbench.plots import make_loss_figure
 from workbench.presets import BUNDLED_DIR, list_presets, read_preset, save_user_preset
 from workbench.runs.store import StoreError
@@ -51,9 +52,16 @@ FORGETTING_HELP = ("Fine-tuning on one task can make a model worse at everything
 RANKS_HELP = "Ranks to train, one run each, queued in order: step the rank up until it stops helping."
 
 
+NEXT_HELP = ("**Trained.** Next: chat with it beside the base model, or score both on held-out examples. "
+             "(A stopped run can be resumed later, or used as it is.)")
+NEXT_STATUSES = ("completed", "stopped")
+
+
 @dataclass
 class TrainTab:
     run_dropdown: gr.Dropdown
+    compare_next_btn: gr.Button  # open Compare with the run shown on side 2
+    evaluate_next_btn: gr.Button  # open Evaluate with the run shown picked
     model_box: gr.Textbox
     form: dict[str, gr.components.Component]  # the run's settings by parameter name: handlers take them by name
     params_md: gr.Markdown
@@ -175,6 +183,15 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         start_btn = gr.Button("Start training", variant="primary")
         stop_btn = gr.Button("Stop", variant="stop")
         resume_btn = gr.Button("Resume")
+    run_dropdown = gr.Dropdown(label="Run shown", info="Any stored run; the one you start is selected.",
+                               allow_custom_value=True)
+    progress_html = gr.HTML()
+    with gr.Row(visible=False) as next_row:  # once the run shown has a saved adapter: where to go next
+        gr.Markdown(NEXT_HELP)
+        compare_next_btn = gr.Button("Compare it with the base →", variant="primary")
+        evaluate_next_btn = gr.Button("Evaluate it →")
+    loss_plot = gr.Plot(label="Loss")
+    timer = gr.Timer(1.0)
     with gr.Accordion("Rank sweep", open=False):
         gr.Markdown("The settings above, once per rank. Runs are named *(run name) · rank N* and queue one after "
                     "another; the Runs tab charts them against rank.")
@@ -185,11 +202,6 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                                                    "the same; off = every run keeps the alpha above.")
             sweep_btn = gr.Button("Queue rank sweep")
         sweep_md = gr.Markdown()
-    run_dropdown = gr.Dropdown(label="Run shown", info="Any stored run; the one you start is selected.",
-                               allow_custom_value=True)
-    progress_html = gr.HTML()
-    loss_plot = gr.Plot(label="Loss")
-    timer = gr.Timer(1.0)
 
     # The run's settings by name (every handler below takes them as keyword arguments, which are also the API's
     # parameter names): config_from_form reads them by name and form_values writes them back by name.
@@ -289,7 +301,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
 
     def on_poll(run_id: str, seen: tuple | None = None):
         if not run_id:
-            return gr.skip(), gr.skip(), seen
+            return gr.skip(), gr.skip(), seen, gr.update(visible=False)
         try:
             workbench.store.run_dir(run_id)  # not a run id at all: refused
         except StoreError as exc:
@@ -299,13 +311,16 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             rows = workbench.store.read_metrics(run_id)
         except StoreError as exc:  # a run deleted in the Runs tab: said in place, not as a toast every second
             return (f"<div style='color:#b91c1c'>{html.escape(str(exc))} (a deleted run is in the Runs tab's "
-                    "trash)</div>"), gr.skip(), seen
+                    "trash)</div>"), gr.skip(), seen, gr.update(visible=False)
         name = workbench.store.get_run(run_id).name
         key = (run_id, len(rows), snapshot.status, name)
         # Redraw the chart only when there is something new: polling stays light while a run trains. Every
         # browser watching the same run gets the one figure drawn for that state (a class polls the same run).
         # The legend names the run by its name, as the Runs tab does.
-        return format_progress(snapshot), gr.skip() if key == seen else loss_figure(key, rows), key
+        if key == seen:
+            return format_progress(snapshot), gr.skip(), key, gr.skip()
+        trained = snapshot.status in NEXT_STATUSES and has_trained_weights(workbench.store.adapter_dir(run_id))
+        return format_progress(snapshot), loss_figure(key, rows), key, gr.update(visible=trained)
 
     def on_preset(key: str):
         if not key:
@@ -373,7 +388,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                     api_name="queue_sweep").success(on_sweep_queued, sweep_state, run_dropdown,
                                                     api_visibility="private")
     seen_state = gr.State(None)
-    timer.tick(on_poll, [run_dropdown, seen_state], [progress_html, loss_plot, seen_state],
+    timer.tick(on_poll, [run_dropdown, seen_state], [progress_html, loss_plot, seen_state, next_row],
                api_visibility="private", show_progress="hidden")
     run_dropdown.change(lambda run_id: on_poll(run_id)[:2], run_dropdown, [progress_html, loss_plot],
                         api_name="poll_run")
@@ -384,5 +399,6 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         choices = workbench.run_choices()
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    return TrainTab(run_dropdown, model_box, form, params_md, on_form_change, on_page_load)
+    return TrainTab(run_dropdown, compare_next_btn, evaluate_next_btn, model_box, form, params_md, on_form_change,
+                    on_page_load)
 

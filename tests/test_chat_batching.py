@@ -14,8 +14,8 @@ from workbench.generate.lineups import Prices, few_shot_turns, parse_prompt_shee
 from workbench.generate.sampling import SamplingConfig
 from workbench.train.loop import run_training
 
-TINY = {"train.max_seq_len": 96, "train.eval_every": 0, "train.learning_rate": 0.01, "data.val_size": 4,
-        "data.test_size": 4}  # changed from conftest's tiny_config
+TINY = {"train.max_steps": 2, "train.max_seq_len": 96, "train.eval_every": 0, "train.learning_rate": 0.01,
+        "data.val_size": 4, "data.test_size": 4}  # changed from conftest's tiny_config
 HISTORY = [{"role": "user", "content": "Triage this customer message.\n\nI was charged twice for my order."}]
 
 

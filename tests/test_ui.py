@@ -144,6 +144,18 @@ def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
     assert path == SKIPPED
     assert problems == SKIPPED and histogram == SKIPPED and previews == [SKIPPED] * 3
 
+    # Two good rows and a bad one with 10 % / 10 % shares: the bad row is reported all the same, the split's
+    # problem beside it with its one-click fix; the file is kept, every good row shown as training data.
+    tiny = tmp_path / "two-rows.jsonl"
+    tiny.write_text("".join(json.dumps({"instruction": f"Say {w}.", "output": w}) + "\n" for w in ("hi", "bye"))
+                    + '{"instruction": "no answer"}\n', encoding="utf-8")
+    path, report, problems, _histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(tiny)),
+                                                          0.1, 0.1, 0)
+    assert "line 3" in report and "good: 2" in report and "bad: 1" in report, report
+    assert "leave no training examples" in report and "set both shares to 0" in report, report
+    assert _value(problems) and path.startswith(str(app.home / "uploads"))
+    assert len(previews[0]["data"]) == 2 and not previews[1]["data"] and not previews[2]["data"]
+
 
 def test_training_run_completes_with_progress_loss_curve_and_adapter(app, started_run):
     html, plot = _poll_until_finished(app, started_run)

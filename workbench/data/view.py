@@ -32,6 +32,9 @@ class DataView:
     kind: str = "sft"  # or "preference": prompt/chosen/rejected pairs for DPO
     problems: list[dict] = field(default_factory=list)  # every bad row: its line (or item / row), field, reason
     sampled: bool = False
+    # Why the asked validation / test shares cannot be used (they leave no training example), or "". The report and
+    # previews then show every good row as training data, and the fix is to set both shares to 0.
+    split_problem: str = ""
 
 
 LENGTH_SAMPLE = 2_000  # examples per split whose lengths the chart shows: a histogram's shape needs no more
@@ -44,9 +47,10 @@ _MEASURED: dict[tuple, tuple] = {}  # the 8 newest _measured answers, oldest fir
 
 
 def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size: float, seed: int, model: str,
-              kind: str, on_progress: Any = None) -> tuple[Any, str, dict[str, list], dict[str, Any]]:
-    """(report, kind, splits, TokenLengths per split) of one version of a file, kept for the 8 newest; callers must
-    not change them. on_progress(fraction, message) hears how far a new one is (a cached one is at once)."""
+              kind: str, on_progress: Any = None) -> tuple[Any, str, dict[str, list], dict[str, Any], str]:
+    """(report, kind, splits, TokenLengths per split, split problem) of one version of a file, kept for the 8
+    newest; callers must not change them. on_progress(fraction, message) hears how far a new one is (a cached one
+    is at once)."""
     key = (path, _mtime_ns, _size, val_size, test_size, seed, model, kind)
     with _MEASURED_LOCK:
         if key in _MEASURED:
@@ -64,7 +68,13 @@ def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size:
     with gc_paused():  # splitting and measuring make an object or two per example too, none of them garbage
         # The split of the examples' positions is the split of the examples (split_examples only shuffles and cuts).
         # Byte bounds are taken in file order, where the examples lie in memory in order: 3 times faster than shuffled.
-        order = split_examples(list(range(len(examples))), val_size, test_size, seed)
+        split_problem = ""
+        try:
+            order = split_examples(list(range(len(examples))), val_size, test_size, seed)
+        except ValueError as exc:  # e.g. 10 % + 10 % of 2 rows: the rows are still reported, the split beside them
+            if not examples:
+                raise
+            split_problem, order = str(exc), split_examples(list(range(len(examples))), 0, 0, seed)
         bounds = length_bounds(examples, tokenizer)
         parts, lengths = {}, {}
         for i, (name, positions) in enumerate(zip(("train", "val", "test"), order)):
@@ -72,7 +82,7 @@ def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size:
             part_bounds = None if bounds is None else [bounds[k] for k in positions]
             lengths[name] = TokenLengths(parts[name], tokenizer, part_bounds, LENGTH_SAMPLE,
                                          stage(0.65 + 0.1 * i, 0.75 + 0.1 * i))
-    value = (report, kind, parts, lengths)
+    value = (report, kind, parts, lengths, split_problem)
     with _MEASURED_LOCK:
         _MEASURED[key] = value
         while len(_MEASURED) > 8:
@@ -95,7 +105,8 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
         read_examples(resolved, kind=kind)  # names the problem (no such file, a folder, ...)
         raise
     # Read once per version of the file and split: the Train tab's max length changing only re-counts the cuts.
-    report, kind, parts, lengths = _measured(resolved, stat.st_mtime_ns, stat.st_size, val_size, test_size, seed,
+    report, kind, parts, lengths, split_problem = _measured(resolved, stat.st_mtime_ns, stat.st_size, val_size,
+                                                            test_size, seed,
                                              model, kind, on_progress)
     truncated = 0
     for i, counts in enumerate(lengths.values()):  # only examples that may be over max_len are counted, once each
@@ -104,6 +115,9 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
     sizes = ", ".join(f"{name} {len(examples)}" for name, examples in parts.items())
     note = f"\n\n{PREFERENCE_NOTE}" if kind == "preference" else ""
     summary = f"{report.summary()}{note}\n\nSplit (seed {seed}): {sizes}."
+    if split_problem:
+        summary += (f"\n⚠️ The validation and test shares cannot be used: {split_problem}. The split above "
+                    "shows every row as training; set both shares to 0 to train on every row.")
     if truncated:
         summary += f"\n{truncated} example(s) are longer than max_seq_len {max_len}; their prompts will be cut."
     sampled = any(counts.sampled < len(examples) for counts, examples in zip(lengths.values(), parts.values()))
@@ -116,4 +130,4 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
     return DataView(summary=summary, good=report.good, truncated=truncated, kind=kind, sampled=sampled,
                     lengths={name: counts.sample() for name, counts in lengths.items()},
                     splits={name: preview_rows(examples, preview) for name, examples in parts.items()},
-                    problems=problems)
+                    problems=problems, split_problem=split_problem)

@@ -67,6 +67,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
                                           maximum=field_range("data", "split_seed")[1],
                                           info=field_help("data", "split_seed"))
             check_btn = gr.Button("Check data", variant="primary")
+            split_fix_btn = gr.Button("Use every row for training (shares 0)", visible=False, variant="secondary")
             data_path_box = gr.Textbox(label="Data used for training", interactive=False,
                                        value=f"{SAMPLE_PREFIX}{DEFAULT_SAMPLE}")
             max_len_state = gr.State(DEFAULT_MAX_LEN)
@@ -92,12 +93,14 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
             gr.Warning(str(exc).splitlines()[0])
-            return gr.skip(), f"Not used: {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), f"Not used: {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         frames = [_frame(view.splits[split]) for split in ("train", "val", "test")]
         summary = view.summary.replace(f"File: {path}", f"File: {kept}", 1)  # the copy runs use, not the temp file
         problems = _problems_csv(workbench, kept, view.problems)  # shown only when there are bad rows
+        if view.split_problem:  # the rows are reported all the same; the split's fix is one click away
+            gr.Warning("The validation and test shares leave no training rows; see the report.")
         return (kept, summary, gr.update(value=problems, visible=problems is not None),
-                make_length_histogram(view.lengths, max_len), *frames)
+                make_length_histogram(view.lengths, max_len), *frames, gr.update(visible=bool(view.split_problem)))
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float,
                  max_len: int = DEFAULT_MAX_LEN, progress=gr.Progress()):
@@ -111,10 +114,12 @@ def build_data_tab(workbench: Workbench) -> DataTab:
 
     inputs = {"sample": sample_dropdown, "upload": upload_file, "val_size": val_size_slider,
               "test_size": test_size_slider, "seed": split_seed_number, "max_len": max_len_state}
-    outputs = [data_path_box, report_box, problems_file, length_plot, *previews]
+    outputs = [data_path_box, report_box, problems_file, length_plot, *previews, split_fix_btn]
     check_btn.click(on_check, inputs_kwargs=inputs, outputs=outputs, api_name="check_data")
     upload_file.upload(on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
     sample_dropdown.input(on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
+    split_fix_btn.click(lambda: (0, 0), None, [val_size_slider, test_size_slider], api_visibility="private").then(
+        on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
     show_inputs = {"path": data_path_box, "val_size": val_size_slider, "test_size": test_size_slider,
                    "seed": split_seed_number, "max_len": max_len_state}
     return DataTab(data_path_box, val_size_slider, test_size_slider, split_seed_number, check_btn, max_len_state,

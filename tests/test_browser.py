@@ -129,8 +129,12 @@ def _set_number(page, label: str, value: float) -> None:
     """A gr.Number, or the number box beside a gr.Slider, set as typed by hand."""
     box = _visible(page.get_by_label(label, exact=True).or_(page.get_by_label(f"number input for {label}",
                                                                                exact=True)))
-    box.fill(str(value))
-    box.press("Tab")  # the value is sent on blur
+    for _attempt in range(3):  # a box in an accordion just opened may still take its first value after a fill
+        box.fill(str(value))
+        box.press("Tab")  # the value is sent on blur
+        page.wait_for_timeout(300)
+        if box.input_value() == str(value):
+            break
     expect(box).to_have_value(str(value))
 
 

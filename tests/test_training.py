@@ -120,8 +120,7 @@ def test_data_check_cli_exit_codes_and_report(tmp_path, home):
 
 def test_job_runner_trains_and_the_adapter_changes_answers(home, tiny_config):
     runner = JobRunner(RunStore(home / "runs"))
-    config = tiny_config(**{"train.max_steps": 8, "train.batch_size": 4, "train.eval_every": 4,
-                            "train.learning_rate": 0.003})
+    config = tiny_config(**{"train.max_steps": 8, "train.eval_every": 4, "train.learning_rate": 0.004})
     record = runner.submit(config)
     snapshot = runner.wait(record.run_id, timeout=600)
     assert snapshot.status == "completed", snapshot.error

@@ -35,7 +35,7 @@ def _rows(table: dict) -> list[dict]:
 
 def _eval_kwargs(app: App, **changes: Any) -> dict[str, Any]:
     fields = {"Data": "A file or sample", "Run": None, "File": "sample:ko_review_sentiment", "Split": "test",
-              "Limit": 3, "Include the base model": True, "Runs": [], "Max new tokens": 16, "Perplexity": True}
+              "Limit": 3, "Include the base model": True, "Runs": [], "Max new tokens": 8, "Perplexity": True}
     return _kwargs(app, "/evaluate", **{**fields, **changes})
 
 
@@ -43,7 +43,7 @@ def _eval_kwargs(app: App, **changes: Any) -> dict[str, Any]:
 def run_id(app, tiny_config) -> str:
     """One tiny run with the forgetting probe on and its 6 test examples scored after training."""
     config = tiny_config(**{"name": RUN_NAME, "method.rank": 4, "data.test_size": 6, "train.general_every": 2,
-                            "train.general_samples": 4, "train.eval_test": True, "train.eval_max_new_tokens": 16})
+                            "train.general_samples": 4, "train.eval_test": True, "train.eval_max_new_tokens": 8})
     record = app.workbench.jobs.submit(config)
     snapshot = app.workbench.jobs.wait(record.run_id, timeout=TRAIN_TIMEOUT_S)
     assert snapshot.status == "completed", snapshot
@@ -133,7 +133,7 @@ def test_stored_scores_show_the_test_split_scored_after_training(app, run_id):
 
 
 def test_forgetting_probe_compares_each_run_with_the_base(app, run_id):
-    change, table, curve = _call(app, "/probe_forgetting", [run_id], 3, 16)
+    change, table, curve = _call(app, "/probe_forgetting", [run_id], 3, 8)
     bars = [t for t in _figure(change)["data"] if t["type"] == "bar"]
     assert [t["name"] for t in bars] == [RUN_NAME]
     assert set(bars[0]["x"]) == {"perplexity", "similarity"}

@@ -67,7 +67,7 @@ def test_method_trains_saves_reloads_and_changes_answers(method, tmp_path, engin
     config = _config(method, tiny_data)
     loaded = load_model(config.model)
     examples = read_examples(tiny_data).examples
-    batch, _ = encode_examples(examples[:8], loaded.tokenizer, 128)
+    batch, _ = encode_examples(examples[:4], loaded.tokenizer, 128)
     model = attach_method(loaded.model, config)
     before = evaluate_loss(model, batch, 4, loaded.tokenizer.pad_token_id, "cpu")
     del model, loaded

@@ -126,7 +126,7 @@ def test_a_shared_context_is_read_once_and_answers_do_not_depend_on_the_cache(en
     later = sides[0].messages(turns)  # a later turn: the same examples come first, so the same context
     assert context_length(later, encode_prompt(later, tokenizer), tokenizer, sides[0].context_size(turns)) == context
 
-    for sampling in (SamplingConfig(temperature=0.0, max_new_tokens=5), SamplingConfig(0.8, 0.9, 5, seed=4)):
+    for sampling in (SamplingConfig(temperature=0.0, max_new_tokens=3), SamplingConfig(0.8, 0.9, 3, seed=4)):
         for batched in (True, False):
             engine.prompt_cache.clear()
             cold = _answers(engine, sides, sampling, batched, histories=[questions[1]] * 3)

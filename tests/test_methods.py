@@ -26,7 +26,7 @@ from workbench.train.loop import run_training
 from workbench.train.preflight import PreflightError, check_runnable, cuda_available, preflight
 
 PROMPT = [{"role": "user", "content": "Triage this customer message.\n\nI was charged twice for my order."}]
-GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=10)
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=8)
 CPU_METHODS = [name for name, spec in METHODS.items() if not spec.needs_cuda]
 GPU_METHODS = [name for name, spec in METHODS.items() if spec.needs_cuda]
 

@@ -27,7 +27,6 @@ from workbench.models.adapters import has_trained_weights
 from workbench.runs.store import RunRecord, RunStore, StoreError
 from workbench.train.jobs import JobRunner
 
-UPLOAD_SUFFIXES = SUFFIXES
 # What a person's choice, file or setting can cause: the UI shows these as a message that names the field, never
 # as a trace. Anything else is a fault of the app and is reported as one.
 USER_ERRORS = (ConfigError, StoreError, ValueError, OSError, RuntimeError)
@@ -58,9 +57,9 @@ class Workbench:
     def save_upload(self, temp_path: str | Path) -> Path:
         """Keep an uploaded file under the workbench home (uploads vanish from temp dirs; runs refer to it)."""
         source = Path(temp_path)
-        if source.suffix.lower() not in UPLOAD_SUFFIXES:
+        if source.suffix.lower() not in SUFFIXES:
             raise ValueError(f"uploaded file {source.name!r} has an unsupported type; use one of: "
-                             f"{', '.join(UPLOAD_SUFFIXES)}")
+                             f"{', '.join(SUFFIXES)}")
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:10]
         target = self.uploads / f"{slugify(source.stem, 60)}-{digest}{source.suffix.lower()}"
         if not target.is_file():

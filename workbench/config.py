@@ -243,10 +243,7 @@ def field_help(section: str, name: str) -> str:
     """The help text of a config field, for UI labels and CLI --help."""
     if section == "method" and name in KNOBS:
         return KNOBS[name].help
-    for f in dataclasses.fields(SECTIONS[section]):
-        if f.name == name:
-            return f.metadata.get("help", "")
-    raise KeyError(f"{section}.{name}")
+    return _field(section, name).metadata.get("help", "")
 
 
 def field_range(section: str, name: str) -> tuple[float | None, float | None]:

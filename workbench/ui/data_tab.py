@@ -9,8 +9,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench.app import UPLOAD_SUFFIXES, Workbench
+from workbench.app import Workbench
 from workbench.config import MAX_SHARE, DataConfig, TrainConfig, field_help, field_range
+from workbench.data.files import SUFFIXES
 from workbench.data.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
 from workbench.data.view import describe_data
 from workbench.fsio import write_csv
@@ -57,7 +58,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             sample_dropdown = gr.Dropdown(list_samples(), value=DEFAULT_SAMPLE, label="Bundled sample",
                                           info="Ready-made tasks the base model cannot do yet.")
             upload_file = gr.File(label="…or upload your own file", type="filepath",
-                                  file_types=list(UPLOAD_SUFFIXES))
+                                  file_types=list(SUFFIXES))
             val_size_slider = gr.Slider(0, MAX_SHARE, value=defaults.val_size, step=0.05, label="Validation share",
                                         info=field_help("data", "val_size"))
             test_size_slider = gr.Slider(0, MAX_SHARE, value=defaults.test_size, step=0.05, label="Test share",

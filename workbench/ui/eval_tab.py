@@ -9,7 +9,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from workbench.app import UPLOAD_SUFFIXES, USER_ERRORS, Workbench
+from workbench.app import USER_ERRORS, Workbench
+from workbench.data.files import SUFFIXES
 from workbench.evaluate.metrics import SIMILARITY_KIND, metric_help
 from workbench.evaluate.scoring import (
     EvalOptions,
@@ -137,7 +138,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
                                        info="Split with the Data tab's validation/test shares and seed; all = "
                                             "the whole file.")
                 upload_file = gr.File(label="…or upload a file", type="filepath",
-                                      file_types=list(UPLOAD_SUFFIXES))
+                                      file_types=list(SUFFIXES))
             limit_number = gr.Number(0, precision=0, label="Limit", minimum=0,
                                      info="Score only the first N examples (0 = all). Start small on a CPU.")
         with gr.Column():

@@ -111,7 +111,7 @@ def _text(message: dict) -> str:
 
 def _runs(app: App) -> dict[str, dict]:
     table, _choices = _call(app, "/list_runs")
-    return {row["run_id"]: row for row in (dict(zip(table["headers"], r)) for r in table["data"])}
+    return {row["run id"]: row for row in (dict(zip(table["headers"], r)) for r in table["data"])}
 
 
 def _form(app: App, endpoint: str = "/start_run", **by_label: Any) -> dict[str, Any]:

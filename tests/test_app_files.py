@@ -141,7 +141,7 @@ def test_the_app_reads_data_only_from_samples_uploads_and_data_dirs(apps):
     for path in (str(secret), os.path.relpath(secret, ROOT)):
         _refused(client, "/start_run", _tiny_run_form(train, **{"Data used for training": path}), path)
     table, _choices = client.submit(api_name="/list_runs").result(timeout=CALL_TIMEOUT_S)
-    assert not [row for row in table["data"] if dict(zip(table["headers"], row)).get("run_id")], table  # none began
+    assert not [row for row in table["data"] if dict(zip(table["headers"], row))["run id"]], table  # none began
 
     # A file under the --data-dir folder is read; its formulas reach the downloaded CSV inert.
     _summary, _legend, _bars, examples, csv_path = client.submit(
@@ -263,11 +263,14 @@ def test_the_data_path_check_names_the_path_and_the_way_out(tmp_path):
     assert workbench.check_data_path(f" {allowed}/a.jsonl ") == str(allowed.resolve() / "a.jsonl")
     kept = workbench.uploads / "x.jsonl"
     assert workbench.check_data_path(kept) == str(kept.resolve())
-    for bad in (str(outside), f"{allowed}/../outside.jsonl", str(allowed / "escape.jsonl"), "", "relative.jsonl",
+    for bad in (str(outside), f"{allowed}/../outside.jsonl", str(allowed / "escape.jsonl"), "relative.jsonl",
                 f"{workbench.uploads}/../../outside.jsonl"):
         with pytest.raises(ValueError, match="refused") as caught:
             workbench.check_data_path(bad)
         assert "--data-dir FOLDER" in str(caught.value) and "upload the file" in str(caught.value).lower()
+    for empty in ("", "  ", None):  # no data chosen (a failed upload): said as such, with the way out
+        with pytest.raises(ValueError, match="No data chosen.*pick a bundled sample or upload a fixed file"):
+            workbench.check_data_path(empty)
     workbench.close()
     assert parse_args(["--data-dir", str(allowed), "--data-dir", str(tmp_path)]).data_dir == [str(allowed),
                                                                                            str(tmp_path)]

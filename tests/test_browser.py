@@ -184,18 +184,40 @@ def test_1_the_page_loads_ready_to_train_with_a_korean_guide(app, page, flow):
     page.get_by_text("한국어 안내 · A guide in Korean", exact=True).click()
 
 
-def test_2_data_an_upload_is_validated_and_kept(app, page, flow):
+def test_2_data_an_upload_is_validated_and_kept(app, page, flow, tmp_path):
     _after(flow, "seen")
     seen = flow["seen"]
-    # --- 1 · Data: upload the sample file; it is validated and kept under the home's uploads folder.
+    # --- 1 · Data: first a file with no usable row. Nothing of the sample shown before stays on screen as if it
+    # were this file's, and the Train tab says there is no data; clearing the upload goes back to the sample.
     _tab(page, "1 · Data")
-    page.locator('input[type="file"][accept*=".jsonl"]').set_input_files(str(SAMPLE_FILE))
+    upload = page.locator('input[type="file"][accept*=".jsonl"]')
     # The report's copy button sits inside its <label>, so the textarea has no accessible name: find it by title.
     report = _visible(page.locator(".block").filter(has=page.locator('[data-testid="block-info"]', has_text=re.compile(
         r"^\s*Validation report\s*$")))).locator("textarea")
+    data_path = page.get_by_label("Data used for training")
+    expect(data_path).to_have_value("sample:en_ticket_triage")
+    preview_rows = _visible(page.locator(".virtual-row"))
+    expect(preview_rows.first).to_be_visible()
+    broken = tmp_path / "no-good-rows.jsonl"
+    broken.write_text('{"instruction": "no answer"}\n{"output": "no question"}\n', encoding="utf-8")
+    upload.set_input_files(str(broken))
+    expect(report).to_have_value(re.compile(r"^Not used:"), timeout=LOAD_S * 1000)
+    expect(data_path).to_have_value("")
+    expect(preview_rows).to_have_count(0)
+    expect(_block(page, "Token lengths").locator(".js-plotly-plot")).to_have_count(0)
+    expect(page.get_by_text("No data to train on.")).to_be_attached()
+    _dismiss_toasts(page)
+    seen = flow["seen"] = len(_toasts(page))  # the failed upload's warning was expected
+    _visible(page.get_by_label("Clear")).first.click()
+    expect(data_path).to_have_value("sample:en_ticket_triage", timeout=30_000)
+    expect(report).to_have_value(re.compile(r"good: 160"))
+    expect(preview_rows.first).to_be_visible()
+
+    # Then the sample file as an upload: it is validated and kept under the home's uploads folder.
+    upload.set_input_files(str(SAMPLE_FILE))
+    expect(data_path).to_have_value(re.compile(r"/uploads/"), timeout=LOAD_S * 1000)
     expect(report).to_have_value(re.compile(r"good: 160"), timeout=LOAD_S * 1000)
     expect(report).to_have_value(re.compile(r"bad: 0"))
-    data_path = page.get_by_label("Data used for training")
     expect(data_path).to_have_value(re.compile(rf"^{re.escape(str(app.home / 'uploads'))}/.+\.jsonl$"))
     uploaded = Path(data_path.input_value())
     assert uploaded.read_bytes() == SAMPLE_FILE.read_bytes()
@@ -213,6 +235,10 @@ def test_3_train_a_run_watch_it_live_and_stop_it(app, page, flow):
     seen, uploaded = flow["seen"], flow["uploaded"]
     # --- 2 · Train: a long run on the upload, with the probe and test scoring off; watch it, then stop it.
     _tab(page, "2 · Train")
+    # Above Start: what the run will train on.
+    expect(page.get_by_text(re.compile(rf"Will train on {re.escape(uploaded.name)} · instructions · 128 train / 16 "
+                                       r"validation / 16 test rows · English · longest example \d+ tokens"))
+           ).to_be_visible()
     _visible(page.get_by_label("Run name", exact=True)).fill(RUN_NAME)
     _set_number(page, "Max steps", MAX_STEPS)
     _set_number(page, "Batch size", 1)
@@ -362,19 +388,31 @@ def test_6_data_tab_follows_the_train_tabs_max_length(app, page, flow):
         r"^\s*Validation report\s*$")))).locator("textarea")
     # --- 1 · Data again: the report and the histogram follow the Train tab's max length (64, set above).
     _tab(page, "1 · Data")
-    expect(report).to_have_value(re.compile(r"\d+ example\(s\) are longer than max_seq_len 64"), timeout=30_000)
+    expect(report).to_have_value(re.compile(r"\d+ example\(s\) are longer than the Train tab's max length \(Max seq "
+                                            r"len 64\)"), timeout=30_000)
     histogram = _block(page, "Token lengths").locator(".js-plotly-plot")
     expect(histogram).to_contain_text("max length 64")
     assert _errors_after(page, seen) == []
 
 
 
-def test_7_runs_after_a_reload_the_table_lists_the_run(app, page, flow):
-    _after(flow, "run_id")
-    run_id = flow["run_id"]
+def test_7_a_reload_keeps_the_choices_and_the_runs_table_lists_the_run(app, page, flow):
+    _after(flow, "run_id", "uploaded")
+    run_id, uploaded = flow["run_id"], flow["uploaded"]
+    # --- A reload keeps this browser's choices: the data, the Train form and the Compare sides, not the defaults.
+    page.reload()
+    _tab(page, "2 · Train")
+    page.wait_for_function(PAGE_LOADED, timeout=LOAD_S * 1000)
+    expect(_visible(page.get_by_label("Run name", exact=True))).to_have_value(RUN_NAME)
+    expect(_visible(page.get_by_label("Max steps", exact=True))).to_have_value(str(MAX_STEPS))
+    expect(_visible(page.get_by_label("Max seq len", exact=True))).to_have_value("64")
+    expect(page.get_by_text(re.compile(rf"Will train on {re.escape(uploaded.name)} · "))).to_be_visible()
+    _tab(page, "1 · Data")
+    expect(page.get_by_label("Data used for training")).to_have_value(str(uploaded))
+    _tab(page, "3 · Compare")
+    expect(_visible(page.get_by_label("Side 2", exact=True))).to_have_value(re.compile(rf"^{re.escape(RUN_NAME)} · "))
     # --- Runs: after a page reload the table lists the run this page trained (it is read again on each load, and
     # again when the tab opens), with no press of Refresh.
-    page.reload()
     _tab(page, "Runs")
     # Gradio draws the visible rows as div.virtual-row (the <table> beside them only sizes the columns).
     row = _visible(page.locator(".virtual-row").filter(has=page.get_by_text(RUN_NAME, exact=True)))
@@ -382,3 +420,30 @@ def test_7_runs_after_a_reload_the_table_lists_the_run(app, page, flow):
     expect(row).to_contain_text(run_id)
     expect(row).to_contain_text("stopped")
     assert _errors_after(page, 0) == []
+
+
+def test_8_korean_data_sets_the_answer_lengths_everywhere(app, page, flow):
+    from workbench.data.view import describe_data
+
+    _after(flow, "seen")
+    korean = describe_data("sample:ko_review_sentiment", 0.1, 0.1, 0)
+    # --- 1 · Data: a Korean sample. The report says what Korean costs on this tokenizer, and every max-new-tokens
+    # field takes the data's own answer lengths (48 tokens would cut a Korean answer after ~15 syllables).
+    _tab(page, "1 · Data")
+    _visible(page.get_by_label("Bundled sample", exact=True)).click()
+    page.get_by_role("option", name="ko_review_sentiment", exact=True).click()
+    expect(page.get_by_label("Data used for training")).to_have_value("sample:ko_review_sentiment", timeout=30_000)
+    report = _visible(page.locator(".block").filter(has=page.locator('[data-testid="block-info"]', has_text=re.compile(
+        r"^\s*Validation report\s*$")))).locator("textarea")
+    expect(report).to_have_value(re.compile(r"Korean text: this tokenizer spends about \d\.\d tokens per Hangul"))
+    for tab, label in (("3 · Compare", "Max new tokens"), ("4 · Evaluate", "Max new tokens"),
+                       ("5 · Arena", "Max new tokens"), ("2 · Train", "Max new tokens when scoring")):
+        _tab(page, tab)
+        if tab == "2 · Train":
+            page.get_by_text("After training", exact=True).click()  # closed again after the reload
+        box = _visible(page.get_by_label(label, exact=True).or_(page.get_by_label(f"number input for {label}",
+                                                                                   exact=True)))
+        expect(box).to_have_value(str(korean.new_tokens))
+    expect(page.get_by_text(re.compile(r"Will train on ko_review_sentiment \(bundled sample\) · instructions · "
+                                       r".* · Korean · longest example"))).to_be_visible()
+    assert _errors_after(page, flow["seen"]) == []

@@ -435,11 +435,11 @@ def test_split_is_deterministic_and_sized():
 
 def test_split_validation():
     data = make_examples(10)
-    with pytest.raises(ValueError, match=r"val_size .*1\.5"):
+    with pytest.raises(ValueError, match=r"validation share .*1\.5"):
         split_examples(data, 1.5, 0, seed=0)
-    with pytest.raises(ValueError, match=r"test_size .*-1"):
+    with pytest.raises(ValueError, match=r"test share .*-1"):
         split_examples(data, 0, -1, seed=0)
-    with pytest.raises(ValueError, match="val_size"):
+    with pytest.raises(ValueError, match="validation share"):
         split_examples(data, "0.1", 0, seed=0)
     with pytest.raises(ValueError, match="no training examples"):
         split_examples(data, 5, 5, seed=0)
@@ -463,7 +463,8 @@ def test_summary_text(tmp_path):
     rows = [ALPACA] * 3 + [{"instruction": "x", "output": ""}] * 4 + [dict(ALPACA, id=1)]
     report = read_examples(write(tmp_path, "d.jsonl", jsonl(*rows)))
     text = report.summary(max_problems=2)
-    assert "Rows read: 8, good: 4, bad: 4" in text and "alpaca: 4" in text and str(report.path) in text
+    assert "Rows read: 8, good: 4, bad: 4" in text and str(report.path) in text
+    assert "Row layouts: Alpaca (instruction, input, output): 4" in text  # words, not the internal name
     assert 'line 4: field "output" is empty' in text and "line 5:" in text and "line 6:" not in text
     assert "... and 2 more" in text and "ignored unknown keys: id (1 row)" in text
 

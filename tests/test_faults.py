@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from workbench.models.loading import free_memory
 from workbench.runs.store import RunStore
-from workbench.train.checkpoints import checkpoint_dir
+from workbench.train.checkpoints import checkpoint_dir, load_counters
 from workbench.train.jobs import JobRunner, execute_run
 from workbench.train.loop import run_training
 
@@ -62,12 +62,21 @@ def test_a_stopped_run_resumes_exactly_where_it_stopped(tmp_path, tiny_config):
     events = []
 
     def record(event):
-        events.append(event)
+        events.append((time.perf_counter(), event))
         if event.kind == "step":
             resumed_losses[event.step] = event.values["train_loss"]
 
+    first = load_counters(tmp_path / "cut")
+    began = time.perf_counter()
     resumed = run_training(config, tmp_path / "cut", on_event=record, resume=True)
+    second_segment = [at for at, event in events if event.kind == "end"][0] - began  # (the cleanup after: not)
+    events = [event for _at, event in events]
     assert (resumed.status, resumed.steps) == ("completed", 4)
+    # The run's time is both segments whole (loading, measuring, training), not the last one or the loop alone:
+    # the checkpoint keeps the first segment's wall time up to the stop (loading included), the resumed run adds its
+    # own.
+    assert first["elapsed"] < first["seconds"] <= stopped.seconds
+    assert first["seconds"] + second_segment - 0.1 <= resumed.seconds <= first["seconds"] + second_segment
     started = [e for e in events if e.kind != "phase"][0]  # phase events ("loading the model") may come first
     assert started.kind == "start" and started.values["resumed_from"] == 2
     assert sorted(resumed_losses) == [3, 4]  # the step count goes on; steps 1-2 are not trained again

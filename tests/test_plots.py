@@ -14,6 +14,20 @@ from workbench.plots import (
     make_rank_sweep_figure,
 )
 
+# Every chart with nothing to draw, as the app asks for it before any data exists.
+EMPTY_FIGURES = {
+    "loss": lambda: make_loss_figure({}),
+    "loss of a run with no rows, log scale": lambda: make_loss_figure({"run-a": []}, log_y=True),
+    "forgetting": lambda: make_forgetting_figure({"run-a": []}),
+    "metric bars": lambda: make_metric_bars({}),
+    "metric bars of a model with no scores": lambda: make_metric_bars({"base": {}}, ["rougeL"]),
+    "general change": lambda: make_general_change_figure({"perplexity": 10.0}, {}),
+    "general change without a shared metric": lambda: make_general_change_figure({}, {"lora": {"bleu": 1.0}}),
+    "rank sweep": lambda: make_rank_sweep_figure([]),
+    "token lengths": lambda: make_length_histogram({}, 256),
+    "token lengths of empty splits": lambda: make_length_histogram({"train": [], "val": []}),
+}
+
 
 def _step(step: int, loss: float) -> dict:
     return {"step": step, "train_loss": loss, "lr": 1e-4, "tokens": step * 100, "epoch": step / 4,
@@ -110,9 +124,11 @@ def test_forgetting_figure_without_base_has_no_base_line():
     assert [t.name for t in fig.data] == ["run-a · general"] and list(fig.data[0].x) == [200]
 
 
-def test_forgetting_figure_empty():
+def test_forgetting_figure_empty_says_where_to_turn_the_probe_on_in_the_apps_words():
     fig = make_forgetting_figure({"run-a": [_step(1, 2.0)]})
-    assert not fig.data and "train.general_every" in _annotations(fig)[0]
+    [text] = _annotations(fig)
+    assert not fig.data and "Probe every N steps" in text and "Train tab" in text
+    assert "Forgetting: probe and mitigations" in text and "general_every" not in text
     with pytest.raises(ValueError, match="'time'"):
         make_forgetting_figure({}, x_key="time")
 
@@ -122,8 +138,9 @@ def test_metric_bars_put_wide_scale_metrics_on_a_second_panel():
                "lora": {"exact_match": 0.61234, "bleu": 30.0, "rouge_l": None}}
     fig = make_metric_bars(results)
     by_panel = {(t.name, t.xaxis): list(t.x) for t in fig.data}
-    assert by_panel[("base", "x")] == ["exact_match"] and by_panel[("base", "x2")] == ["bleu", "perplexity"]
-    assert by_panel[("lora", "x")] == ["exact_match"] and by_panel[("lora", "x2")] == ["bleu"]  # None skipped
+    # Metric names in words on the axis (a narrow bar group wraps between words).
+    assert by_panel[("base", "x")] == ["exact match"] and by_panel[("base", "x2")] == ["bleu", "perplexity"]
+    assert by_panel[("lora", "x")] == ["exact match"] and by_panel[("lora", "x2")] == ["bleu"]  # None skipped
     lora_scores = next(t for t in fig.data if t.name == "lora" and t.xaxis == "x")
     assert list(lora_scores.text) == ["0.612"]
     assert [t.showlegend for t in fig.data] == [True, True, False, False]
@@ -169,9 +186,30 @@ def test_rank_sweep_is_sorted_on_log_axes_with_rank_ticks():
     assert "stops improving" in fig.layout.title.text
 
 
+def test_rank_sweep_value_axis_starts_at_zero_so_a_tiny_difference_looks_tiny():
+    points = [{"rank": 4, "trainable_params": 400, "val_loss": 2.0003},
+              {"rank": 8, "trainable_params": 800, "val_loss": 2.0}]
+    fig = make_rank_sweep_figure(points)
+    low, high = fig.layout.yaxis.range
+    assert low == 0 and high >= 2.0003  # 0.0003 apart: a hair on this axis, not a cliff
+    assert (high - low) > 1000 * 0.0003
+    assert fig.layout.yaxis2.range == fig.layout.yaxis.range  # both panels on the same honest scale
+
+
 def test_rank_sweep_other_metric_and_empty():
     fig = make_rank_sweep_figure([{"rank": 4, "trainable_params": 400, "val_loss": 2.0}], metric="general_loss")
     assert not fig.data and "No rank sweep points yet" in _annotations(fig)
+
+
+@pytest.mark.parametrize("build", EMPTY_FIGURES.values(), ids=EMPTY_FIGURES.keys())
+def test_empty_figures_show_only_their_empty_state_text(build):
+    """No bare -1…6 axes, grid or ticks: the title and one line of text in the middle, nothing else."""
+    fig = build()
+    assert not fig.data and not fig.layout.shapes
+    [note] = fig.layout.annotations
+    assert note.text and note.xref == note.yref == "paper" and (note.x, note.y) == (0.5, 0.5)
+    axes = [fig.layout[name] for name in fig.layout if name.startswith(("xaxis", "yaxis"))]
+    assert axes and all(axis.visible is False for axis in axes)
 
 
 def test_length_histogram_keeps_labels_and_marks_max_length():

@@ -159,3 +159,5 @@ def test_figures_draw_and_handle_no_votes():
     for empty in (make_rating_figure([]), make_win_rate_heatmap([], np.zeros((0, 0))),
                   make_battle_count_heatmap([], np.zeros((0, 0), dtype=int))):
         assert not empty.data and "No votes yet" in empty.layout.annotations[0].text
+        # The empty state alone: no bare axes with plotly's default range beside it.
+        assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False

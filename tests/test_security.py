@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -128,3 +130,18 @@ def test_a_pickled_adapter_is_never_loaded(tmp_path):
                              RunConfig().with_overrides({"train.init_adapter": str(folder)}))
     with pytest.raises(FileNotFoundError, match="no trained weights"):
         ChatEngine(ModelConfig()).ensure_adapter("pickled", folder)
+
+
+def test_the_key_of_the_browsers_saved_choices_is_made_once_kept_and_owner_only(tmp_path):
+    """Browsers keep their choices encrypted with a key of the workbench home: the same after a restart (else every
+    reload after one would start from the defaults), readable by its owner only."""
+    from workbench.app import Workbench
+
+    first = Workbench(tmp_path / "home").browser_secret()
+    path = tmp_path / "home" / "browser-secret"
+    assert len(first) >= 24 and path.read_text(encoding="utf-8") == first
+    if os.name == "posix":
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Workbench(tmp_path / "home").browser_secret() == first  # an app restart: the same key
+    assert Workbench(tmp_path / "other").browser_secret() != first
+    assert not [p.name for p in (tmp_path / "home").iterdir() if p.name.startswith(".browser-secret")]

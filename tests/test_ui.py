@@ -25,7 +25,6 @@ from appdriver import (  # noqa: E402
     PROMPT,
     SAMPLE,
     SAMPLE_PATH,
-    SKIPPED,
     _call,
     _figure,
     _form,
@@ -80,13 +79,17 @@ def test_the_train_form_offers_exactly_what_the_config_accepts(app):
     """Every training setting's widget takes its range and choices from the config field itself."""
     import gradio as gr
 
-    from workbench.config import TrainConfig, field_choices, field_help, field_range
-    from workbench.ui.train_tab import LABELS
+    from workbench.config import TrainConfig, field_choices, field_help, field_label, field_range
+    from workbench.ui.train_tab import FIELD_MIN_WIDTH
 
     widgets = [block for block in app.demo.blocks.values() if isinstance(block, gr.components.Component)]
     for name, default in vars(TrainConfig()).items():
-        label, info = LABELS.get(name, name.replace("_", " ").capitalize()), field_help("train", name)
+        label, info = field_label("train", name), field_help("train", name)
         [widget] = [w for w in widgets if w.label == label and str(w.info or "").startswith(info)]
+        assert "_" not in label, f"{name}: the screen shows the field's key"
+        # In a row of settings each keeps room for its label (Gradio's default let a checkbox's label be crushed
+        # to one word per line).
+        assert widget.min_width >= FIELD_MIN_WIDTH, name
         if field_choices("train", name):
             assert [value for _label, value in widget.choices] == list(field_choices("train", name)), name
         elif isinstance(default, (int, float)) and not isinstance(default, bool):
@@ -95,17 +98,20 @@ def test_the_train_form_offers_exactly_what_the_config_accepts(app):
 
 def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
     # The sample: 160 good rows, split 128 / 16 / 16, previews and a length histogram per split.
-    path, report, problems, histogram, *previews = _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)
+    path, report, problems, histogram, *previews, headline = _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)
     assert path == SAMPLE_PATH
     assert "good: 160" in report and "bad: 0" in report
     assert _value(problems) is None and problems["visible"] is False  # no bad row: no file of them shown
-    assert "train 128, val 16, test 16" in report
+    assert "training 128, validation 16, test 16" in report
     assert len(previews) == 3
     for preview in previews:
         assert {"prompt", "answer"} <= set(preview["headers"])
         assert preview["data"], "a preview table is empty"
     counts = {t["name"]: len(t["x"]) for t in _figure(histogram)["data"]}
     assert counts == {"train": 128, "val": 16, "test": 16}
+    # Above Start, the Train tab says what a run will train on.
+    assert re.search(r"en_ticket_triage .*128 train / 16 validation / 16 test rows · English · longest example "
+                     r"\d+ tokens", headline), headline
 
     # An upload with 3 good rows, a broken JSON line (2) and an empty answer (4): bad lines named, good kept.
     rows = [json.dumps({"instruction": "Say hi.", "input": "", "output": "Hi!"}),
@@ -115,8 +121,8 @@ def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
             json.dumps({"instruction": "Name a colour.", "input": "one word", "output": "Blue"})]
     upload = tmp_path / "mixed.jsonl"
     upload.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    path, report, problems, histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(upload)),
-                                                         0.1, 0.1, 0)
+    path, report, problems, histogram, *previews, _headline = _call(app, "/check_data", SAMPLE,
+                                                                    handle_file(str(upload)), 0.1, 0.1, 0)
     saved = Path(path)
     assert saved.parent == app.home / "uploads" and saved.suffix == ".jsonl"
     assert saved.read_bytes() == upload.read_bytes()
@@ -132,25 +138,30 @@ def test_check_data_sample_upload_and_unusable_file(app, started_run, tmp_path):
     assert lines == {1, 3, 5}
     assert sum(len(t["x"]) for t in _figure(histogram)["data"]) == 3
 
-    # A file with no good row is not used: the data path and the other outputs stay as they were.
+    # A file with no good row is not used, and nothing of the data before it stays on screen as if it were this
+    # file's: no data is chosen (the Train tab says so above Start) until a sample or a fixed file is.
     unusable = tmp_path / "unusable.jsonl"
     unusable.write_text('{"instruction": \n' + json.dumps({"instruction": "x", "output": ""}) + "\n",
                         encoding="utf-8")
     assert _call(app, "/check_data", SAMPLE, None, 0.1, 0.1, 0)[0] == SAMPLE_PATH
-    path, report, problems, histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(unusable)),
-                                                         0.1, 0.1, 0)
+    path, report, problems, histogram, *previews, headline = _call(app, "/check_data", SAMPLE,
+                                                                   handle_file(str(unusable)), 0.1, 0.1, 0)
     assert report.startswith("Not used:"), report
     assert "line 1" in report and "line 2" in report
-    assert path == SKIPPED
-    assert problems == SKIPPED and histogram == SKIPPED and previews == [SKIPPED] * 3
+    assert path == "" and "No data to train on" in headline, (path, headline)
+    assert _value(problems) is None and problems["visible"] is False and histogram is None
+    assert all(not preview["data"] for preview in previews)
+    # Starting a run now is refused with the way out, not trained on the data shown before.
+    with pytest.raises(AppError, match="No data chosen"):
+        _call(app, "/start_run", **_tiny_run_form(app, **{"Data used for training": ""}))
 
     # Two good rows and a bad one with 10 % / 10 % shares: the bad row is reported all the same, the split's
     # problem beside it with its one-click fix; the file is kept, every good row shown as training data.
     tiny = tmp_path / "two-rows.jsonl"
     tiny.write_text("".join(json.dumps({"instruction": f"Say {w}.", "output": w}) + "\n" for w in ("hi", "bye"))
                     + '{"instruction": "no answer"}\n', encoding="utf-8")
-    path, report, problems, _histogram, *previews = _call(app, "/check_data", SAMPLE, handle_file(str(tiny)),
-                                                          0.1, 0.1, 0)
+    path, report, problems, _histogram, *previews, _headline = _call(app, "/check_data", SAMPLE,
+                                                                     handle_file(str(tiny)), 0.1, 0.1, 0)
     assert "line 3" in report and "good: 2" in report and "bad: 1" in report, report
     assert "leave no training examples" in report and "set both shares to 0" in report, report
     assert _value(problems) and path.startswith(str(app.home / "uploads"))
@@ -169,7 +180,7 @@ def test_training_run_completes_with_progress_loss_curve_and_adapter(app, starte
 
     row = _runs(app)[started_run]
     assert row["status"] == "completed" and row["steps"] == 3
-    assert row["train_loss"] == pytest.approx(y[-1], abs=1e-3)  # the table and the curve tell the same story
+    assert row["train loss"] == pytest.approx(y[-1], abs=1e-3)  # the table and the curve tell the same story
     app.state["train_y"] = y
 
     adapter = app.home / "runs" / started_run / "adapter"

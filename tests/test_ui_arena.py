@@ -56,6 +56,35 @@ def _payload(outputs: Any) -> str:
     return json.dumps(outputs, ensure_ascii=False, default=str)
 
 
+def _arena_tab(workbench: Any) -> Any:
+    """The Arena tab built over `workbench` (with the Data and Train tabs it reads from), as build_app builds it."""
+    import gradio as gr
+
+    from workbench.ui.arena_tab import build_arena_tab
+    from workbench.ui.data_tab import build_data_tab
+    from workbench.ui.train_tab import build_train_tab
+
+    with gr.Blocks():
+        data = build_data_tab(workbench)
+        return build_arena_tab(workbench, data, build_train_tab(workbench, data))
+
+
+def test_arena_picks_the_newest_trained_run_and_the_base_as_candidates(app, run_id, tmp_path):
+    from workbench.app import Workbench
+
+    newest = app.workbench.run_choices(trained=True)[0][1]  # this module's run, unless another one trained since
+    arena = _arena_tab(app.workbench)
+    assert arena.candidates_dropdown.value == ["base", newest]  # built after the run: picked from the start
+    update = arena.on_page_load()  # a page opened later lists the runs trained since and picks the newest
+    assert update["value"] == ["base", newest] and run_id in [value for _label, value in update["choices"]]
+
+    empty = Workbench(tmp_path / "home")  # no trained run yet: the base and the base with few-shot examples
+    try:
+        assert _arena_tab(empty).on_page_load()["value"] == ["base", "few-shot"]
+    finally:
+        empty.close()
+
+
 def test_compare_base_run_and_few_shot_stream_side_by_side(app, run_id):
     from workbench.generate.engine import Side
     from workbench.generate.sampling import SamplingConfig
@@ -139,6 +168,12 @@ def test_leaderboard_and_votes_exported_as_preference_data(app, run_id, tmp_path
     assert base_models["value"] == "embedded" and base_models["choices"] == [["embedded (3 votes)", "embedded"]]
     rows = {row[0]: dict(zip(table["headers"], row)) for row in table["data"]}
     assert set(rows) == {"base", run_label}
+    # Words on screen, not the rating code's keys; the help above the table names the columns it explains.
+    assert table["headers"] == ["model", "Bradley-Terry", "BT 95% low", "BT 95% high", "Elo", "battles", "wins",
+                                "losses", "ties", "both bad"]
+    for header in ("Bradley-Terry", "BT 95% low", "BT 95% high", "Elo", "both bad"):
+        assert f"**{header}**" in note, note
+    assert not re.search(r"\bbt\b|bt_low|bt_high|both_bad", note), note
     assert all(row["battles"] == 3 and row["ties"] == 1 for row in rows.values())
     assert sum(row["wins"] for row in rows.values()) == 2
     for figure in (rating, win_rate, counts):

@@ -65,12 +65,13 @@ def test_bad_sweep_ranks_and_an_evaluation_without_models_are_refused(app):
 
 def test_runs_table_has_rank_forgetting_and_test_scores(app, run_id):
     table, _choices = _call(app, "/list_runs")
-    row = {r["run_id"]: r for r in _rows(table)}[run_id]
+    assert not [header for header in table["headers"] if "_" in header]  # words on screen, not field names
+    row = {r["run id"]: r for r in _rows(table)}[run_id]
     assert row["name"] == RUN_NAME and row["status"] == "completed" and row["rank"] == 4
     assert isinstance(row["general Δ %"], float)
     scores = app.workbench.store.read_json(run_id, "scores.json")["adapter"]
     for metric in SCORED:
-        assert row[f"test {metric}"] == pytest.approx(scores[metric], abs=1e-4), metric
+        assert row[f"test {metric.replace('_', ' ')}"] == pytest.approx(scores[metric], abs=1e-4), metric
 
 
 def test_run_charts_loss_by_tokens_forgetting_scores_and_lengths(app, run_id):
@@ -95,8 +96,10 @@ def test_evaluate_a_korean_sample_with_base_and_run(app, run_id):
 
     summary, legend, bars, examples, csv_path = _call(app, "/evaluate", **_eval_kwargs(app, Runs=[run_id]))
     assert [r["model"] for r in _rows(summary)] == ["base", RUN_NAME]
-    assert {"rougeL", "chrf", "similarity", "perplexity"} <= set(summary["headers"])
-    assert "**chrf**" in legend and "lower is better" in legend.lower()
+    assert {"rougeL", "chrf", "similarity", "perplexity", "exact match", "token f1", "new tokens"} <= set(
+        summary["headers"])
+    assert not [header for header in summary["headers"] if "_" in header]  # wrapped between words, not inside one
+    assert "**chrf**" in legend and "**exact match**" in legend and "lower is better" in legend.lower()
     assert "⚠️ similarity" in legend  # the English embedding model reads little Korean: the user is told
     assert {t["name"] for t in _figure(bars)["data"]} == {"base", RUN_NAME}
 

@@ -30,6 +30,8 @@ from workbench.train.jobs import JobRunner
 # What a person's choice, file or setting can cause: the UI shows these as a message that names the field, never
 # as a trace. Anything else is a fault of the app and is reported as one.
 USER_ERRORS = (ConfigError, StoreError, ValueError, OSError, RuntimeError)
+NO_DATA = ("No data chosen (the last upload could not be used): pick a bundled sample or upload a fixed file on the "
+           "Data tab")
 
 
 class Workbench:
@@ -76,6 +78,8 @@ class Workbench:
         on) any file of the server. Symlinks and .. are resolved first, so neither can step out of a folder. The CLI
         runs as the operator and reads any path; it does not call this."""
         spec = os.fspath(path or "").strip()
+        if not spec:
+            raise ValueError(NO_DATA)
         if spec.startswith(SAMPLE_PREFIX):  # only bundled names resolve (resolve_data_path checks the name)
             return spec
         allowed = (self.uploads.resolve(), *self.data_dirs)
@@ -87,6 +91,27 @@ class Workbench:
                          f"(sample:NAME), a file uploaded on the Data tab, or a file under a folder given with "
                          f"--data-dir{folders}. Upload the file on the Data tab, or start the app with "
                          "--data-dir FOLDER for the folder that holds it.")
+
+    def browser_secret(self) -> str:
+        """The key browsers' saved choices are encrypted with: made once per workbench home and kept (owner-only), so
+        the choices a browser saved still open after the app restarts."""
+        path = self.home / "browser-secret"
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            self.home.mkdir(parents=True, exist_ok=True)
+            secret = secrets.token_urlsafe(24)
+            draft = path.with_name(f".browser-secret.{os.getpid()}.{threading.get_ident()}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secret)
+            try:
+                os.link(draft, path)  # whole or not at all; a second process finds the first one's key
+            except FileExistsError:
+                secret = path.read_text(encoding="utf-8").strip()
+            finally:
+                draft.unlink()
+            return secret
 
     def new_export(self, prefix: str, suffix: str = ".csv") -> Path:
         """A fresh file name in the exports folder (the only one served for download), e.g. eval-<time>-<id>.csv."""

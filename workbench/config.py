@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,11 @@ def _check_all(obj: Any, section: str) -> None:
 class ModelConfig:
     name_or_path: str = knob(EMBEDDED_MODEL, "The base model: 'embedded' (SmolLM2-135M-Instruct, bundled, works "
                              "offline), a Hugging Face Hub id such as 'HuggingFaceTB/SmolLM2-360M-Instruct', or a "
-                             "local folder with config.json and safetensors weights.")
+                             "local folder with config.json and safetensors weights. The embedded model reads Korean "
+                             "poorly (about three tokens per syllable); with the Hub, small models that know Korean "
+                             "include 'Qwen/Qwen2.5-0.5B-Instruct', 'Qwen/Qwen2.5-1.5B-Instruct', "
+                             "'kakaocorp/kanana-nano-2.1b-instruct' and 'LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct' "
+                             "(check each model's licence).")
     dtype: str = knob("auto", "Weights and compute type. 'auto' = float32 on CPU, bfloat16 on a GPU that supports "
                       "it.", choices=("auto", "float32", "bfloat16", "float16"))
     trust_remote_code: bool = knob(False, "Run Python code shipped with a Hub model. Off unless you trust its "
@@ -237,6 +242,40 @@ def _section_from_dict(key: str, values: Any) -> Any:
             except ValueError:
                 pass
     return cls(**values)
+
+
+# What a field is called on screen, where "Field name" from its key does not read well. Messages shown in the app
+# name fields by these labels (on_screen), the CLI by their keys.
+FIELD_LABELS = {
+    ("model", "name_or_path"): "Base model", ("method", "name"): "Method",
+    ("data", "path"): "Data used for training", ("data", "val_size"): "Validation share",
+    ("data", "test_size"): "Test share", ("data", "split_seed"): "Split seed",
+    ("train", "general_every"): "Probe every N steps", ("train", "general_samples"): "Probe examples",
+    ("train", "l2_to_base"): "L2 toward the start (λ)", ("train", "eval_test"): "Score the test split after training",
+    ("train", "eval_max_new_tokens"): "Max new tokens when scoring", ("train", "dpo_beta"): "DPO β",
+    ("train", "init_adapter"): "Continue from adapter (run id or folder)",
+}
+
+
+def field_label(section: str, name: str) -> str:
+    """A field's label on screen ("Max seq len" for train.max_seq_len, a method knob's own label)."""
+    if section == "method" and name in KNOBS:
+        return KNOBS[name].label
+    return FIELD_LABELS.get((section, name), name.replace("_", " ").capitalize())
+
+
+_FIELD_KEY = re.compile(r"\b(model|data|method|train)\.([a-z][a-z0-9_]*)\b")
+
+
+def on_screen(message: str) -> str:
+    """A message for the app's screen: every field key in it (train.max_seq_len) becomes the field's label in
+    quotes (“Max seq len”), as the form shows it; unknown keys stay as they are."""
+    def label(match: re.Match) -> str:
+        section, name = match.groups()
+        known = (section == "method" and name in KNOBS) or name in SECTIONS[section].__dataclass_fields__
+        return f"“{field_label(section, name)}”" if known else match.group(0)
+
+    return _FIELD_KEY.sub(label, message)
 
 
 def field_help(section: str, name: str) -> str:

@@ -14,6 +14,9 @@ X_KEYS = {"step": "step", "epoch": "epoch", "tokens": "tokens seen"}
 WIDE_SCALE_METRICS = ("bleu", "chrf")
 GENERAL_METRICS = ("perplexity", "similarity")
 RANK_SWEEP_HINT = "step the rank up until the curve stops improving"
+# Said in the words of the Train tab, where the probe is switched on (not the config key train.general_every).
+NO_GENERAL_LOSS = ("No general-set loss logged. To log it, set <i>Probe every N steps</i> above 0 in the Train tab<br>"
+                   "(<i>Forgetting: probe and mitigations</i>) before training.")
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -36,8 +39,14 @@ def _color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _annotate_empty(fig: go.Figure, text: str) -> go.Figure:
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+def annotate_empty(fig: go.Figure, text: str) -> go.Figure:
+    """The empty state of a chart with no data: its title and `text` in the middle, nothing else. Bare axes would
+    show plotly's default range (-1 to 6) as if it meant something; subplot titles and lines go with them."""
+    fig.data, fig.layout.annotations, fig.layout.shapes = (), (), ()
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font={"size": 14, "color": "#4b5563"})
     return fig
 
 
@@ -120,7 +129,7 @@ def make_loss_figure(runs: Mapping[str, Rows], x_key: str = "step", log_y: bool 
     fig = _layout(fig, title, X_KEYS[x_key], "loss (answer tokens)")
     if log_y:
         fig.update_yaxes(type="log")
-    return _annotate_empty(fig, "No steps logged yet") if not fig.data else fig
+    return annotate_empty(fig, "No steps logged yet") if not fig.data else fig
 
 
 def _change_text(values: Sequence[float], base: float | None) -> list[str]:
@@ -147,7 +156,7 @@ def make_forgetting_figure(runs: Mapping[str, Rows], x_key: str = "step") -> go.
     title = "Forgetting probe (higher = more forgetting)"
     fig = _layout(fig, title, X_KEYS[x_key], "loss on the general reference set")
     if not fig.data:
-        _annotate_empty(fig, "No general-set loss logged; turn on the forgetting probe (train.general_every)")
+        annotate_empty(fig, NO_GENERAL_LOSS)
     return fig
 
 
@@ -163,6 +172,13 @@ def _metric_names(results: Mapping[str, Mapping[str, float | None]]) -> list[str
     return list(names)
 
 
+def metric_words(name: str) -> str:
+    """A metric's name in words, so that a narrow header wraps between words and never inside one: "exact_match" →
+    "exact match", "macro_f1[Label]" → "macro f1 [Label]" (the data's field name kept as it is)."""
+    metric, bracket, field = name.partition("[")
+    return metric.replace("_", " ") + (f" [{field}" if bracket else "")
+
+
 def _add_bars(fig: go.Figure, results: Mapping[str, Mapping[str, float | None]], metrics: list[str],
               col: int | None, in_legend: set[str]) -> None:
     for index, (label, values) in enumerate(results.items()):
@@ -170,8 +186,9 @@ def _add_bars(fig: go.Figure, results: Mapping[str, Mapping[str, float | None]],
         if not shown:
             continue
         y = [values[m] for m in shown]
-        bar = go.Bar(x=shown, y=y, name=label, text=[f"{v:.3g}" for v in y], textposition="outside",
-                     marker={"color": _color(index)}, legendgroup=label, showlegend=label not in in_legend)
+        bar = go.Bar(x=[metric_words(m) for m in shown], y=y, name=label, text=[f"{v:.3g}" for v in y],
+                     textposition="outside", marker={"color": _color(index)}, legendgroup=label,
+                     showlegend=label not in in_legend)
         in_legend.add(label)
         fig.add_trace(bar, row=col and 1, col=col)
 
@@ -193,7 +210,7 @@ def make_metric_bars(results: Mapping[str, Mapping[str, float | None]],
     fig = _layout(fig, "Metrics by model", "", "value")
     fig.update_layout(barmode="group", uniformtext={"minsize": 8, "mode": "hide"})
     if not fig.data:
-        _annotate_empty(fig, "No metrics to compare yet")
+        annotate_empty(fig, "No metrics to compare yet")
     return fig
 
 
@@ -219,7 +236,7 @@ def make_general_change_figure(base: Mapping[str, float], adapted: Mapping[str, 
     fig.update_layout(barmode="group")
     fig.add_hline(y=0, line={"color": "#111827", "width": 1})
     if not adapted or not any(trace.x for trace in fig.data):
-        _annotate_empty(fig, "No adapted model evaluated on the general reference set yet")
+        annotate_empty(fig, "No adapted model evaluated on the general reference set yet")
     return fig
 
 
@@ -239,13 +256,18 @@ def make_rank_sweep_figure(points: Sequence[Mapping[str, Any]], metric: str = "v
     fig = _layout(fig, title, "", metric.replace("_", " "))
     fig.update_layout(margin={"t": 80})
     if not usable:
-        return _annotate_empty(fig, "No rank sweep points yet")
+        return annotate_empty(fig, "No rank sweep points yet")
     fig.add_trace(_sweep_trace(usable, "rank", metric, True), row=1, col=1)
     fig.add_trace(_sweep_trace(usable, "trainable_params", metric, False), row=1, col=2)
     ranks = sorted({p["rank"] for p in usable if p.get("rank")})
     # Ranks are powers of two in practice: a log axis spaces them evenly and the ticks name them exactly.
     fig.update_xaxes(type="log", tickvals=ranks, ticktext=[str(r) for r in ranks], title_text="rank", row=1, col=1)
     fig.update_xaxes(type="log", title_text="trainable parameters", row=1, col=2)
+    values = [p[metric] for p in usable]
+    if min(values) >= 0 and max(values) > 0:
+        # From zero, so that a 0.0003 difference between ranks looks as small as it is; plotly's auto range would
+        # zoom in on the points until it looked like a cliff. Every sweep metric is a loss or score ≥ 0.
+        fig.update_yaxes(range=[0, max(values) * 1.1])
     return fig
 
 
@@ -254,8 +276,11 @@ def make_length_histogram(lengths: Mapping[str, Sequence[int]], max_len: int | N
     fig = go.Figure()
     for index, (label, values) in enumerate(lengths.items()):
         fig.add_trace(go.Histogram(x=list(values), name=label, opacity=0.75, marker={"color": _color(index)}))
+    fig = _layout(fig, "Tokens per example", "tokens (prompt + answer)", "examples")
+    if not any(len(values) for values in lengths.values()):
+        return annotate_empty(fig, "No examples to measure yet")
     fig.update_layout(barmode="overlay")
     if max_len:
         fig.add_vline(x=max_len, line={"dash": "dot", "color": "#111827"},
                       annotation_text=f"max length {max_len}")
-    return _layout(fig, "Tokens per example", "tokens (prompt + answer)", "examples")
+    return fig

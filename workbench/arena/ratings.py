@@ -18,7 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench.arena.votes import VOTE_CHOICES
-from workbench.plots import PALETTE, _layout
+from workbench.plots import PALETTE, _layout, annotate_empty
 
 Battle = tuple[str, str, str]
 
@@ -273,8 +273,7 @@ def _heatmap(labels: Sequence[str], z: list[list[float | None]], text: list[list
              colorscale: str, **ranges: float) -> go.Figure:
     fig = go.Figure()
     if not labels:
-        return _layout(fig, title, "", "").add_annotation(
-            text=EMPTY_HINT, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        return annotate_empty(_layout(fig, title, "", ""), EMPTY_HINT)
     fig.add_trace(go.Heatmap(z=z, x=list(labels), y=list(labels), text=text, texttemplate="%{text}",
                              colorscale=colorscale, hoverongaps=False, **ranges))
     _layout(fig, title, "opponent (column)", "model (row)")
@@ -301,8 +300,7 @@ def make_rating_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     fig = go.Figure()
     title = "Bradley-Terry rating with 95 % bootstrap interval"
     if not rows:
-        _layout(fig, title, "model", "rating")
-        return fig.add_annotation(text=EMPTY_HINT, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        return annotate_empty(_layout(fig, title, "model", "rating"), EMPTY_HINT)
     models, ratings = [r["model"] for r in rows], [r["bt"] for r in rows]
     high = [0.0 if r.get("bt_high") is None else r["bt_high"] - r["bt"] for r in rows]
     low = [0.0 if r.get("bt_low") is None else r["bt"] - r["bt_low"] for r in rows]

@@ -44,6 +44,9 @@ _PROGRESS_EVERY = 50_000  # rows between two progress reports: often enough for 
 _KINDS = ("auto", "sft", "preference")
 _REQUIRED = {"alpaca": "instruction and output (input optional)", "prompt_completion": "prompt and completion",
              "messages": "a list of turns", "preference": "prompt, chosen and rejected"}
+# The layouts as the report names them.
+SHAPE_NAMES = {"alpaca": "Alpaca (instruction, input, output)", "prompt_completion": "prompt and completion",
+               "messages": "chat messages", "preference": "preference pairs (prompt, chosen, rejected)"}
 _KNOWN_KEYS = {"alpaca": {"instruction", "input", "output", "system"},
                "prompt_completion": {"prompt", "completion", "system"},
                "messages": {"messages", "conversations", "system"},
@@ -112,9 +115,9 @@ class DataReport:
 
     def summary(self, max_problems: int = 50) -> str:
         """Human-readable report: counts, shapes, notes, then one line per bad row."""
-        shapes = ", ".join(f"{k}: {v}" for k, v in self.shapes.items()) or "none"
+        shapes = ", ".join(f"{SHAPE_NAMES.get(k, k)}: {v}" for k, v in self.shapes.items()) or "none"
         out = [f"File: {self.path}", f"Format: {self.file_format}",
-               f"Rows read: {self.rows_read}, good: {self.good}, bad: {self.bad}", f"Shapes: {shapes}"]
+               f"Rows read: {self.rows_read}, good: {self.good}, bad: {self.bad}", f"Row layouts: {shapes}"]
         if self.notes:
             out += ["Notes:"] + [f"  - {note}" for note in self.notes]
         if self.problems:
@@ -451,11 +454,11 @@ def _split_count(name: str, value: Any, total: int) -> int:
 def split_examples(examples: list[Example], val_size: float, test_size: float,
                    seed: int) -> tuple[list[Example], list[Example], list[Example]]:
     """Shuffle with a fixed seed, then split into (train, val, test); sizes are fractions or counts."""
-    n_val = _split_count("val_size", val_size, len(examples))
-    n_test = _split_count("test_size", test_size, len(examples))
+    n_val = _split_count("the validation share", val_size, len(examples))
+    n_test = _split_count("the test share", test_size, len(examples))
     if len(examples) - n_val - n_test < 1:
-        raise ValueError(f"val_size={val_size!r} and test_size={test_size!r} leave no training examples out of "
-                         f"{len(examples)}; lower them so train keeps at least 1")
+        raise ValueError(f"the validation share ({val_size!r}) and the test share ({test_size!r}) leave no training "
+                         f"examples out of {len(examples)}; lower them so that training keeps at least 1")
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     shuffled = [examples[i] for i in order]

@@ -8,8 +8,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.config import field_label
 from workbench.data.examples import gc_paused, preview_rows, read_examples, read_with_kind, split_examples
 from workbench.data.formatting import TokenLengths, length_bounds
+from workbench.data.language import KOREAN, MIXED, is_hangul, language_of, percentile, suggested_new_tokens
 from workbench.data.samples import resolve_data_path
 from workbench.models.loading import cached_tokenizer
 
@@ -35,9 +37,42 @@ class DataView:
     # Why the asked validation / test shares cannot be used (they leave no training example), or "". The report and
     # previews then show every good row as training data, and the fix is to set both shares to 0.
     split_problem: str = ""
+    language: str = ""  # language_of the examples: Korean, English, Korean and English, other
+    longest: int = 0  # tokens of the longest example (of the charted sample, for a big file)
+    answer_p95: int = 0  # the 95th percentile of the answers' token lengths (a sample of the training split)
+    new_tokens: int = 0  # Max new tokens that fits answers like these (suggested_new_tokens)
+    sizes: dict[str, int] = field(default_factory=dict)  # examples per split
+
+    def headline(self, name: str) -> str:
+        """One line on what a run will train on: name, rows per split, language, longest example."""
+        sizes = " / ".join(f"{self.sizes.get(split, 0):,} {label}" for split, label in
+                           (("train", "train"), ("val", "validation"), ("test", "test")))
+        kind = "preference pairs (DPO)" if self.kind == "preference" else "instructions"
+        return (f"**{name}** · {kind} · {sizes} rows · {self.language} · longest example {self.longest} tokens")
 
 
 LENGTH_SAMPLE = 2_000  # examples per split whose lengths the chart shows: a histogram's shape needs no more
+MAX_LEN_LABEL = field_label("train", "max_seq_len")
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+ANSWER_SAMPLE = 500  # training answers measured for their length and language
+
+
+@dataclass(frozen=True)
+class AnswerStats:
+    """The language and answer lengths of a sample of the training examples."""
+
+    language: str
+    lengths: list[int]  # answer tokens, without the chat template
+    syllables: int  # Hangul syllables in those answers
+
+
+def _answer_stats(examples: list, tokenizer: Any) -> AnswerStats:
+    sample = examples[:ANSWER_SAMPLE]  # the split is shuffled: its first rows are a random sample
+    answers = [example.answer for example in sample]
+    lengths = [len(ids) for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]] if answers else []
+    language = language_of(turn["content"] for example in sample for turn in example.messages)
+    syllables = sum(1 for answer in answers for char in answer if is_hangul(char))
+    return AnswerStats(language, lengths, syllables)
 
 
 _MEASURED_LOCK = threading.Lock()
@@ -47,10 +82,10 @@ _MEASURED: dict[tuple, tuple] = {}  # the 8 newest _measured answers, oldest fir
 
 
 def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size: float, seed: int, model: str,
-              kind: str, on_progress: Any = None) -> tuple[Any, str, dict[str, list], dict[str, Any], str]:
-    """(report, kind, splits, TokenLengths per split, split problem) of one version of a file, kept for the 8
-    newest; callers must not change them. on_progress(fraction, message) hears how far a new one is (a cached one
-    is at once)."""
+              kind: str, on_progress: Any = None) -> tuple:
+    """(report, kind, splits, TokenLengths per split, split problem, AnswerStats) of one version of a file, kept
+    for the 8 newest; callers must not change them. on_progress(fraction, message) hears how far a new one is (a
+    cached one is at once)."""
     key = (path, _mtime_ns, _size, val_size, test_size, seed, model, kind)
     with _MEASURED_LOCK:
         if key in _MEASURED:
@@ -82,7 +117,7 @@ def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size:
             part_bounds = None if bounds is None else [bounds[k] for k in positions]
             lengths[name] = TokenLengths(parts[name], tokenizer, part_bounds, LENGTH_SAMPLE,
                                          stage(0.65 + 0.1 * i, 0.75 + 0.1 * i))
-    value = (report, kind, parts, lengths, split_problem)
+    value = (report, kind, parts, lengths, split_problem, _answer_stats(parts["train"], tokenizer))
     with _MEASURED_LOCK:
         _MEASURED[key] = value
         while len(_MEASURED) > 8:
@@ -105,29 +140,48 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
         read_examples(resolved, kind=kind)  # names the problem (no such file, a folder, ...)
         raise
     # Read once per version of the file and split: the Train tab's max length changing only re-counts the cuts.
-    report, kind, parts, lengths, split_problem = _measured(resolved, stat.st_mtime_ns, stat.st_size, val_size,
-                                                            test_size, seed,
-                                             model, kind, on_progress)
+    report, kind, parts, lengths, split_problem, answers = _measured(
+        resolved, stat.st_mtime_ns, stat.st_size, val_size, test_size, seed, model, kind, on_progress)
     truncated = 0
     for i, counts in enumerate(lengths.values()):  # only examples that may be over max_len are counted, once each
         bar = None if on_progress is None else (lambda done, text, i=i: on_progress(0.95 + (i + done) / 60, text))
         truncated += counts.count_over(max_len, bar)
-    sizes = ", ".join(f"{name} {len(examples)}" for name, examples in parts.items())
+    sizes = ", ".join(f"{SPLIT_NAMES[name]} {len(examples)}" for name, examples in parts.items())
     note = f"\n\n{PREFERENCE_NOTE}" if kind == "preference" else ""
     summary = f"{report.summary()}{note}\n\nSplit (seed {seed}): {sizes}."
     if split_problem:
         summary += (f"\n⚠️ The validation and test shares cannot be used: {split_problem}. The split above "
                     "shows every row as training; set both shares to 0 to train on every row.")
     if truncated:
-        summary += f"\n{truncated} example(s) are longer than max_seq_len {max_len}; their prompts will be cut."
+        summary += (f"\n{truncated} example(s) are longer than the Train tab's max length ({MAX_LEN_LABEL} "
+                    f"{max_len}); their prompts will be cut.")
     sampled = any(counts.sampled < len(examples) for counts, examples in zip(lengths.values(), parts.values()))
     if sampled:
         summary += (f"\nThe token-length chart shows a random sample of {LENGTH_SAMPLE:,} examples per split; the "
-                    "count of examples over max_seq_len is over all of them.")
+                    "count of examples over the max length is over all of them.")
+    charted = {name: counts.sample() for name, counts in lengths.items()}
+    longest = max((max(values) for values in charted.values() if values), default=0)
+    answer_p95 = percentile(answers.lengths, 95)
+    new_tokens = suggested_new_tokens(answer_p95)
+    if answers.language in (KOREAN, MIXED) and answers.syllables:
+        summary += "\n\n" + korean_note(answers, longest, answer_p95, new_tokens, max_len)
     problems = [{report.unit: p.line, "field": p.field or "", "reason": p.reason} for p in report.problems]
     if on_progress is not None:
         on_progress(1.0, "Checked")
     return DataView(summary=summary, good=report.good, truncated=truncated, kind=kind, sampled=sampled,
-                    lengths={name: counts.sample() for name, counts in lengths.items()},
+                    lengths=charted,
                     splits={name: preview_rows(examples, preview) for name, examples in parts.items()},
-                    problems=problems, split_problem=split_problem)
+                    problems=problems, split_problem=split_problem, language=answers.language, longest=longest,
+                    answer_p95=answer_p95, new_tokens=new_tokens,
+                    sizes={name: len(examples) for name, examples in parts.items()})
+
+
+def korean_note(answers: AnswerStats, longest: int, answer_p95: int, new_tokens: int, max_len: int) -> str:
+    """What Korean costs on the model's tokenizer, in this file's own numbers."""
+    per_syllable = sum(answers.lengths) / answers.syllables
+    fits = (f"{MAX_LEN_LABEL} {max_len} holds the longest" if longest <= max_len else
+            f"raise {MAX_LEN_LABEL} on the Train tab from {max_len} to {longest} or more so that no example is cut")
+    return (f"Korean text: this tokenizer spends about {per_syllable:.1f} tokens per Hangul syllable (English "
+            f"words take 1–2), so an example here is up to {longest} tokens and 95 % of the answers fit in "
+            f"{answer_p95} tokens. Compare, Evaluate and the Arena answer with up to {new_tokens} new tokens for "
+            f"this data, so answers are not cut mid-sentence; {fits}.")

@@ -21,7 +21,8 @@ def zip_adapter(store: RunStore, run_id: str, out_dir: str | Path | None = None)
     """The run's adapter folder (and its config) as one zip file, in out_dir or else inside the run folder."""
     adapter = store.adapter_dir(run_id)
     if not adapter.is_dir():
-        raise ExportError(f"run {run_id} has no saved adapter (status {store.get_run(run_id).status})")
+        record = store.get_run(run_id)
+        raise ExportError(f"run {record.name!r} has no saved adapter (status {record.status})")
     folder = Path(out_dir) if out_dir is not None else store.run_dir(run_id) / "export"
     target = folder / f"{run_id}-adapter.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,7 @@ def merge_adapter(store: RunStore, run_id: str) -> Path:
             raise ExportError(f"a {peft_type} adapter cannot be merged into the weights (only {mergeable} can); use "
                               "it as an adapter, or download it as a zip")
     elif not is_weights_adapter(adapter):
-        raise ExportError(f"run {run_id} has no saved adapter to merge")
+        raise ExportError(f"run {store.get_run(run_id).name!r} has no saved adapter to merge")
     config = store.load_config(run_id)
     loaded = load_model(config.model, device="cpu")
     model = load_trained(loaded.model, adapter)
@@ -68,7 +69,7 @@ def push_adapter(store: RunStore, run_id: str, repo_id: str, token: str | None =
         raise ExportError(f"Hub repository {repo_id!r} must look like 'your-name/adapter-name'")
     adapter = store.adapter_dir(run_id)
     if not adapter.is_dir():
-        raise ExportError(f"run {run_id} has no saved adapter to push")
+        raise ExportError(f"run {store.get_run(run_id).name!r} has no saved adapter to push")
     if not hub_reachable():
         raise ExportError("the Hugging Face Hub cannot be reached from this machine; download the zip and upload "
                           "it from a machine that is online")

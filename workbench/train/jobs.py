@@ -60,7 +60,8 @@ def execute_run(store: RunStore, run_id: str, config: RunConfig, should_stop: Ca
         if resume:
             step = checkpoint_step(store.run_dir(run_id))
             if step is None:
-                raise ValueError(f"run {run_id} has no checkpoint to resume from; start it again")
+                raise ValueError(f"run {store.get_run(run_id).name!r} has no checkpoint to resume from; start it "
+                                 "again")
             store.trim_metrics(run_id, step)
         store.update_run(run_id, status="running", error="", owner_pid=os.getpid())
         return _train_and_record(store, run_id, config, should_stop, on_event, resume)

@@ -66,6 +66,12 @@ def prepare_data(config: RunConfig, tokenizer: Any) -> PreparedData:
                         replayed=len(replay))
 
 
+def earlier_seconds(counters: dict) -> float:
+    """The wall time of a run's earlier segments (loading, measuring and training) from its checkpoint's counters;
+    a checkpoint written before this was counted has the training loop's time only."""
+    return counters.get("seconds", counters.get("elapsed", 0.0))
+
+
 def stopped_before_training(config: RunConfig, output_dir: str | Path, started: float) -> RunResult:
     """The result of a run stopped before its first step: nothing trained, any earlier checkpoint kept."""
     counters = load_counters(output_dir) or {}
@@ -73,7 +79,7 @@ def stopped_before_training(config: RunConfig, output_dir: str | Path, started: 
     return RunResult(
         status="stopped", steps=counters.get("step", 0), total_steps=counters.get("total_steps", 0),
         train_loss=counters.get("train_loss"), val_loss=counters.get("val_loss"),
-        seconds=counters.get("elapsed", 0.0) + time.perf_counter() - started, tokens=counters.get("tokens", 0),
+        seconds=earlier_seconds(counters) + time.perf_counter() - started, tokens=counters.get("tokens", 0),
         trainable_params=0, total_params=0, adapter_path=str(adapter) if adapter.is_dir() else "",
         train_examples=0, val_examples=0, test_examples=0)
 
@@ -180,9 +186,12 @@ def run_training(
     stream = batches(data.train, cfg.batch_size, cfg.seed)
     start_weights = [p.detach().clone() for p in params] if cfg.l2_to_base else []
     pad_id, every = tokenizer.pad_token_id, (cfg.eval_every, cfg.general_every)
-    counters = {"step": 0, "tokens": 0, "elapsed": 0.0, "train_loss": None, "val_loss": None, "general_start": None}
+    # elapsed: the training loop's time, for speed and ETA; seconds: the whole run's wall time, every segment of it
+    counters = {"step": 0, "tokens": 0, "elapsed": 0.0, "seconds": 0.0, "train_loss": None, "val_loss": None,
+                "general_start": None}
     if resume:  # weights, optimiser, scheduler and RNG as they were; the batches it already saw are skipped
         counters.update(load_checkpoint(output_dir, model, optimizer, scheduler))
+        counters["seconds"] = earlier_seconds(counters)
         for _ in range(counters["step"] * cfg.grad_accum):
             next(stream)
     counters_start = counters["step"]
@@ -207,7 +216,8 @@ def run_training(
 
     def checkpoint() -> None:  # everything resume needs to go on as if never stopped
         save_checkpoint(output_dir, model, optimizer, scheduler, {
-            "step": step, "tokens": tokens, "elapsed": time.perf_counter() - loop_start, "train_loss": train_loss,
+            "step": step, "tokens": tokens, "elapsed": time.perf_counter() - loop_start,
+            "seconds": counters["seconds"] + time.perf_counter() - started, "train_loss": train_loss,
             "val_loss": val_loss, "general_start": general_start})
 
     while step < total_steps:
@@ -271,7 +281,7 @@ def run_training(
         save_trained(model, config.method.name, adapter_path)
     result = RunResult(
         status=status, steps=step, total_steps=total_steps, train_loss=train_loss, val_loss=val_loss,
-        seconds=counters["elapsed"] + time.perf_counter() - started, tokens=tokens, trainable_params=trainable,
+        seconds=counters["seconds"] + time.perf_counter() - started, tokens=tokens, trainable_params=trainable,
         total_params=total_params, adapter_path=str(adapter_path), train_examples=len(data.train),
         val_examples=len(data.val), test_examples=len(data.test), general_loss_start=general_start,
         general_loss=general_end,

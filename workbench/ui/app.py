@@ -13,13 +13,14 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
 from workbench.app import Workbench
+from workbench.data.samples import list_samples
 from workbench.ui.arena_tab import build_arena_tab
-from workbench.ui.compare_tab import build_compare_tab
-from workbench.ui.data_tab import build_data_tab
+from workbench.ui.compare_tab import CompareTab, build_compare_tab
+from workbench.ui.data_tab import DataTab, build_data_tab
 from workbench.ui.eval_tab import build_eval_tab
 from workbench.ui.runs_tab import build_runs_tab
-from workbench.ui.sides import side_choices
-from workbench.ui.train_tab import build_train_tab
+from workbench.ui.sides import OFF, side_choices
+from workbench.ui.train_tab import TrainTab, build_train_tab
 
 INTRO = """# PEFT Workbench
 Fine-tune a small language model on your own instructions, watch it learn, chat with the base model and the
@@ -143,6 +144,47 @@ def server_options() -> dict:
     return {"app_kwargs": {"middleware": [Middleware(LoginWall)]}, "state_session_capacity": SESSIONS_KEPT}
 
 
+CHOICES_KEY = "peft-workbench-choices"  # where a browser keeps its choices (localStorage, encrypted)
+
+
+def remember_choices(demo: gr.Blocks, workbench: Workbench, data: DataTab, train: TrainTab,
+                     compare: CompareTab) -> None:
+    """Each browser keeps its data, Train form and Compare sides across reloads and app restarts: saved in the
+    browser whenever one changes, put back when the page opens. The page opens ready to train: the data checked
+    (the default sample the first time) and the parameter count shown."""
+    saved = gr.BrowserState({}, storage_key=CHOICES_KEY, secret=workbench.browser_secret())
+    sides = {f"side_{n}": dropdown for n, dropdown in enumerate(compare.side_dropdowns, start=2)}
+    remembered = {**train.form, "sample": data.sample_dropdown, **sides}
+
+    def on_remember(**values):
+        return {"version": 1, "form": {name: values[name] for name in train.form},
+                "sample": values["sample"], "sides": {name: values[name] for name in sides}}
+
+    def on_restore(choices: dict | None):
+        choices = choices if isinstance(choices, dict) else {}
+        updates, notes = train.restore(choices.get("form"))
+        samples = list_samples()
+        if choices.get("sample") in samples:
+            updates[data.sample_dropdown] = choices["sample"]
+        options = side_choices(workbench)
+        values = {value for _label, value in options}
+        trained = workbench.run_choices(trained=True)  # newest first
+        # First visit: the newest trained run beside the base.
+        picked = choices.get("sides") or {"side_2": trained[0][1] if trained else OFF}
+        for name, dropdown in sides.items():
+            pick = picked.get(name, OFF)
+            updates[dropdown] = gr.update(choices=options, value=pick if pick in values else OFF)
+        for note in notes:
+            gr.Warning(note)
+        return updates
+
+    gr.on([component.change for component in remembered.values()], on_remember, inputs_kwargs=remembered,
+          outputs=saved, api_visibility="private", show_progress="hidden", trigger_mode="always_last", queue=False)
+    demo.load(on_restore, saved, list(remembered.values()), api_visibility="private").then(
+        data.on_show, inputs_kwargs=data.show_inputs, outputs=data.outputs, api_visibility="private").then(
+        train.on_form_change, inputs_kwargs=train.form, outputs=train.params_md, api_visibility="private")
+
+
 def build_app(workbench: Workbench) -> gr.Blocks:
     """The whole UI. Per-browser state lives in gr.State; the Workbench is the only shared state."""
     # Gradio serves returned files only from the cwd, the temp dir or allowed paths; the workbench home is none of
@@ -169,11 +211,9 @@ def build_app(workbench: Workbench) -> gr.Blocks:
                 arena = build_arena_tab(workbench, data, train)
             with gr.Tab("Runs", id="runs") as runs_tab:
                 build_runs_tab(workbench, runs_tab)
-        # Open ready to train: the default sample checked and the parameter count shown.
-        demo.load(data.on_check, inputs_kwargs=data.inputs, outputs=data.outputs, api_visibility="private")
-        demo.load(train.on_form_change, inputs_kwargs=train.form, outputs=train.params_md, api_visibility="private")
+        remember_choices(demo, workbench, data, train, compare)
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
-        demo.load(compare.on_page_load, None, compare.side_2_dropdown, api_visibility="private")
+        demo.load(arena.on_page_load, None, arena.candidates_dropdown, api_visibility="private")
         # A trained run's next step, one click away: its tab opens with the run already chosen.
         train.compare_next_btn.click(
             lambda run_id: (gr.Tabs(selected="compare"), gr.update(choices=side_choices(workbench), value=run_id)),

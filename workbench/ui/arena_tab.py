@@ -41,16 +41,23 @@ from workbench.ui.train_tab import TrainTab
 INTRO = ("**Blind test.** Pick the candidates, type a prompt and press *New battle*: two of them are drawn at random "
          "and answer as *Model A* and *Model B*. Vote for the better answer; only then are the names shown. Votes "
          "build the leaderboard and can be exported as preference data (prompt, chosen, rejected) for DPO.")
-CANDIDATES_HELP = "Two or more models to draw from; each battle draws two at random and shuffles their sides."
-LEADERBOARD_HELP = ("**bt**: Bradley-Terry rating from all votes (mean 1000; +100 ≈ wins 64 % of the time), with its "
-                    "95 % bootstrap interval **bt_low–bt_high**. **elo**: online Elo (depends on the vote order). "
-                    "Ties and both-bad votes count as half a win for each side.")
+CANDIDATES_HELP = ("Two or more models to draw from; each battle draws two at random and shuffles their sides. "
+                   "The newest trained run and the base model are picked to start with.")
+# The leaderboard's columns: ratings.leaderboard's keys → the words on screen (the help below uses the same words).
+LEADERBOARD_HEADERS = {"model": "model", "bt": "Bradley-Terry", "bt_low": "BT 95% low", "bt_high": "BT 95% high",
+                       "elo": "Elo", "battles": "battles", "wins": "wins", "losses": "losses", "ties": "ties",
+                       "both_bad": "both bad"}
+LEADERBOARD_COLUMNS = list(LEADERBOARD_HEADERS.values())
+LEADERBOARD_HELP = ("**{bt}**: a rating from all votes (mean 1000; +100 ≈ wins 64 % of the time), with its 95 % "
+                    "bootstrap interval from **{bt_low}** to **{bt_high}**. **{elo}**: online Elo rating (depends on "
+                    "the vote order). **{ties}** and **{both_bad}** votes count as half a win for each side."
+                    ).format(**LEADERBOARD_HEADERS)
+ROUNDED = ("bt", "bt_low", "bt_high", "elo")  # ratings shown as whole points
 BASE_MODEL_HELP = ("Votes count per base model: 'base' and a run's adapter mean other models on another base. Shows "
                    "the most recently voted one unless you pick another.")
 VOTES = {"A better": "left", "B better": "right", "Tie": "tie", "Both bad": "both_bad"}
 VOTE_API = {"left": "vote_a", "right": "vote_b", "tie": "vote_tie", "both_bad": "vote_both_bad"}
 VOTED = {"left": "A is better", "right": "B is better", "tie": "a tie", "both_bad": "both bad"}
-LEADERBOARD_COLUMNS = ["model", "bt", "bt_low", "bt_high", "elo", "battles", "wins", "losses", "ties", "both_bad"]
 
 
 @dataclass
@@ -58,6 +65,8 @@ class ArenaTab:
     on_leaderboard: Callable
     leaderboard_inputs: list
     leaderboard_outputs: list
+    candidates_dropdown: gr.Dropdown
+    on_page_load: Callable  # () -> the candidates with the newest trained run picked (as they were if none)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,13 @@ def _export_md(summary: ExportSummary, copy: str) -> str:
             "*Use for training* to select it in the Data tab.")
 
 
+def default_candidates(workbench: Workbench) -> list[str]:
+    """What the Candidates list starts with: the base model and the newest trained run, the battle a student
+    trained for; with no trained run yet, the base model and the base with few-shot examples."""
+    runs = workbench.run_choices(trained=True)  # newest first
+    return [BASE, runs[0][1]] if runs else [BASE, FEW_SHOT]
+
+
 def _leaderboard_outputs(workbench: Workbench, base_model: str | None) -> tuple:
     """The leaderboard of one base model's votes (the most recently voted one when none is chosen)."""
     voted = workbench.votes.base_models()
@@ -105,7 +121,8 @@ def _leaderboard_outputs(workbench: Workbench, base_model: str | None) -> tuple:
     battles = workbench.votes.battles(base_model)
     rows = leaderboard(battles)
     labels = [row["model"] for row in rows]
-    table = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS).round({"bt": 0, "bt_low": 0, "bt_high": 0, "elo": 0})
+    table = pd.DataFrame(rows, columns=list(LEADERBOARD_HEADERS)).round(dict.fromkeys(ROUNDED, 0))
+    table = table.rename(columns=LEADERBOARD_HEADERS)
     where = f" on base model **{base_model}**" if base_model else ""
     note = f"{_plural(len(battles), 'vote')} between {_plural(len(labels), 'model')}{where}.  \n{LEADERBOARD_HELP}"
     choices = [(f"{name} ({_plural(count, 'vote')})", name) for name, count in voted]
@@ -140,25 +157,31 @@ def _vote_handler(workbench: Workbench, choice: str) -> Callable:
 
 
 def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> ArenaTab:
-    """Battles and votes, then the leaderboard and the export; returns the leaderboard refresh for tab select."""
+    """Battles and votes, then the leaderboard and the export; returns the leaderboard refresh (for tab select) and
+    the page-load handler that picks the newest trained run among the candidates."""
     gr.Markdown(INTRO)
-    votes_cast = _build_battles(workbench, data, train)
-    arena = _build_leaderboard(workbench)
+    candidates_dropdown, votes_cast = _build_battles(workbench, data, train)
+    on_leaderboard, leaderboard_inputs, leaderboard_outputs = _build_leaderboard(workbench)
     for vote_cast in votes_cast:  # after a vote the leaderboard shows it
-        vote_cast.success(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,
-                          api_visibility="private")
+        vote_cast.success(on_leaderboard, leaderboard_inputs, leaderboard_outputs, api_visibility="private")
     _build_export(workbench, data)
-    return arena
+
+    def on_page_load():  # runs trained since the app started (or in another window) are listed and the newest picked
+        return gr.update(choices=candidate_choices(workbench), value=default_candidates(workbench))
+
+    return ArenaTab(on_leaderboard, leaderboard_inputs, leaderboard_outputs, candidates_dropdown, on_page_load)
 
 
-def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> list[Any]:
-    """Candidates, settings, the two blind panes, New battle and the vote buttons; returns the vote events."""
+def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tuple[gr.Dropdown, list[Any]]:
+    """Candidates, settings, the two blind panes, New battle and the vote buttons; returns the candidates list and
+    the vote events."""
     with gr.Row():
-        candidates_dropdown = gr.Dropdown(candidate_choices(workbench), value=[BASE, FEW_SHOT], multiselect=True,
-                                          label="Candidates", info=CANDIDATES_HELP, allow_custom_value=True, scale=4)
+        candidates_dropdown = gr.Dropdown(candidate_choices(workbench), value=default_candidates(workbench),
+                                          multiselect=True, label="Candidates", info=CANDIDATES_HELP,
+                                          allow_custom_value=True, scale=4)
         refresh_btn = gr.Button("↻ Refresh runs", scale=1)
     few_shot = build_few_shot_knobs(data)
-    sampling = build_sampling_knobs()
+    sampling = build_sampling_knobs(data)
     with gr.Row(equal_height=True):
         a_chatbot = gr.Chatbot(label="Model A", height=360)
         b_chatbot = gr.Chatbot(label="Model B", height=360)
@@ -208,10 +231,11 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> list
                       api_name="list_candidates")
     candidates_dropdown.focus(lambda: gr.update(choices=candidate_choices(workbench)), None, candidates_dropdown,
                               api_visibility="private")
-    return votes_cast
+    return candidates_dropdown, votes_cast
 
 
-def _build_leaderboard(workbench: Workbench) -> ArenaTab:
+def _build_leaderboard(workbench: Workbench) -> tuple[Callable, list, list]:
+    """The leaderboard accordion; returns its refresh handler with that handler's inputs and outputs."""
     with gr.Accordion("Leaderboard", open=True):
         with gr.Row():
             base_model_dropdown = gr.Dropdown([], value="", label="Base model", allow_custom_value=True, scale=3,
@@ -233,7 +257,7 @@ def _build_leaderboard(workbench: Workbench) -> ArenaTab:
     outputs = [leaderboard_table, rating_plot, win_rate_plot, counts_plot, leaderboard_md, base_model_dropdown]
     leaderboard_btn.click(on_leaderboard, base_model_dropdown, outputs, api_name="leaderboard")
     base_model_dropdown.input(on_leaderboard, base_model_dropdown, outputs, api_visibility="private")
-    return ArenaTab(on_leaderboard, [base_model_dropdown], outputs)
+    return on_leaderboard, [base_model_dropdown], outputs
 
 
 def _build_export(workbench: Workbench, data: DataTab) -> None:

@@ -19,7 +19,6 @@ from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_pr
 from workbench.ui.data_tab import DataTab
 from workbench.ui.sides import (
     BASE,
-    FEW_SHOT,
     OFF,
     build_few_shot_knobs,
     build_sampling_knobs,
@@ -28,6 +27,7 @@ from workbench.ui.sides import (
     pick_label,
     side_choices,
 )
+from workbench.ui.stops import SessionStops
 from workbench.ui.train_tab import TrainTab
 
 INTRO = ("Every side gets the same prompt, history and sampling settings; only the weights (or the prompt, for "
@@ -87,7 +87,7 @@ def _prices(prompt_price: float | None, output_price: float | None) -> Prices:
 @dataclass
 class CompareTab:
     side_2_dropdown: gr.Dropdown  # the first side after the base: where a freshly trained run goes
-    on_page_load: Callable  # () -> side 2 with the newest trained run (off when there is none)
+    side_dropdowns: list[gr.Dropdown]  # sides 2..MAX_SIDES
 
 
 def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> CompareTab:
@@ -99,7 +99,7 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
                           for n in range(2, MAX_SIDES + 1)]
         refresh_btn = gr.Button("↻ Refresh runs", scale=1)
     few_shot = build_few_shot_knobs(data)
-    sampling = build_sampling_knobs()
+    sampling = build_sampling_knobs(data)
     with gr.Accordion("Prices (optional)", open=False):
         with gr.Row():
             prompt_price_number = gr.Number(0, minimum=0, label="Price per 1K prompt tokens", info=PRICE_HELP)
@@ -115,28 +115,40 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
                 **sampling.inputs, "prompt_price": prompt_price_number, "output_price": output_price_number,
                 "base_model": train.model_box}
 
+    stops = SessionStops()  # Stop and Clear end this window's answers at the next token
+
     def on_send(prompt, side_2, side_3, side_4, shots, shots_path, temperature, top_p, max_new_tokens, seed,
-                prompt_price, output_price, base_model, history_1, history_2, history_3, history_4):
+                prompt_price, output_price, base_model, history_1, history_2, history_3, history_4,
+                request: gr.Request):
         if not prompt or not prompt.strip():
             raise gr.Error("Prompt: empty; type a question for every side to answer")
         picks = [BASE, *(pick or OFF for pick in (side_2, side_3, side_4))]
         slots = [i for i, pick in enumerate(picks) if pick != OFF]
+        stop = stops.new(request)  # from here: a Stop during the model's load ends the answers before they start
         try:
             sampling_config, prices = make_sampling(temperature, top_p, max_new_tokens, seed), \
                 _prices(prompt_price, output_price)
             lineup = make_lineup(workbench, [picks[i] for i in slots], [f"Side {i + 1}" for i in slots], shots,
                                  shots_path, seed, base_model, exclude=prompt)
         except USER_ERRORS as exc:
+            stops.done(stop)
             raise gr.Error(str(exc)) from None
         user = {"role": "user", "content": prompt}
         old = [history_1, history_2, history_3, history_4]
         histories = [list(old[i] or []) + [user] for i in slots]
         chats, stats = [[] for _ in picks], ["" for _ in picks]  # off sides: empty panes, no history
-        for states in _stream(lineup, histories, sampling_config):
-            for i, history, state in zip(slots, histories, states):
-                chats[i] = history + [{"role": "assistant", "content": state.text}]
-                stats[i] = _stats(state, prices)
-            yield "", *chats, *stats, *chats
+        stream = _stream(lineup, histories, sampling_config)
+        try:
+            for states in stream:
+                for i, history, state in zip(slots, histories, states):
+                    chats[i] = history + [{"role": "assistant", "content": state.text}]
+                    stats[i] = _stats(state, prices)
+                yield "", *chats, *stats, *chats
+                if stop.is_set():  # Stop: what streamed so far stays in each pane and its history
+                    break
+        finally:
+            stream.close()
+            stops.done(stop)
 
     def on_side_change(index: int) -> Callable:
         def on_change(pick, shots):  # a new model in a pane starts a new conversation there
@@ -150,12 +162,13 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
     inputs = {"prompt": prompt_box, **settings,
               **{f"history_{n}": history for n, history in enumerate(panes.histories, start=1)}}
     outputs = [prompt_box, *panes.chatbots, *panes.stats_mds, *panes.histories]
-    sent = [send_btn.click(on_send, inputs_kwargs=inputs, outputs=outputs, api_name="compare"),
-            prompt_box.submit(on_send, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")]
+    send_btn.click(on_send, inputs_kwargs=inputs, outputs=outputs, api_name="compare")
+    prompt_box.submit(on_send, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
     # Stop ends the answers where they are: what was streamed so far stays in each pane and its history.
-    stop_btn.click(None, None, None, cancels=sent, api_visibility="private")
-    clear_btn.click(on_clear, None, [*panes.chatbots, *panes.stats_mds, *panes.histories], api_name="clear_compare",
-                    cancels=sent)  # answers still streaming would fill the cleared panes again
+    stop_btn.click(stops.handler, None, None, api_visibility="private", queue=False)
+    # Answers still streaming would fill the cleared panes again: they stop first.
+    clear_btn.click(stops.handler, None, None, api_visibility="private", queue=False).then(
+        on_clear, None, [*panes.chatbots, *panes.stats_mds, *panes.histories], api_name="clear_compare")
     for index, dropdown in enumerate(side_dropdowns, start=1):
         dropdown.change(on_side_change(index), [dropdown, few_shot.shots_slider],
                         [panes.columns[index], panes.chatbots[index], panes.stats_mds[index],
@@ -171,12 +184,7 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
         api_visibility="private")
     _build_sheet(workbench, settings)
 
-    def on_page_load():  # ready to compare: the newest trained run beside the base
-        choices = side_choices(workbench)
-        runs = [value for _label, value in choices if value not in (OFF, FEW_SHOT)]
-        return gr.update(choices=choices, value=runs[0] if runs else OFF)
-
-    return CompareTab(side_dropdowns[0], on_page_load)
+    return CompareTab(side_dropdowns[0], side_dropdowns)
 
 
 def _stream(lineup, histories, sampling_config):
@@ -188,6 +196,7 @@ def _stream(lineup, histories, sampling_config):
 
 def _build_sheet(workbench: Workbench, settings: dict) -> None:
     """The prompt sheet accordion: many prompts, the same sides and settings, one table and a CSV."""
+    stops = SessionStops()  # its own Stop: the chat above may answer meanwhile
     with gr.Accordion("Prompt sheet: answer many prompts at once", open=False):
         gr.Markdown(SHEET_HELP)
         with gr.Row():
@@ -204,7 +213,8 @@ def _build_sheet(workbench: Workbench, settings: dict) -> None:
         sheet_csv_file = gr.File(label="Table (.csv)", interactive=False)
 
     def on_answer_sheet(text, csv_path, side_2, side_3, side_4, shots, shots_path, temperature, top_p,
-                        max_new_tokens, seed, prompt_price, output_price, base_model, progress=gr.Progress()):
+                        max_new_tokens, seed, prompt_price, output_price, base_model, request: gr.Request,
+                        progress=gr.Progress()):
         picks = [BASE, *(pick or OFF for pick in (side_2, side_3, side_4))]
         slots = [i for i, pick in enumerate(picks) if pick != OFF]
         try:
@@ -223,13 +233,21 @@ def _build_sheet(workbench: Workbench, settings: dict) -> None:
             raise gr.Error(str(exc)) from None
         rows: list[dict] = []
         csv_path = workbench.new_export("sheet")
-        for index, new_rows in answer_sheet(lineup.engine, lineup.sides, prompts, sampling_config, prices):
-            rows += new_rows
-            progress((index + 1) / len(prompts), desc=f"Prompt {index + 1} of {len(prompts)} answered")
-            frame = pd.DataFrame(rows)
-            # The CSV grows with the table, so a sheet stopped halfway still has its answers to download.
-            yield frame, write_csv(csv_path, frame)
+        stop = stops.new(request)
+        answers = answer_sheet(lineup.engine, lineup.sides, prompts, sampling_config, prices)
+        try:
+            for index, new_rows in answers:
+                rows += new_rows
+                progress((index + 1) / len(prompts), desc=f"Prompt {index + 1} of {len(prompts)} answered")
+                frame = pd.DataFrame(rows)
+                # The CSV grows with the table, so a sheet stopped halfway still has its answers to download.
+                yield frame, write_csv(csv_path, frame)
+                if stop.is_set():
+                    break
+        finally:
+            answers.close()
+            stops.done(stop)
 
-    answering = sheet_btn.click(on_answer_sheet, inputs_kwargs={"text": sheet_box, "csv_path": sheet_file, **settings},
-                                outputs=[sheet_table, sheet_csv_file], api_name="answer_sheet")
-    sheet_stop_btn.click(None, None, None, cancels=[answering], api_visibility="private")
+    sheet_btn.click(on_answer_sheet, inputs_kwargs={"text": sheet_box, "csv_path": sheet_file, **settings},
+                    outputs=[sheet_table, sheet_csv_file], api_name="answer_sheet")
+    sheet_stop_btn.click(stops.handler, None, None, api_visibility="private", queue=False)

@@ -9,15 +9,15 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from workbench.app import Workbench
-from workbench.config import MAX_SHARE, DataConfig, TrainConfig, field_help, field_range
+from workbench.app import NO_DATA, Workbench
+from workbench.config import MAX_SHARE, DataConfig, TrainConfig, field_help, field_label, field_range
 from workbench.data.files import SUFFIXES
 from workbench.data.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
 from workbench.data.view import describe_data
 from workbench.fsio import write_csv
 from workbench.plots import make_length_histogram
 
-PREVIEW_COLUMNS = ["line", "shape", "prompt", "answer"]
+PREVIEW_COLUMNS = ["line", "layout", "prompt", "answer"]
 DEFAULT_MAX_LEN = TrainConfig().max_seq_len  # until the Train tab says otherwise
 
 
@@ -29,6 +29,9 @@ class DataTab:
     split_seed_number: gr.Number
     check_btn: gr.Button
     max_len_state: gr.State  # the Train tab's max_seq_len: the histogram marks it and the report counts cuts
+    sample_dropdown: gr.Dropdown
+    training_md: gr.Markdown  # what a run will train on; not rendered here: the Train tab shows it above Start
+    facts_state: gr.State  # {"language", "new_tokens", ...} of the data shown ({} when none): other tabs follow it
     inputs: dict  # on_check's inputs by parameter name
     outputs: list
     show_inputs: dict  # the kept file, its split and max_len: on_show's inputs by parameter name
@@ -36,8 +39,23 @@ class DataTab:
     on_show: Callable  # (path, val_size, test_size, seed, max_len) -> outputs: show a file already kept
 
 
+LAYOUTS = {"alpaca": "Alpaca", "prompt_completion": "prompt/completion", "messages": "chat", "preference": "pair"}
+
+
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=PREVIEW_COLUMNS)
+    return pd.DataFrame([{**row, "layout": LAYOUTS.get(row.get("shape", ""), row.get("shape", ""))} for row in rows],
+                        columns=PREVIEW_COLUMNS)
+
+
+def data_name(path: str) -> str:
+    """How the Train tab names the data: the sample's name, or the uploaded file's."""
+    if path.startswith(SAMPLE_PREFIX):
+        return f"{path[len(SAMPLE_PREFIX):]} (bundled sample)"
+    return Path(path).name
+
+
+def no_data_line(reason: str) -> str:
+    return f"⚠️ **No data to train on.** {reason.rstrip('.')}."
 
 
 def _problems_csv(workbench: Workbench, path: str, problems: list[dict]) -> str | None:
@@ -69,7 +87,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
                                           info=field_help("data", "split_seed"))
             check_btn = gr.Button("Check data", variant="primary")
             split_fix_btn = gr.Button("Use every row for training (shares 0)", visible=False, variant="secondary")
-            data_path_box = gr.Textbox(label="Data used for training", interactive=False,
+            data_path_box = gr.Textbox(label=field_label("data", "path"), interactive=False,
                                        value=f"{SAMPLE_PREFIX}{DEFAULT_SAMPLE}")
             max_len_state = gr.State(DEFAULT_MAX_LEN)
         with gr.Column(scale=2):
@@ -77,12 +95,22 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             problems_file = gr.File(label="Every bad row (.csv): line, field and reason, to fix the file by",
                                     interactive=False, height=80, visible=False)
             length_plot = gr.Plot(label="Token lengths")
+    training_md = gr.Markdown(render=False)
+    facts_state = gr.State({})
     with gr.Tabs():
         previews = []
         for split in ("train", "val", "test"):
             with gr.Tab(f"Preview · {split}"):
                 previews.append(gr.Dataframe(headers=PREVIEW_COLUMNS, wrap=True, max_height=360,
                                              interactive=False, column_widths=["7%", "9%", "50%", "34%"]))
+
+    def failed(exc: Exception) -> tuple:
+        """Nothing of the previous data stays on screen as if it were this file's: the tab shows the failure, and the
+        Train tab says there is no data until a sample or a fixed file is chosen (no file is touched)."""
+        gr.Warning(str(exc).splitlines()[0])
+        empty = _frame([])
+        return ("", f"Not used: {exc}", gr.update(value=None, visible=False), None, empty, empty, empty,
+                gr.update(visible=False), no_data_line(str(exc).splitlines()[0]), {})
 
     def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float, max_len: int,
              progress: gr.Progress | None = None):
@@ -92,16 +120,24 @@ def build_data_tab(workbench: Workbench) -> DataTab:
         try:
             view = describe_data(path, val_size, test_size, int(seed or 0), max_len=max_len, on_progress=report)
             kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
-        except (ValueError, OSError) as exc:  # the previous data stays selected: nothing is lost
-            gr.Warning(str(exc).splitlines()[0])
-            return gr.skip(), f"Not used: {exc}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        except (ValueError, OSError) as exc:
+            return failed(exc)
         frames = [_frame(view.splits[split]) for split in ("train", "val", "test")]
         summary = view.summary.replace(f"File: {path}", f"File: {kept}", 1)  # the copy runs use, not the temp file
         problems = _problems_csv(workbench, kept, view.problems)  # shown only when there are bad rows
         if view.split_problem:  # the rows are reported all the same; the split's fix is one click away
             gr.Warning("The validation and test shares leave no training rows; see the report.")
+        facts = {"language": view.language, "new_tokens": view.new_tokens, "longest": view.longest,
+                 "kind": view.kind, "path": kept}
+        headline = f"Will train on {view.headline(data_name(kept))}."
+        if view.split_problem:
+            headline += " ⚠️ The validation and test shares leave no training rows: see the Data tab."
+        elif view.longest > max_len:
+            headline += (f" ⚠️ {view.truncated} example(s) are longer than {field_label('train', 'max_seq_len')} "
+                         f"{max_len}: their prompts will be cut.")
         return (kept, summary, gr.update(value=problems, visible=problems is not None),
-                make_length_histogram(view.lengths, max_len), *frames, gr.update(visible=bool(view.split_problem)))
+                make_length_histogram(view.lengths, max_len), *frames, gr.update(visible=bool(view.split_problem)),
+                headline, facts)
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float,
                  max_len: int = DEFAULT_MAX_LEN, progress=gr.Progress()):
@@ -111,17 +147,25 @@ def build_data_tab(workbench: Workbench) -> DataTab:
 
     def on_show(path: str, val_size: float, test_size: float, seed: float, max_len: int = DEFAULT_MAX_LEN,
                 progress=gr.Progress()):
-        return show(workbench.check_data_path(path), lambda: path, val_size, test_size, seed, max_len, progress)
+        if not (path or "").strip():  # no data chosen (a failed upload): nothing to show again
+            return *([gr.skip()] * (len(outputs) - 2)), no_data_line(NO_DATA), {}
+        try:
+            checked = workbench.check_data_path(path)
+        except ValueError as exc:
+            return failed(exc)
+        return show(checked, lambda: checked, val_size, test_size, seed, max_len, progress)
 
     inputs = {"sample": sample_dropdown, "upload": upload_file, "val_size": val_size_slider,
               "test_size": test_size_slider, "seed": split_seed_number, "max_len": max_len_state}
-    outputs = [data_path_box, report_box, problems_file, length_plot, *previews, split_fix_btn]
+    outputs = [data_path_box, report_box, problems_file, length_plot, *previews, split_fix_btn, training_md,
+               facts_state]
     check_btn.click(on_check, inputs_kwargs=inputs, outputs=outputs, api_name="check_data")
     upload_file.upload(on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
+    upload_file.clear(on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")  # back to the sample
     sample_dropdown.input(on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
     split_fix_btn.click(lambda: (0, 0), None, [val_size_slider, test_size_slider], api_visibility="private").then(
         on_check, inputs_kwargs=inputs, outputs=outputs, api_visibility="private")
     show_inputs = {"path": data_path_box, "val_size": val_size_slider, "test_size": test_size_slider,
                    "seed": split_seed_number, "max_len": max_len_state}
     return DataTab(data_path_box, val_size_slider, test_size_slider, split_seed_number, check_btn, max_len_state,
-                   inputs, outputs, show_inputs, on_check, on_show)
+                   sample_dropdown, training_md, facts_state, inputs, outputs, show_inputs, on_check, on_show)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +25,10 @@ from workbench.evaluate.scoring import (
     stored_results,
 )
 from workbench.fsio import write_csv
-from workbench.plots import make_forgetting_figure, make_general_change_figure, make_metric_bars
+from workbench.plots import make_forgetting_figure, make_general_change_figure, make_metric_bars, metric_words
 from workbench.ui.data_tab import DataTab
+from workbench.ui.sides import follow_answer_lengths
+from workbench.ui.stops import SessionStops
 from workbench.ui.train_tab import TrainTab
 
 RUN_SOURCE, FILE_SOURCE = "A run's test split", "A file or sample"
@@ -80,7 +81,7 @@ def _legend(report: EvalReport, columns: list[str]) -> str:
     for name in columns:
         text = EXTRA_HELP.get(name) or metric_help(name)
         if text:
-            lines.append(f"**{name}**: {text}")
+            lines.append(f"**{metric_words(name)}**: {text}")
     return "  \n".join(lines)
 
 
@@ -90,7 +91,8 @@ def report_outputs(workbench: Workbench, report: EvalReport) -> tuple:
     examples = pd.DataFrame(report.example_rows())
     bars = make_metric_bars({m.label: m.metrics for m in report.models})
     csv_path = write_csv(workbench.new_export("eval"), examples)
-    return summary, _legend(report, list(summary.columns)[1:]), bars, examples, csv_path
+    legend = _legend(report, list(summary.columns)[1:])
+    return summary.rename(columns=metric_words), legend, bars, examples, csv_path
 
 
 def _probe_table(base: dict[str, float], adapted: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -147,7 +149,8 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
             models_dropdown = gr.Dropdown(adapters, multiselect=True, label="Runs", allow_custom_value=True,
                                           info="Adapted models to score; they must share one base model.")
             max_tokens_slider = gr.Slider(8, 512, value=64, step=8, label="Max new tokens",
-                                          info="Longest answer generated per example. Longer = slower.")
+                                          info="Longest answer generated per example; set from the data's answer "
+                                               "lengths when you choose data. Longer = slower.")
             similarity_checkbox = gr.Checkbox(True, label=f"Similarity ({SIMILARITY_KIND})",
                                               info="Meaning similarity of answer and reference. Rough for Korean: "
                                                    "the embedding model reads little Korean.")
@@ -157,9 +160,13 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
     with gr.Row():
         evaluate_btn = gr.Button("Evaluate", variant="primary", scale=3)
         stop_btn = gr.Button("Stop", variant="stop", scale=1)
-    # Headers before the first evaluation, so an empty table reads as what it will hold rather than "1 2 3".
-    summary_table = gr.Dataframe(label="Summary (one row per model)", interactive=False, wrap=True,
-                                 headers=["model", "scores (after Evaluate)", "seconds", "new_tokens"])
+    # Headers before the first evaluation, so an empty table reads as what it will hold rather than "1 2 3". Every
+    # column is wide enough for the longest word of a header ("perplexity", "similarity"): squeezed to fit the page,
+    # 16 columns cut words in two ("exac t_ma tch"); wider than the page, the table scrolls sideways instead.
+    summary_table = gr.Dataframe(label="Summary (one row per model; scroll sideways for more columns →)",
+                                 interactive=False, wrap=True,
+                                 column_widths=["180px", *["110px"] * 63],
+                                 headers=["model", "scores (after Evaluate)", "seconds", "new tokens"])
     legend_md = gr.Markdown()
     bars_plot = gr.Plot(label="Metrics by model")
     examples_table = gr.Dataframe(label="Every example (click a header to sort)", interactive=False, wrap=True,
@@ -207,22 +214,16 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
         return (f"Scored after training on {len(report.prompts)} examples: **Show stored scores** shows them now; "
                 "Evaluate with the base and this run, with the same options, reuses them too."), models
 
-    stops: dict[str, threading.Event] = {}  # per browser session: Stop ends that session's scoring only
-
-    def new_stop(request: gr.Request | None) -> threading.Event:
-        stops[getattr(request, "session_hash", None) or ""] = event = threading.Event()
-        return event
+    stops = SessionStops()  # per browser session: Stop ends that session's scoring only
 
     def on_stop(request: gr.Request):
-        event = stops.get(getattr(request, "session_hash", None) or "")
-        if event is None or event.is_set():
+        if not stops.stop(request):
             raise gr.Error("Stop: nothing is being scored in this window")
-        event.set()
         gr.Info("Stopping after the current batch of answers; the models scored in full are kept.")
 
     def on_evaluate(source, run_id, path, split, val_size, test_size, seed, limit, use_base, run_ids, max_tokens,
                     similarity, perplexity, fallback_model, request: gr.Request, progress=gr.Progress()):
-        stop = new_stop(request)
+        stop = stops.new(request)
         try:
             limit = _limit(limit)
             targets, model = _run_targets(workbench, run_ids)
@@ -245,7 +246,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         finally:
-            stop.set()  # done: a late Stop has nothing to end
+            stops.done(stop)  # a late Stop has nothing to end
         return report_outputs(workbench, report)
 
     def on_stored(run_id: str | None):
@@ -265,7 +266,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
         return report_outputs(workbench, report)
 
     def on_probe(run_ids, count, max_tokens, request: gr.Request, progress=gr.Progress()):
-        stop = new_stop(request)
+        stop = stops.new(request)
         try:
             targets, model = _run_targets(workbench, run_ids)
             if not targets:
@@ -280,7 +281,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         finally:
-            stop.set()
+            stops.done(stop)
         base, adapted = general_change(report)
         return make_general_change_figure(base, adapted), _probe_table(base, adapted), make_forgetting_figure(curves)
 
@@ -300,7 +301,8 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
                     outputs=[change_plot, change_table, curve_plot], api_name="probe_forgetting")
     source_radio.change(on_source, source_radio, [run_group, file_group], api_visibility="private")
     upload_file.upload(on_upload, upload_file, path_box, api_visibility="private")
-    data.data_path_box.change(lambda path: path, data.data_path_box, path_box, api_visibility="private")
+    data.data_path_box.change(lambda path: path or gr.skip(), data.data_path_box, path_box, api_visibility="private")
+    follow_answer_lengths(max_tokens_slider, data)
     split_run_dropdown.change(on_split_run, [split_run_dropdown, models_dropdown], [stored_md, models_dropdown],
                               api_visibility="private")
     for dropdown in (split_run_dropdown, models_dropdown, probe_dropdown):

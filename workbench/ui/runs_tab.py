@@ -32,17 +32,23 @@ SELECTED = "selected runs"  # the sweep dropdown's choice that charts the runs p
 GENERAL_CHANGE = "general Δ %"
 COLUMNS = ["run_id", "name", "status", "method", "rank", "steps", "trainable_params", "seconds", "tokens",
            "train_loss", "val_loss", GENERAL_CHANGE, *(f"test {m}" for m in SCORES), "model", "error"]
-# Wide enough for each header on one or two lines and a run id (27 characters) on one; id and name stay pinned.
-WIDTHS = {"run_id": "260px", "name": "160px", "rank": "70px", "steps": "70px", "trainable_params": "130px",
+# The table's headers are words, so that they wrap between words (the store's field names are not shown). Nothing
+# else writes this table, so no exported file carries the field names.
+HEADERS = {column: column.replace("_", " ") for column in COLUMNS}
+# Each header's longest word and a run id (27 characters) fit on one line, so no word is cut in two; the table is
+# still wider than most screens, so its label says it scrolls. Id and name stay pinned on the left.
+WIDTHS = {"run_id": "250px", "name": "160px", "status": "115px", "method": "130px", "rank": "70px",
+          "steps": "70px", "seconds": "90px", "tokens": "90px", "train_loss": "90px", "val_loss": "90px",
           "model": "150px", "error": "220px"}
-COLUMN_WIDTHS = [WIDTHS.get(column, "105px") for column in COLUMNS]
+COLUMN_WIDTHS = [WIDTHS.get(column, "110px") for column in COLUMNS]
+TABLE_LABEL = "Runs (scroll sideways for more columns →)"
 LEGEND = "  \n".join([
     "**rank**: the adapter's rank, for methods that have one. **seconds**, **tokens**: training time and tokens "
-    "seen. **train_loss / val_loss**: the last logged values.",
+    "seen. **train loss / val loss**: the last logged values.",
     f"**{GENERAL_CHANGE}**: change of the loss on the general reference set from before training to the end "
     "(the forgetting probe; up = the model forgot some general skill).",
     "**test …**: the adapter's scores on the run's own test split, scored after training (blank = not scored). "
-    + " ".join(f"*{m}*: {metric_help(m)}" for m in SCORES),
+    + " ".join(f"*{m.replace('_', ' ')}*: {metric_help(m)}" for m in SCORES),
 ])
 
 
@@ -68,7 +74,8 @@ def runs_frame(workbench: Workbench) -> pd.DataFrame:
         rows.append({**record.to_dict(), "rank": _rank(workbench, record.run_id),
                      GENERAL_CHANGE: _general_change(result), **{f"test {m}": scores.get(m) for m in SCORES}})
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame.round({"train_loss": 4, "val_loss": 4, "seconds": 1, **{f"test {m}": 4 for m in SCORES}})
+    frame = frame.round({"train_loss": 4, "val_loss": 4, "seconds": 1, **{f"test {m}": 4 for m in SCORES}})
+    return frame.rename(columns=HEADERS)
 
 
 def _sweep_choices(workbench: Workbench) -> list[tuple[str, str]]:
@@ -153,8 +160,8 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     refresh_btn = gr.Button("↻ Refresh")
     # A callable value is read again on every page load, so runs trained since the app started (in the app or
     # with `python -m workbench train`) are listed after a reload; opening the tab reads them again too.
-    runs_table = gr.Dataframe(lambda: runs_frame(workbench), interactive=False, wrap=True, max_height=420,
-                              show_search="filter", pinned_columns=2, column_widths=COLUMN_WIDTHS)
+    runs_table = gr.Dataframe(lambda: runs_frame(workbench), label=TABLE_LABEL, interactive=False, wrap=True,
+                              max_height=420, show_search="filter", pinned_columns=2, column_widths=COLUMN_WIDTHS)
     gr.Markdown(LEGEND)
     runs_dropdown = gr.Dropdown(workbench.run_choices(), label="Chart these runs", multiselect=True,
                                 allow_custom_value=True, info="Pick one or more runs to overlay them below.")

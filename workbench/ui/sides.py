@@ -23,7 +23,8 @@ SAMPLING_HELP = {
     "temperature": "0 = always the most likely token (repeatable); higher = more varied answers.",
     "top_p": "Sample only from the smallest set of tokens whose probabilities add up to this (used when "
              "temperature > 0).",
-    "max_new_tokens": "Longest answer, in tokens. Fewer = faster on a CPU.",
+    "max_new_tokens": "Longest answer, in tokens; set from the data's answer lengths when you choose data. Fewer = "
+                      "faster on a CPU.",
     "seed": "The same seed with the same settings gives the same sampled answer (and the same few-shot examples).",
 }
 SHOTS_HELP = "examples from the training data placed in the prompt: in-context learning instead of fine-tuning"
@@ -52,15 +53,25 @@ class SamplingKnobs:
                 "max_new_tokens": self.max_tokens_slider, "seed": self.seed_number}
 
 
-def build_sampling_knobs(max_new_tokens: int = 96) -> SamplingKnobs:
-    """Temperature, top-p, max new tokens and seed in one row; the same settings go to every side."""
+def build_sampling_knobs(data: DataTab, max_new_tokens: int = 96) -> SamplingKnobs:
+    """Temperature, top-p, max new tokens and seed in one row; the same settings go to every side. Max new tokens
+    follows the data's answer lengths."""
     with gr.Row():
-        return SamplingKnobs(
+        knobs = SamplingKnobs(
             gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature", info=SAMPLING_HELP["temperature"]),
             gr.Slider(0.05, 1, value=0.9, step=0.05, label="Top-p", info=SAMPLING_HELP["top_p"]),
             gr.Slider(8, 512, value=max_new_tokens, step=8, label="Max new tokens",
                       info=SAMPLING_HELP["max_new_tokens"]),
             gr.Number(0, precision=0, label="Seed", info=SAMPLING_HELP["seed"]))
+    follow_answer_lengths(knobs.max_tokens_slider, data)
+    return knobs
+
+
+def follow_answer_lengths(component: gr.components.Component, data: DataTab) -> None:
+    """A max-new-tokens field takes the Data tab's suggestion whenever other data is chosen: long enough for 95 %
+    of its answers and a margin (Korean answers need several times the tokens of English ones)."""
+    data.facts_state.change(lambda facts: (facts or {}).get("new_tokens") or gr.skip(), data.facts_state, component,
+                            api_visibility="private", show_progress="hidden")
 
 
 @dataclass
@@ -79,7 +90,9 @@ def build_few_shot_knobs(data: DataTab) -> FewShotKnobs:
         knobs = FewShotKnobs(
             gr.Slider(1, MAX_SHOTS, value=3, step=1, label="Few-shot examples (k)", info=SHOTS_HELP),
             gr.Textbox(data.data_path_box.value, label="Few-shot data", info=SHOTS_PATH_HELP))
-    data.data_path_box.change(lambda path: path, data.data_path_box, knobs.shots_path_box, api_visibility="private")
+    # (no data chosen after a failed upload: the examples stay where they were)
+    data.data_path_box.change(lambda path: path or gr.skip(), data.data_path_box, knobs.shots_path_box,
+                              api_visibility="private")
     return knobs
 
 

@@ -16,8 +16,10 @@ from workbench.config import (
     TrainConfig,
     field_choices,
     field_help,
+    field_label,
     field_range,
     load_preset,
+    on_screen,
 )
 from workbench.data.examples import DataError, file_kind
 from workbench.data.samples import resolve_data_path
@@ -31,6 +33,7 @@ from workbench.train.jobs import launch_problems, resolve_init_adapter
 from workbench.train.preflight import preflight
 from workbench.train.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
+from workbench.ui.sides import follow_answer_lengths
 
 DEFAULT_PRESET = "classroom-lora"
 MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
@@ -40,11 +43,7 @@ PREFERENCE_FIELDS = ("objective", "dpo_beta", "init_adapter")
 PREFERENCE_HELP = ("**DPO** learns from pairs: for each prompt a *chosen* and a *rejected* answer (upload a "
                    "preference file on the Data tab, or export your Arena votes). It trains a LoRA-family adapter, "
                    "new or continued from a run's adapter — vote → DPO → compare again.")
-# Labels clearer than the field names; the rest read well as "Field name".
-LABELS = {"general_every": "Probe every N steps", "general_samples": "Probe examples",
-          "l2_to_base": "L2 toward the start (λ)", "eval_test": "Score the test split after training",
-          "eval_max_new_tokens": "Max new tokens when scoring", "dpo_beta": "DPO β",
-          "init_adapter": "Continue from adapter (run id or folder)"}
+FIELD_MIN_WIDTH = 220  # pixels
 CHOICE_LABELS = {"sft": "SFT: imitate the answers", "dpo": "DPO: prefer chosen over rejected"}
 FORGETTING_HELP = ("Fine-tuning on one task can make a model worse at everything else (*catastrophic forgetting*). "
                    "The probe measures the loss on general questions (English and Korean) the run never trains on: "
@@ -67,6 +66,7 @@ class TrainTab:
     params_md: gr.Markdown
     on_form_change: Callable
     on_page_load: Callable
+    restore: Callable  # (saved form values by name) -> ({component: value}, notes): a browser's choices back
 
 
 SAVE_HELP = ("Keep the settings above under a name of your own: it joins the Preset list (marked *saved*) and works "
@@ -95,17 +95,20 @@ def _knob_component(name: str, value: Any) -> gr.components.Component:
 def _train_component(name: str, value: Any) -> gr.components.Component:
     """A training setting's widget; its choices and range are the config's own, so the form offers exactly what a
     run accepts."""
-    label, info = LABELS.get(name, name.replace("_", " ").capitalize()), field_help("train", name)
+    label, info = field_label("train", name), field_help("train", name)
     choices = field_choices("train", name)
+    # A row of them shares the page's width: each keeps room for its label and help (a narrow one wraps to the next
+    # line instead of being crushed to a word per line).
+    width = {"min_width": FIELD_MIN_WIDTH}
     if choices:
-        return gr.Radio([(CHOICE_LABELS.get(c, c), c) for c in choices], value=value, label=label, info=info)
+        return gr.Radio([(CHOICE_LABELS.get(c, c), c) for c in choices], value=value, label=label, info=info, **width)
     if isinstance(value, bool):
-        return gr.Checkbox(value, label=label, info=info)
+        return gr.Checkbox(value, label=label, info=info, **width)
     if isinstance(value, str):
-        return gr.Textbox(value, label=label, info=info)
+        return gr.Textbox(value, label=label, info=info, **width)
     lo, hi = field_range("train", name)
     return gr.Number(value, label=label, info=f"{info} Range {lo:g}–{hi:g}.", minimum=lo, maximum=hi,
-                     precision=0 if isinstance(value, int) else None)
+                     precision=0 if isinstance(value, int) else None, **width)
 
 
 def _whole(value: Any, default: Any) -> Any:
@@ -179,6 +182,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                                                 info="Any stored run: its method, knobs, data and training settings.")
             settings_btn = gr.Button("Load the run's settings")
         save_md = gr.Markdown()
+    data.training_md.render()  # what Start will train on, right above it
     with gr.Row():
         start_btn = gr.Button("Start training", variant="primary")
         stop_btn = gr.Button("Stop", variant="stop")
@@ -222,13 +226,35 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                      "test_size": values["test_size"], "split_seed": int(values["split_seed"] or 0)},
         })
 
-    def form_values(loaded: RunConfig) -> dict:  # a config back into the form, by name
-        values = {"model": loaded.model.name_or_path, "method": loaded.method.name,
-                  **{k: getattr(loaded.method, k) for k in knob_components},
-                  **{k: getattr(loaded.train, k) for k in train_components}, "data_path": loaded.data.path,
-                  "val_size": loaded.data.val_size, "test_size": loaded.data.test_size,
-                  "split_seed": loaded.data.split_seed, "run_name": loaded.name}
-        return {form[key]: value for key, value in values.items()}
+    def values_of(loaded: RunConfig) -> dict:  # a config as the form's values, by name
+        return {"model": loaded.model.name_or_path, "method": loaded.method.name,
+                **{k: getattr(loaded.method, k) for k in knob_components},
+                **{k: getattr(loaded.train, k) for k in train_components}, "data_path": loaded.data.path,
+                "val_size": loaded.data.val_size, "test_size": loaded.data.test_size,
+                "split_seed": loaded.data.split_seed, "run_name": loaded.name}
+
+    def form_values(loaded: RunConfig) -> dict:  # a config back into the form, by component
+        return {form[key]: value for key, value in values_of(loaded).items()}
+
+    def restore(saved: dict | None) -> tuple[dict, list[str]]:
+        """A browser's saved form (values by name) back into the form, if it still makes a valid run: data that is
+        gone falls back to the default sample, settings this version refuses to the defaults; each with a note."""
+        defaults_by_name = values_of(config)
+        values = {**defaults_by_name, **{k: v for k, v in (saved or {}).items() if k in form}}
+        notes = []
+        try:
+            resolve_data_path(workbench.check_data_path(values["data_path"])).stat()
+        except (ValueError, OSError):
+            if values["data_path"]:
+                notes.append(f"The data you last used ({values['data_path']}) is no longer on the server; the "
+                             "bundled sample is chosen instead.")
+            values["data_path"] = defaults_by_name["data_path"]
+        try:
+            config_from_form(**values)
+        except (ValueError, RuntimeError) as exc:
+            notes.append(f"Your last settings could not be used ({on_screen(str(exc))}); the defaults are back.")
+            values = {**defaults_by_name, "data_path": values["data_path"]}
+        return {form[key]: value for key, value in values.items()}, notes
 
     def checked(config: RunConfig) -> list[str]:  # a run id in "Continue from adapter" is checked as its folder
         return launch_problems(workbench.store, config)  # the CLI's `train` asks the same
@@ -237,7 +263,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         try:
             return preflight(resolve_init_adapter(workbench.store, config_from_form(**values))).summary()
         except (ValueError, RuntimeError, OSError) as exc:
-            return f"⚠️ {exc}"
+            return f"⚠️ {on_screen(str(exc))}"
 
     def on_method_change(method: str):  # any change, also from a preset: card and visible knobs follow
         spec = get_method(method)
@@ -251,7 +277,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                 raise ConfigError("; ".join(problems))
             record = workbench.jobs.submit(config)
         except (ConfigError, ValueError, RuntimeError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(on_screen(str(exc))) from None
         return gr.update(choices=workbench.run_choices(), value=record.run_id)
 
     def on_queue_sweep(ranks_text: str, keep_ratio: bool, **values):
@@ -263,7 +289,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                 raise ConfigError("; ".join(problems))
             records = [workbench.jobs.submit(c) for c in configs]
         except (ConfigError, ValueError, RuntimeError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(on_screen(str(exc))) from None
         lines = [f"Queued {len(records)} runs:"]
         for record in records:
             position = workbench.jobs.queue_position(record.run_id)
@@ -328,13 +354,13 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         try:
             return form_values(read_preset(key, workbench.home, allow_paths=False))
         except ConfigError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(on_screen(str(exc))) from None
 
     def on_save_preset(preset_name: str, **values):
         try:
             preset, replaced = save_user_preset(config_from_form(**values), preset_name, workbench.home)
         except (ConfigError, ValueError, OSError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(on_screen(str(exc))) from None
         kept = f" The previous version is kept as `{preset.path.name}.bak`." if replaced else ""
         message = f"✅ Saved preset **{preset.name}** (`{preset.path}`).{kept}"
         return message, gr.update(choices=_preset_choices(workbench), value=preset.key)
@@ -345,7 +371,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         try:
             return form_values(workbench.store.load_config(run_id))
         except (StoreError, ConfigError) as exc:
-            raise gr.Error(f"Settings of a run: {exc}") from None
+            raise gr.Error(f"Settings of a run: {on_screen(str(exc))}") from None
 
     def on_data_change(path: str):  # instructions train with SFT, preference pairs with DPO: follow the data
         try:
@@ -360,6 +386,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                                            trigger_mode="always_last").then(
         data.on_show, inputs_kwargs=data.show_inputs, outputs=data.outputs, api_visibility="private",
         show_progress="hidden")
+    follow_answer_lengths(train_components["eval_max_new_tokens"], data)  # scoring after training: answers whole
     data.data_path_box.change(on_data_change, data.data_path_box,
                               [train_components["objective"], objective_accordion], api_visibility="private")
     fields = list(form.values())
@@ -400,5 +427,5 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     return TrainTab(run_dropdown, compare_next_btn, evaluate_next_btn, model_box, form, params_md, on_form_change,
-                    on_page_load)
+                    on_page_load, restore)
 

@@ -62,6 +62,8 @@ def main() -> int:
     from playwright import sync_api
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=60_000)  # a busy CPU: answers and tabs take their time
+
     from workbench.app import Workbench
     from workbench.data.view import describe_data
     from workbench.ui.app import build_app
@@ -115,6 +117,7 @@ def main() -> int:
             page = context.new_page()
             page.set_default_timeout(LOAD_S * 1000)
             page.goto(f"http://127.0.0.1:{port}/")
+            tab(page, "2 · Train")  # a tab's content is drawn on its first visit
             expect(page.get_by_text("Trainable parameters:").first).to_be_attached()
             stage("page load")
 
@@ -123,7 +126,8 @@ def main() -> int:
             visible(page.get_by_label("Bundled sample", exact=True)).click()
             page.get_by_role("option", name=SAMPLE, exact=True).click()
             expect(page.get_by_label("Data used for training")).to_have_value(f"sample:{SAMPLE}")
-            report = page.locator("textarea").filter(has_text=re.compile("Rows read")).first
+            report = visible(page.locator(".block").filter(has=page.locator(
+                '[data-testid="block-info"]', has_text=re.compile(r"^\s*Validation report\s*$")))).locator("textarea")
             expect(report).to_have_value(re.compile("Korean text: this tokenizer spends"))
             checks["Korean note in the report"] = True
             shot(page, "data.png")
@@ -140,11 +144,11 @@ def main() -> int:
             page.get_by_role("button", name="Start training", exact=True).click()
             progress = visible(page.locator(".html-container").filter(has_text=re.compile(r"step \d+ / ")))
             expect(progress).to_contain_text("running", timeout=LOAD_S * 1000)
-            shot(page, "train.png")
+            shot(page, "training.png")
             expect(progress).to_contain_text("completed", timeout=(LOAD_S + 60 * args.steps) * 1000)
             next_step = visible(page.get_by_role("button", name="Compare it with the base →", exact=True))
             expect(next_step).to_be_visible(timeout=30_000)
-            shot(page, "trained.png")
+            shot(page, "train.png")
             stage("train")
 
             # 3 · Compare: the run is already on side 2; Max new tokens follows the Korean answers.
@@ -198,6 +202,12 @@ def main() -> int:
             tab(page, "Runs")
             row = visible(page.locator(".virtual-row").filter(has=page.get_by_text(RUN_NAME, exact=True)))
             expect(row).to_have_count(1)
+            visible(page.get_by_label("Chart these runs", exact=True)).click()
+            page.get_by_role("option", name=re.compile(re.escape(RUN_NAME))).first.click()
+            page.keyboard.press("Escape")
+            curves = visible(page.locator(".block").filter(has=page.get_by_text("Loss curves", exact=True)))
+            expect(curves.locator(".js-plotly-plot")).to_contain_text(f"{RUN_NAME} · train")
+            expect(visible(page.locator('[data-testid="status-tracker"]:not(.hide)'))).to_have_count(0)
             shot(page, "runs.png")
             page.reload()
             tab(page, "2 · Train")

@@ -347,13 +347,15 @@ def test_4_compare_base_and_the_stopped_run_side_by_side_then_stop_an_answer(app
 
 
 def test_5_arena_one_blind_battle_and_a_vote(app, page, flow):
-    _after(flow, "seen")
-    seen = flow["seen"]
-    # --- 5 · Arena: base vs base + few-shot (the default candidates), one blind battle and one vote.
+    _after(flow, "seen", "run_id")
+    seen, run_id = flow["seen"], flow["run_id"]
+    # --- 5 · Arena: the base model and the run this page trained (picked when the tab opens: the page was loaded
+    # before the run had an adapter), one blind battle and one vote.
     _tab(page, "5 · Arena")
     candidates = _visible(page.locator(".block").filter(has=page.get_by_label("Candidates", exact=True)))
     expect(candidates).to_contain_text("Base model")
-    expect(candidates).to_contain_text("Base + few-shot")
+    expect(candidates).to_contain_text(RUN_NAME)
+    expect(candidates).not_to_contain_text("Base + few-shot")
     _set_number(page, "Max new tokens", 16)
     _visible(page.get_by_label("Prompt", exact=True)).fill(BATTLE_PROMPT)
     page.get_by_role("button", name="New battle", exact=True).click()
@@ -367,12 +369,13 @@ def test_5_arena_one_blind_battle_and_a_vote(app, page, flow):
     votes_before = app.workbench.votes.count()  # other modules vote in the shared app too
     page.get_by_role("button", name="A better", exact=True).click()
     reveal = _visible(page.get_by_text(re.compile(r"Model A was")))
-    expect(reveal).to_contain_text(re.compile(r"You voted A is better\. Model A was (base|base \+ \d-shot) · "
-                                              r"Model B was (base|base \+ \d-shot)"), timeout=30_000)
+    shown = rf"(base|{re.escape(RUN_NAME)}\S* · \w+)"
+    expect(reveal).to_contain_text(re.compile(rf"You voted A is better\. Model A was {shown} · Model B was {shown}"),
+                                   timeout=30_000)
     assert app.workbench.votes.count() == votes_before + 1
     vote = app.workbench.votes.list()[0]  # the newest
     assert vote.choice == "left" and vote.prompt == BATTLE_PROMPT
-    assert {vote.left_model, vote.right_model} == {"base", "base + 3-shot"}
+    assert {vote.left_model, vote.right_model} == {"base", app.workbench.run_label(run_id)}
     _wait_until_done(page, 30)  # the leaderboard is redrawn after the vote
     tally = re.compile(rf"^\s*{votes_before + 1} votes? between \d+ models")
     expect(_visible(page.get_by_text(tally))).to_be_visible()

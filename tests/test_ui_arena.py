@@ -77,6 +77,10 @@ def test_arena_picks_the_newest_trained_run_and_the_base_as_candidates(app, run_
     assert arena.candidates_dropdown.value == ["base", newest]  # built after the run: picked from the start
     update = arena.on_page_load()  # a page opened later lists the runs trained since and picks the newest
     assert update["value"] == ["base", newest] and run_id in [value for _label, value in update["choices"]]
+    # A page opened before the run trained picked only untrained candidates: opening the tab adds the newest run;
+    # a choice of the student's own stays as it is.
+    assert arena.on_open(["base", "few-shot"])["value"] == ["base", newest]
+    assert "value" not in arena.on_open(["base", run_id, "few-shot"])
 
     empty = Workbench(tmp_path / "home")  # no trained run yet: the base and the base with few-shot examples
     try:

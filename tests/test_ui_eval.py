@@ -88,6 +88,11 @@ def test_run_charts_loss_by_tokens_forgetting_scores_and_lengths(app, run_id):
     assert {t["name"] for t in bars["data"]} == {"base", RUN_NAME}
     lengths = _figure(_call(app, "/run_lengths", [run_id, run_id]))  # the same data twice is drawn once
     assert [(t["name"], len(t["x"])) for t in lengths["data"]] == [(f"{RUN_NAME} · train", 160 - 8 - 6)]
+    # No run picked: each chart says how to fill it (not "nothing logged", which reads as a broken run).
+    for endpoint, args in (("/overlay_runs", ([], False)), ("/forgetting_runs", ([], "step")),
+                           ("/run_scores", ([],)), ("/run_lengths", ([],))):
+        empty = _figure(_call(app, endpoint, *args))
+        assert not empty["data"] and "Pick one or more runs" in empty["layout"]["annotations"][0]["text"], endpoint
 
 
 def test_evaluate_a_korean_sample_with_base_and_run(app, run_id):

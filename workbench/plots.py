@@ -50,6 +50,11 @@ def annotate_empty(fig: go.Figure, text: str) -> go.Figure:
     return fig
 
 
+def empty_figure(title: str, text: str) -> go.Figure:
+    """A chart with nothing to draw yet: its title and what would fill it."""
+    return annotate_empty(_layout(go.Figure(), title, "", ""), text)
+
+
 def _check_x_key(x_key: str) -> None:
     if x_key not in X_KEYS:
         raise ValueError(f"Unknown x axis {x_key!r}; choose one of: {', '.join(X_KEYS)}")

@@ -224,5 +224,7 @@ def build_app(workbench: Workbench) -> gr.Blocks:
             api_visibility="private")
         arena_tab.select(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,
                          api_visibility="private")
+        arena_tab.select(arena.on_open, arena.candidates_dropdown, arena.candidates_dropdown,
+                         api_visibility="private")
     name_range_errors(demo)
     return demo

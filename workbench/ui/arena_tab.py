@@ -67,6 +67,7 @@ class ArenaTab:
     leaderboard_outputs: list
     candidates_dropdown: gr.Dropdown
     on_page_load: Callable  # () -> the candidates with the newest trained run picked (as they were if none)
+    on_open: Callable  # (candidates) -> the list refreshed, the newest run picked if only untrained ones are
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,15 @@ def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Are
     def on_page_load():  # runs trained since the app started (or in another window) are listed and the newest picked
         return gr.update(choices=candidate_choices(workbench), value=default_candidates(workbench))
 
-    return ArenaTab(on_leaderboard, leaderboard_inputs, leaderboard_outputs, candidates_dropdown, on_page_load)
+    def on_open(current: list[str] | None):
+        """The tab opened: runs trained since are listed; while only untrained candidates are picked (the start of
+        a first hour), the newest run joins them."""
+        if set(current or []) <= {BASE, FEW_SHOT}:
+            return on_page_load()
+        return gr.update(choices=candidate_choices(workbench))
+
+    return ArenaTab(on_leaderboard, leaderboard_inputs, leaderboard_outputs, candidates_dropdown, on_page_load,
+                    on_open)
 
 
 def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tuple[gr.Dropdown, list[Any]]:

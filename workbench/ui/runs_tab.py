@@ -16,11 +16,13 @@ from workbench.evaluate.scoring import read_scores
 from workbench.methods.registry import get_method
 from workbench.models.export import ExportError, merge_adapter, push_adapter, zip_adapter
 from workbench.plots import (
+    empty_figure,
     make_forgetting_figure,
     make_length_histogram,
     make_loss_figure,
     make_metric_bars,
     make_rank_sweep_figure,
+    metric_words,
 )
 from workbench.runs.store import StoreError
 from workbench.train.sweeps import list_sweeps, sweep_points
@@ -30,6 +32,7 @@ BAR_METRICS = ("rougeL", "token_f1", "exact_match", "similarity", "bleu", "chrf"
 SWEEP_METRICS = ("val_loss", "train_loss", "rougeL", "token_f1", "chrf", "similarity", "perplexity")
 SELECTED = "selected runs"  # the sweep dropdown's choice that charts the runs picked above instead of a sweep
 GENERAL_CHANGE = "general Δ %"
+PICK_RUNS = "Pick one or more runs in “Chart these runs” above to draw them here."
 COLUMNS = ["run_id", "name", "status", "method", "rank", "steps", "trainable_params", "seconds", "tokens",
            "train_loss", "val_loss", GENERAL_CHANGE, *(f"test {m}" for m in SCORES), "model", "error"]
 # The table's headers are words, so that they wrap between words (the store's field names are not shown). Nothing
@@ -180,7 +183,8 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
             sweep_dropdown = gr.Dropdown(_sweep_choices(workbench), value=SELECTED, label="Sweep",
                                          allow_custom_value=True,
                                          info="A rank sweep queued in the Train tab, or the runs selected above.")
-            metric_dropdown = gr.Dropdown(list(SWEEP_METRICS), value="val_loss", label="Metric",
+            metric_dropdown = gr.Dropdown([(metric_words(m), m) for m in SWEEP_METRICS], value="val_loss",
+                                          label="Metric",
                                           info="Losses: lower is better. Test scores: higher is better, except "
                                                "perplexity.")
         sweep_plot = gr.Plot(label="Metric by rank")
@@ -189,18 +193,26 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
         return runs_frame(workbench), gr.update(choices=workbench.run_choices())
 
     def on_overlay(run_ids: list[str], log_y: bool, x_key: str = "step"):
+        if not run_ids:
+            return empty_figure("Loss", PICK_RUNS)
         return make_loss_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", log_y=bool(log_y))
 
     def on_forgetting(run_ids: list[str], x_key: str = "step"):
+        if not run_ids:
+            return empty_figure("Forgetting probe (higher = more forgetting)", PICK_RUNS)
         return make_forgetting_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step")
 
     def on_scores(run_ids: list[str]):
+        if not run_ids:
+            return empty_figure("Metrics by model", PICK_RUNS)
         try:
             return make_metric_bars(_score_results(workbench, run_ids), BAR_METRICS)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
 
     def on_lengths(run_ids: list[str]):
+        if not run_ids:
+            return empty_figure("Tokens per example", PICK_RUNS)
         try:
             lengths, max_len = _lengths(workbench, run_ids)
         except USER_ERRORS as exc:

@@ -66,14 +66,17 @@ def main() -> int:
 
     from workbench.app import Workbench
     from workbench.data.view import describe_data
-    from workbench.ui.app import build_app
+    from workbench.i18n import catalogue
+    from workbench.ui.app import build_app, server_options
 
     home = Path(tempfile.mkdtemp(prefix="walkthrough-"))
     workbench = Workbench(home)
     demo = build_app(workbench)
     port = _free_port()
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                        **server_options())
     korean = describe_data(f"sample:{SAMPLE}", 0.1, 0.1, 0)
+    KO = catalogue("ko")  # noqa: N806 - the page's words in a Korean browser
     checks: dict[str, bool] = {}
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -117,26 +120,27 @@ def main() -> int:
             page = context.new_page()
             page.set_default_timeout(LOAD_S * 1000)
             page.goto(f"http://127.0.0.1:{port}/")
-            tab(page, "2 · Train")  # a tab's content is drawn on its first visit
+            tab(page, KO["tab.train"])  # a tab's content is drawn on its first visit
             expect(page.get_by_text("Trainable parameters:").first).to_be_attached()
             stage("page load")
 
             # 1 · Data: the Korean sample; the report explains what Korean costs on this tokenizer.
-            tab(page, "1 · Data")
-            visible(page.get_by_label("Bundled sample", exact=True)).click()
+            tab(page, KO["tab.data"])
+            visible(page.get_by_label(KO["data.sample.label"], exact=True)).click()
             page.get_by_role("option", name=SAMPLE, exact=True).click()
-            expect(page.get_by_label("Data used for training")).to_have_value(f"sample:{SAMPLE}")
+            expect(page.get_by_label(KO["data.path.label"])).to_have_value(f"sample:{SAMPLE}")
+            title = re.compile(rf"^\s*{KO['data.report.label']}\s*$")
             report = visible(page.locator(".block").filter(has=page.locator(
-                '[data-testid="block-info"]', has_text=re.compile(r"^\s*Validation report\s*$")))).locator("textarea")
+                '[data-testid="block-info"]', has_text=title))).locator("textarea")
             expect(report).to_have_value(re.compile("Korean text: this tokenizer spends"))
             checks["Korean note in the report"] = True
             shot(page, "data.png")
             stage("data")
 
             # 2 · Train: what will be trained is said above Start; a short run.
-            tab(page, "2 · Train")
-            line = page.get_by_text(re.compile(rf"Will train on {SAMPLE} \(bundled sample\) · instructions · 128 "
-                                               r"train / 16 validation / 16 test rows · Korean"))
+            tab(page, KO["tab.train"])
+            line = page.get_by_text(re.compile(rf"학습 데이터: {SAMPLE} \(예제 데이터\) · 지시문 · "
+                                               r"학습 128 / 검증 16 / 테스트 16행 · 한국어"))
             expect(line).to_be_visible()
             checks["line above Start names data, rows and language"] = True
             visible(page.get_by_label("Run name", exact=True)).fill(RUN_NAME)
@@ -144,7 +148,6 @@ def main() -> int:
             page.get_by_role("button", name="Start training", exact=True).click()
             progress = visible(page.locator(".html-container").filter(has_text=re.compile(r"step \d+ / ")))
             expect(progress).to_contain_text("running", timeout=LOAD_S * 1000)
-            shot(page, "training.png")
             expect(progress).to_contain_text("completed", timeout=(LOAD_S + 60 * args.steps) * 1000)
             next_step = visible(page.get_by_role("button", name="Compare it with the base →", exact=True))
             expect(next_step).to_be_visible(timeout=30_000)
@@ -167,9 +170,9 @@ def main() -> int:
             stage("compare")
 
             # 4 · Evaluate: from the Train tab's next step, the run's test split, four examples.
-            tab(page, "2 · Train")
+            tab(page, KO["tab.train"])
             visible(page.get_by_role("button", name="Evaluate it →", exact=True)).click()
-            expect(page.get_by_role("tab", name="4 · Evaluate", exact=True)).to_have_attribute("aria-selected",
+            expect(page.get_by_role("tab", name=KO["tab.evaluate"], exact=True)).to_have_attribute("aria-selected",
                                                                                                "true")
             expect(number(page, "Max new tokens")).to_have_value(str(korean.new_tokens))
             checks[f"Evaluate's Max new tokens = {korean.new_tokens}"] = True
@@ -183,7 +186,7 @@ def main() -> int:
             stage("evaluate")
 
             # 5 · Arena: the run is a candidate from the start; one blind battle and a vote.
-            tab(page, "5 · Arena")
+            tab(page, KO["tab.arena"])
             candidates = visible(page.locator(".block").filter(has=page.get_by_label("Candidates", exact=True)))
             expect(candidates).to_contain_text(RUN_NAME)
             checks["Arena candidates hold the run"] = True
@@ -199,7 +202,7 @@ def main() -> int:
             stage("arena")
 
             # Runs, then a reload: the choices stay.
-            tab(page, "Runs")
+            tab(page, KO["tab.runs"])
             row = visible(page.locator(".virtual-row").filter(has=page.get_by_text(RUN_NAME, exact=True)))
             expect(row).to_have_count(1)
             visible(page.get_by_label("Chart these runs", exact=True)).click()
@@ -210,11 +213,11 @@ def main() -> int:
             expect(visible(page.locator('[data-testid="status-tracker"]:not(.hide)'))).to_have_count(0)
             shot(page, "runs.png")
             page.reload()
-            tab(page, "2 · Train")
+            tab(page, KO["tab.train"])
             expect(visible(page.get_by_label("Run name", exact=True))).to_have_value(RUN_NAME)
             expect(line).to_be_visible()
-            tab(page, "1 · Data")
-            expect(page.get_by_label("Data used for training")).to_have_value(f"sample:{SAMPLE}")
+            tab(page, KO["tab.data"])
+            expect(page.get_by_label(KO["data.path.label"])).to_have_value(f"sample:{SAMPLE}")
             checks["a reload keeps the data and the form"] = True
             stage("runs and reload")
             browser.close()

@@ -67,13 +67,13 @@ def _free_port() -> int:
 
 def _launch(home: Path) -> App:
     from workbench.app import Workbench
-    from workbench.ui.app import build_app
+    from workbench.ui.app import build_app, server_options
 
     workbench = Workbench(home)
     demo = build_app(workbench)
     port = _free_port()
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, show_error=True,
-                        quiet=True)
+                        quiet=True, **server_options())  # as app.py launches it: the login wall, the catalogues
     url = f"http://127.0.0.1:{port}/"
     return App(home=home, url=url, client=Client(url, verbose=False), workbench=workbench, demo=demo)
 
@@ -114,15 +114,24 @@ def _runs(app: App) -> dict[str, dict]:
     return {row["run id"]: row for row in (dict(zip(table["headers"], r)) for r in table["data"])}
 
 
+def _label(component: dict) -> str:
+    """A component's label in the API description, in English: a label from the catalogues arrives as its key."""
+    label = component.get("label", "")
+    if isinstance(label, dict) and "key" in label:
+        from workbench.i18n import text
+
+        return text(label["key"], "en")
+    return str(label)
+
+
 def _form(app: App, endpoint: str = "/start_run", **by_label: Any) -> dict[str, Any]:
     """An endpoint's keyword arguments (param_0, param_1, ...) from the form's labels; the rest keep defaults."""
     params = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"][endpoint][
         "parameters"]
     wanted = {label.lower(): value for label, value in by_label.items()}
-    kwargs = {p["parameter_name"]: wanted.pop(str(p.get("label", "")).lower())
-              for p in params if str(p.get("label", "")).lower() in wanted}
+    kwargs = {p["parameter_name"]: wanted.pop(_label(p).lower()) for p in params if _label(p).lower() in wanted}
     assert not wanted, f"the Train form has no fields labelled {sorted(wanted)}; it has " \
-                       f"{[p.get('label') for p in params]}"
+                       f"{[_label(p) for p in params]}"
     return kwargs
 
 
@@ -130,7 +139,7 @@ def _returned(app: App, endpoint: str, values: list) -> dict[str, Any]:
     """An endpoint's returned values by their components' labels."""
     returns = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"][endpoint]["returns"]
     assert len(returns) == len(values)
-    return {str(r.get("label")): _value(v) for r, v in zip(returns, values, strict=True)}
+    return {_label(r): _value(v) for r, v in zip(returns, values, strict=True)}
 
 
 def _tiny_run_form(app: App, **changes: Any) -> dict[str, Any]:

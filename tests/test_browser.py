@@ -450,3 +450,27 @@ def test_8_korean_data_sets_the_answer_lengths_everywhere(app, page, flow):
     expect(page.get_by_text(re.compile(r"Will train on ko_review_sentiment \(bundled sample\) · instructions · "
                                        r".* · Korean · longest example"))).to_be_visible()
     assert _errors_after(page, flow["seen"]) == []
+
+
+def test_9_a_korean_browser_gets_the_korean_page(app, page):
+    from workbench.i18n import catalogue
+
+    korean = catalogue("ko")
+    # --- The same app in a browser that asks for Korean: the tabs, the Data tab and what handlers write (the line
+    # above Start) come from the Korean catalogue.
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}, locale="ko-KR")
+    try:
+        ko_page = context.new_page()
+        ko_page.goto(app.url)
+        for key in ("tab.data", "tab.train", "tab.compare", "tab.evaluate", "tab.arena", "tab.runs"):
+            expect(ko_page.get_by_role("tab", name=korean[key], exact=True)).to_be_visible(timeout=LOAD_S * 1000)
+        _tab(ko_page, korean["tab.train"])
+        line = ko_page.get_by_text(re.compile(r"학습 데이터: .* · 학습 \d+ / 검증 \d+ / 테스트 \d+행 · "))
+        expect(line).to_be_visible(timeout=LOAD_S * 1000)
+        _tab(ko_page, korean["tab.data"])
+        for key in ("data.sample.label", "data.path.label", "data.val_size.label", "data.check.button"):
+            expect(_visible(ko_page.get_by_text(korean[key], exact=True)).first).to_be_visible()
+        expect(ko_page.get_by_text("Bundled sample", exact=True)).to_have_count(0)
+        _shot(ko_page, "09-data-korean.png")
+    finally:
+        context.close()

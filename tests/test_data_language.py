@@ -41,9 +41,17 @@ def test_korean_data_gets_its_token_cost_explained_and_longer_answers():
     assert korean.new_tokens > english.new_tokens
     assert korean.longest == max(max(values) for values in korean.lengths.values())
     assert f"up to {korean.new_tokens} new tokens" in korean.summary
-    line = korean.headline("ko_review_sentiment (bundled sample)")
-    assert line == (f"**ko_review_sentiment (bundled sample)** · instructions · 128 train / 16 validation / 16 test "
-                    f"rows · Korean · longest example {korean.longest} tokens")
+    # The line above Start, in both languages.
+    from workbench.ui.data_tab import headline
+
+    assert headline(korean, "ko_review_sentiment", 256, "en") == (
+        f"Will train on **ko_review_sentiment** · instructions · 128 train / 16 validation / 16 test rows · Korean · "
+        f"longest example {korean.longest} tokens.")
+    assert headline(korean, "ko_review_sentiment", 256, "ko") == (
+        f"학습 데이터: **ko_review_sentiment** · 지시문 · 학습 128 / 검증 16 / 테스트 16행 · 한국어 · 가장 긴 예제 "
+        f"{korean.longest}토큰.")
+    assert "are longer than" in headline(korean, "x", 64, "en") and "프롬프트 앞부분이 잘립니다" in headline(
+        korean, "x", 64, "ko")
     # A max length below the longest example: the note says how far to raise it, in the form's words.
     short = describe_data("sample:ko_review_sentiment", 0.1, 0.1, 0, max_len=64)
     assert f"raise {field_label('train', 'max_seq_len')} on the Train tab from 64 to {korean.longest}" in short.summary

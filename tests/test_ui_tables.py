@@ -60,7 +60,8 @@ def test_evaluate_summary_headers_are_words_that_fit_their_columns(workbench):
     with gr.Blocks() as demo:
         data = build_data_tab(workbench)
         build_eval_tab(workbench, data, build_train_tab(workbench, data))
-    [summary] = [table for label, table in _tables(demo).items() if (label or "").startswith("Summary (one row per model")]
+    [summary] = [table for label, table in _tables(demo).items()
+                 if (label or "").startswith("Summary (one row per model")]
     assert "scroll sideways" in summary.label  # a wide table says that it scrolls
     assert not [header for header in summary.value["headers"] if "_" in header]
     # Every column an evaluation can show (16 and more with label fields): words, each fitting its column.

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from workbench.fsio import write_atomic
+from workbench.i18n import text
 from workbench.methods.registry import KNOBS, check_value, get_method
 
 EMBEDDED_MODEL = "embedded"
@@ -73,14 +74,11 @@ MAX_SHARE = 0.5  # the largest share of a file held out for validation or test (
 
 @dataclass
 class DataConfig:
-    path: str = knob("sample:en_ticket_triage", "The training data: a bundled sample ('sample:NAME') or a "
-                     "file (.jsonl, .json, .csv, .parquet).")
-    val_size: float = knob(0.1, "Share (0–0.5) or count (≥ 1) of examples held out to measure validation loss "
-                           "during training.", 0, 100_000)
-    test_size: float = knob(0.1, "Share (0–0.5) or count (≥ 1) of examples held out for evaluation after "
-                            "training.", 0, 100_000)
-    split_seed: int = knob(0, "Seed of the shuffle that splits train / val / test: the same seed gives the "
-                           "same split.", 0, 2**31 - 1)
+    # The help texts of the Data tab's fields live in the catalogues (workbench/i18n), Korean beside English.
+    path: str = knob("sample:en_ticket_triage", text("data.path.help", "en"))
+    val_size: float = knob(0.1, text("data.val_size.help", "en"), 0, 100_000)
+    test_size: float = knob(0.1, text("data.test_size.help", "en"), 0, 100_000)
+    split_seed: int = knob(0, text("data.split_seed.help", "en"), 0, 2**31 - 1)
 
     def __post_init__(self) -> None:
         _check_all(self, "data")

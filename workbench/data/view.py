@@ -43,13 +43,6 @@ class DataView:
     new_tokens: int = 0  # Max new tokens that fits answers like these (suggested_new_tokens)
     sizes: dict[str, int] = field(default_factory=dict)  # examples per split
 
-    def headline(self, name: str) -> str:
-        """One line on what a run will train on: name, rows per split, language, longest example."""
-        sizes = " / ".join(f"{self.sizes.get(split, 0):,} {label}" for split, label in
-                           (("train", "train"), ("val", "validation"), ("test", "test")))
-        kind = "preference pairs (DPO)" if self.kind == "preference" else "instructions"
-        return (f"**{name}** · {kind} · {sizes} rows · {self.language} · longest example {self.longest} tokens")
-
 
 LENGTH_SAMPLE = 2_000  # examples per split whose lengths the chart shows: a histogram's shape needs no more
 MAX_LEN_LABEL = field_label("train", "max_seq_len")

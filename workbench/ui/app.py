@@ -18,15 +18,10 @@ from workbench.ui.arena_tab import build_arena_tab
 from workbench.ui.compare_tab import CompareTab, build_compare_tab
 from workbench.ui.data_tab import DataTab, build_data_tab
 from workbench.ui.eval_tab import build_eval_tab
+from workbench.ui.i18n import I18N, T
 from workbench.ui.runs_tab import build_runs_tab
 from workbench.ui.sides import OFF, side_choices
 from workbench.ui.train_tab import TrainTab, build_train_tab
-
-INTRO = """# PEFT Workbench
-Fine-tune a small language model on your own instructions, watch it learn, chat with the base model and the
-fine-tuned one side by side, then score both on held-out examples and check what the model forgot.
-**1 · Data** → **2 · Train** → **3 · Compare** → **4 · Evaluate** → **5 · Arena** (blind votes, a leaderboard and
-preference data). Everything runs on this machine."""
 
 # The steps again in Korean, for the many students whose first language it is (kept as Markdown beside this file).
 KOREAN_GUIDE = (Path(__file__).with_name("guide_ko.md")).read_text(encoding="utf-8")
@@ -141,7 +136,8 @@ def server_options() -> dict:
     recently: a class of browsers stays well inside it, and a script calling the API without a session cannot fill
     the memory.
     """
-    return {"app_kwargs": {"middleware": [Middleware(LoginWall)]}, "state_session_capacity": SESSIONS_KEPT}
+    return {"app_kwargs": {"middleware": [Middleware(LoginWall)]}, "state_session_capacity": SESSIONS_KEPT,
+            "i18n": I18N}  # the page in the browser's language (Korean or English)
 
 
 CHOICES_KEY = "peft-workbench-choices"  # where a browser keeps its choices (localStorage, encrypted)
@@ -195,21 +191,21 @@ def build_app(workbench: Workbench) -> gr.Blocks:
     # AutoModelForCausalLM"): the first page load runs several handlers together. Load them here, once.
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
     with gr.Blocks(title="PEFT Workbench") as demo:
-        gr.Markdown(INTRO)
-        with gr.Accordion("한국어 안내 · A guide in Korean", open=False):
+        gr.Markdown(T("app.intro"))
+        with gr.Accordion(T("app.guide"), open=False):
             gr.Markdown(KOREAN_GUIDE)
         with gr.Tabs() as tabs:
-            with gr.Tab("1 · Data", id="data"):
+            with gr.Tab(T("tab.data"), id="data"):
                 data = build_data_tab(workbench)
-            with gr.Tab("2 · Train", id="train"):
+            with gr.Tab(T("tab.train"), id="train"):
                 train = build_train_tab(workbench, data)
-            with gr.Tab("3 · Compare", id="compare"):
+            with gr.Tab(T("tab.compare"), id="compare"):
                 compare = build_compare_tab(workbench, data, train)
-            with gr.Tab("4 · Evaluate", id="evaluate"):
+            with gr.Tab(T("tab.evaluate"), id="evaluate"):
                 evaluation = build_eval_tab(workbench, data, train)
-            with gr.Tab("5 · Arena", id="arena") as arena_tab:
+            with gr.Tab(T("tab.arena"), id="arena") as arena_tab:
                 arena = build_arena_tab(workbench, data, train)
-            with gr.Tab("Runs", id="runs") as runs_tab:
+            with gr.Tab(T("tab.runs"), id="runs") as runs_tab:
                 build_runs_tab(workbench, runs_tab)
         remember_choices(demo, workbench, data, train, compare)
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")

@@ -10,12 +10,14 @@ import gradio as gr
 import pandas as pd
 
 from workbench.app import NO_DATA, Workbench
-from workbench.config import MAX_SHARE, DataConfig, TrainConfig, field_help, field_label, field_range
+from workbench.config import MAX_SHARE, DataConfig, TrainConfig, field_label, field_range
 from workbench.data.files import SUFFIXES
 from workbench.data.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
 from workbench.data.view import describe_data
 from workbench.fsio import write_csv
+from workbench.i18n import text
 from workbench.plots import make_length_histogram
+from workbench.ui.i18n import T, lang_of
 
 PREVIEW_COLUMNS = ["line", "layout", "prompt", "answer"]
 DEFAULT_MAX_LEN = TrainConfig().max_seq_len  # until the Train tab says otherwise
@@ -47,15 +49,29 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
                         columns=PREVIEW_COLUMNS)
 
 
-def data_name(path: str) -> str:
+def data_name(path: str, lang: str) -> str:
     """How the Train tab names the data: the sample's name, or the uploaded file's."""
     if path.startswith(SAMPLE_PREFIX):
-        return f"{path[len(SAMPLE_PREFIX):]} (bundled sample)"
+        return text("data.sample_name", lang, name=path[len(SAMPLE_PREFIX):])
     return Path(path).name
 
 
-def no_data_line(reason: str) -> str:
-    return f"⚠️ **No data to train on.** {reason.rstrip('.')}."
+def no_data_line(reason: str, lang: str) -> str:
+    return text("data.no_data", lang, reason=reason.rstrip("."))
+
+
+def headline(view, name: str, max_len: int, lang: str) -> str:
+    """What a run will train on, for the line above Start."""
+    line = text("data.headline", lang, name=name, kind=text(f"data.kind.{view.kind}", lang),
+                train=f"{view.sizes.get('train', 0):,}", val=f"{view.sizes.get('val', 0):,}",
+                test=f"{view.sizes.get('test', 0):,}", language=text(f"lang.{view.language}", lang),
+                longest=view.longest)
+    if view.split_problem:
+        line += text("data.headline.split_problem", lang)
+    elif view.longest > max_len:
+        line += text("data.headline.truncated", lang, count=view.truncated, field=field_label("train", "max_seq_len"),
+                     max_len=max_len)
+    return line
 
 
 def _problems_csv(workbench: Workbench, path: str, problems: list[dict]) -> str | None:
@@ -67,53 +83,48 @@ def _problems_csv(workbench: Workbench, path: str, problems: list[dict]) -> str 
 
 def build_data_tab(workbench: Workbench) -> DataTab:
     defaults = DataConfig()
-    gr.Markdown("Choose the instructions to teach. Files may be JSONL, JSON, CSV or Parquet with Alpaca "
-                "(`instruction`, `input`, `output`), `prompt`/`completion`, or chat `messages` rows, or preference "
-                "`prompt`/`chosen`/`rejected` rows for DPO (e.g. votes exported from the Arena). Bad rows are "
-                "listed by line and left out; good rows are kept.")
+    gr.Markdown(T("data.intro"))
     with gr.Row():
         with gr.Column(scale=1):
-            sample_dropdown = gr.Dropdown(list_samples(), value=DEFAULT_SAMPLE, label="Bundled sample",
-                                          info="Ready-made tasks the base model cannot do yet.")
-            upload_file = gr.File(label="…or upload your own file", type="filepath",
-                                  file_types=list(SUFFIXES))
-            val_size_slider = gr.Slider(0, MAX_SHARE, value=defaults.val_size, step=0.05, label="Validation share",
-                                        info=field_help("data", "val_size"))
-            test_size_slider = gr.Slider(0, MAX_SHARE, value=defaults.test_size, step=0.05, label="Test share",
-                                         info=field_help("data", "test_size"))
-            split_seed_number = gr.Number(defaults.split_seed, precision=0, label="Split seed",
+            sample_dropdown = gr.Dropdown(list_samples(), value=DEFAULT_SAMPLE, label=T("data.sample.label"),
+                                          info=T("data.sample.info"))
+            upload_file = gr.File(label=T("data.upload.label"), type="filepath", file_types=list(SUFFIXES))
+            val_size_slider = gr.Slider(0, MAX_SHARE, value=defaults.val_size, step=0.05,
+                                        label=T("data.val_size.label"), info=T("data.val_size.help"))
+            test_size_slider = gr.Slider(0, MAX_SHARE, value=defaults.test_size, step=0.05,
+                                         label=T("data.test_size.label"), info=T("data.test_size.help"))
+            split_seed_number = gr.Number(defaults.split_seed, precision=0, label=T("data.split_seed.label"),
                                           minimum=field_range("data", "split_seed")[0],
                                           maximum=field_range("data", "split_seed")[1],
-                                          info=field_help("data", "split_seed"))
-            check_btn = gr.Button("Check data", variant="primary")
-            split_fix_btn = gr.Button("Use every row for training (shares 0)", visible=False, variant="secondary")
-            data_path_box = gr.Textbox(label=field_label("data", "path"), interactive=False,
+                                          info=T("data.split_seed.help"))
+            check_btn = gr.Button(T("data.check.button"), variant="primary")
+            split_fix_btn = gr.Button(T("data.split_fix.button"), visible=False, variant="secondary")
+            data_path_box = gr.Textbox(label=T("data.path.label"), interactive=False,
                                        value=f"{SAMPLE_PREFIX}{DEFAULT_SAMPLE}")
             max_len_state = gr.State(DEFAULT_MAX_LEN)
         with gr.Column(scale=2):
-            report_box = gr.Textbox(label="Validation report", lines=12, max_lines=30, buttons=["copy"])
-            problems_file = gr.File(label="Every bad row (.csv): line, field and reason, to fix the file by",
-                                    interactive=False, height=80, visible=False)
-            length_plot = gr.Plot(label="Token lengths")
+            report_box = gr.Textbox(label=T("data.report.label"), lines=12, max_lines=30, buttons=["copy"])
+            problems_file = gr.File(label=T("data.problems.label"), interactive=False, height=80, visible=False)
+            length_plot = gr.Plot(label=T("data.lengths.label"))
     training_md = gr.Markdown(render=False)
     facts_state = gr.State({})
     with gr.Tabs():
         previews = []
         for split in ("train", "val", "test"):
-            with gr.Tab(f"Preview · {split}"):
+            with gr.Tab(T(f"data.preview.{split}")):
                 previews.append(gr.Dataframe(headers=PREVIEW_COLUMNS, wrap=True, max_height=360,
                                              interactive=False, column_widths=["7%", "9%", "50%", "34%"]))
 
-    def failed(exc: Exception) -> tuple:
+    def failed(exc: Exception, lang: str) -> tuple:
         """Nothing of the previous data stays on screen as if it were this file's: the tab shows the failure, and the
         Train tab says there is no data until a sample or a fixed file is chosen (no file is touched)."""
         gr.Warning(str(exc).splitlines()[0])
         empty = _frame([])
-        return ("", f"Not used: {exc}", gr.update(value=None, visible=False), None, empty, empty, empty,
-                gr.update(visible=False), no_data_line(str(exc).splitlines()[0]), {})
+        return ("", text("data.not_used", lang, error=exc), gr.update(value=None, visible=False), None, empty,
+                empty, empty, gr.update(visible=False), no_data_line(str(exc).splitlines()[0], lang), {})
 
     def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float, max_len: int,
-             progress: gr.Progress | None = None):
+             lang: str, progress: gr.Progress | None = None):
         max_len = int(max_len or DEFAULT_MAX_LEN)
         # A big upload takes seconds to check and count: the bar says how far it is (a no-op outside an event).
         report = None if progress is None else (lambda done, message: progress(done, desc=message))
@@ -121,39 +132,34 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             view = describe_data(path, val_size, test_size, int(seed or 0), max_len=max_len, on_progress=report)
             kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:
-            return failed(exc)
+            return failed(exc, lang)
         frames = [_frame(view.splits[split]) for split in ("train", "val", "test")]
         summary = view.summary.replace(f"File: {path}", f"File: {kept}", 1)  # the copy runs use, not the temp file
         problems = _problems_csv(workbench, kept, view.problems)  # shown only when there are bad rows
         if view.split_problem:  # the rows are reported all the same; the split's fix is one click away
-            gr.Warning("The validation and test shares leave no training rows; see the report.")
+            gr.Warning(text("data.split_warning", lang))
         facts = {"language": view.language, "new_tokens": view.new_tokens, "longest": view.longest,
                  "kind": view.kind, "path": kept}
-        headline = f"Will train on {view.headline(data_name(kept))}."
-        if view.split_problem:
-            headline += " ⚠️ The validation and test shares leave no training rows: see the Data tab."
-        elif view.longest > max_len:
-            headline += (f" ⚠️ {view.truncated} example(s) are longer than {field_label('train', 'max_seq_len')} "
-                         f"{max_len}: their prompts will be cut.")
         return (kept, summary, gr.update(value=problems, visible=problems is not None),
                 make_length_histogram(view.lengths, max_len), *frames, gr.update(visible=bool(view.split_problem)),
-                headline, facts)
+                headline(view, data_name(kept, lang), max_len, lang), facts)
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float,
-                 max_len: int = DEFAULT_MAX_LEN, progress=gr.Progress()):
+                 max_len: int = DEFAULT_MAX_LEN, request: gr.Request = None, progress=gr.Progress()):
         path = upload or f"{SAMPLE_PREFIX}{sample}"
         keep = (lambda: str(workbench.save_upload(upload))) if upload else (lambda: path)
-        return show(path, keep, val_size, test_size, seed, max_len, progress)
+        return show(path, keep, val_size, test_size, seed, max_len, lang_of(request), progress)
 
     def on_show(path: str, val_size: float, test_size: float, seed: float, max_len: int = DEFAULT_MAX_LEN,
-                progress=gr.Progress()):
+                request: gr.Request = None, progress=gr.Progress()):
+        lang = lang_of(request)
         if not (path or "").strip():  # no data chosen (a failed upload): nothing to show again
-            return *([gr.skip()] * (len(outputs) - 2)), no_data_line(NO_DATA), {}
+            return *([gr.skip()] * (len(outputs) - 2)), no_data_line(NO_DATA, lang), {}
         try:
             checked = workbench.check_data_path(path)
         except ValueError as exc:
-            return failed(exc)
-        return show(checked, lambda: checked, val_size, test_size, seed, max_len, progress)
+            return failed(exc, lang)
+        return show(checked, lambda: checked, val_size, test_size, seed, max_len, lang, progress)
 
     inputs = {"sample": sample_dropdown, "upload": upload_file, "val_size": val_size_slider,
               "test_size": test_size_slider, "seed": split_seed_number, "max_len": max_len_state}

@@ -1,0 +1,61 @@
+"""The Korean and English catalogues: the same keys with the same fields, Korean written in Korean, every key the
+page asks for present; the language a browser or the environment asks for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from workbench.data.language import is_hangul
+from workbench.i18n import LANGS, catalogue, default_lang, fields_of, lang_from_header, normalise, text
+
+UI = Path(__file__).resolve().parent.parent / "workbench" / "ui"
+BILINGUAL = {"app.guide"}  # the same text in both catalogues on purpose (it names both languages)
+
+
+def test_both_catalogues_hold_the_same_keys_with_the_same_fields():
+    english, korean = catalogue("en"), catalogue("ko")
+    assert sorted(set(english) ^ set(korean)) == []
+    assert [key for key in english if fields_of(english[key]) != fields_of(korean[key])] == []
+    assert [key for lang in LANGS for key, value in catalogue(lang).items() if not value.strip()] == []
+
+
+def test_korean_is_written_in_korean():
+    english, korean = catalogue("en"), catalogue("ko")
+    untranslated = [key for key, value in korean.items()
+                    if key not in BILINGUAL and (value == english[key] or not any(map(is_hangul, value)))]
+    assert untranslated == []
+
+
+def test_every_key_the_page_asks_for_is_in_the_catalogues():
+    asked = {key for path in UI.glob("*.py") for key in re.findall(r'\bT\("([^"]+)"\)', path.read_text("utf-8"))}
+    assert asked and sorted(asked - set(catalogue("en"))) == []
+
+
+def test_text_fills_fields_and_falls_back_to_english_then_the_key():
+    assert text("data.not_used", "ko", error="x") == "사용하지 않음: x"
+    assert text("data.not_used", "en", error="x") == "Not used: x"
+    assert text("no.such.key", "ko") == "no.such.key"
+    with pytest.raises(ValueError, match="Unknown language 'fr'"):
+        catalogue("fr")
+
+
+@pytest.mark.parametrize(("header", "lang"), [
+    ("ko-KR,ko;q=0.9,en-US;q=0.8,en;q=0.7", "ko"), ("en-US,en;q=0.9", "en"), ("fr-FR, ko;q=0.5, en;q=0.4", "ko"),
+    ("fr-FR,de;q=0.9", "en"), ("en;q=0.5, ko;q=0.8", "ko"), ("", "en"), (None, "en"), ("*", "en"), ("garbage;;", "en"),
+])
+def test_the_language_a_browser_asks_for(header, lang):
+    assert lang_from_header(header) == lang
+
+
+def test_the_environments_language(monkeypatch):
+    for name in ("WORKBENCH_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    assert default_lang() == "en"
+    monkeypatch.setenv("LANG", "ko_KR.UTF-8")
+    assert default_lang() == "ko" and text("tab.data") == "1 · 데이터"
+    monkeypatch.setenv("WORKBENCH_LANG", "en")  # the workbench's own setting wins
+    assert default_lang() == "en"
+    assert (normalise("KO"), normalise("ko-KR"), normalise("en-GB"), normalise(None)) == ("ko", "ko", "en", "en")

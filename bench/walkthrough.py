@@ -143,13 +143,13 @@ def main() -> int:
                                                r"학습 128 / 검증 16 / 테스트 16행 · 한국어"))
             expect(line).to_be_visible()
             checks["line above Start names data, rows and language"] = True
-            visible(page.get_by_label("Run name", exact=True)).fill(RUN_NAME)
-            set_number(page, "Max steps", args.steps)
-            page.get_by_role("button", name="Start training", exact=True).click()
+            visible(page.get_by_label(KO["train.run_name.label"], exact=True)).fill(RUN_NAME)
+            set_number(page, KO["train.max_steps.label"], args.steps)
+            page.get_by_role("button", name=KO["train.start"], exact=True).click()
             progress = visible(page.locator(".html-container").filter(has_text=re.compile(r"step \d+ / ")))
             expect(progress).to_contain_text("running", timeout=LOAD_S * 1000)
             expect(progress).to_contain_text("completed", timeout=(LOAD_S + 60 * args.steps) * 1000)
-            next_step = visible(page.get_by_role("button", name="Compare it with the base →", exact=True))
+            next_step = visible(page.get_by_role("button", name=KO["train.next.compare"], exact=True))
             expect(next_step).to_be_visible(timeout=30_000)
             shot(page, "train.png")
             stage("train")
@@ -171,7 +171,7 @@ def main() -> int:
 
             # 4 · Evaluate: from the Train tab's next step, the run's test split, four examples.
             tab(page, KO["tab.train"])
-            visible(page.get_by_role("button", name="Evaluate it →", exact=True)).click()
+            visible(page.get_by_role("button", name=KO["train.next.evaluate"], exact=True)).click()
             expect(page.get_by_role("tab", name=KO["tab.evaluate"], exact=True)).to_have_attribute("aria-selected",
                                                                                                "true")
             expect(number(page, "Max new tokens")).to_have_value(str(korean.new_tokens))
@@ -214,7 +214,7 @@ def main() -> int:
             shot(page, "runs.png")
             page.reload()
             tab(page, KO["tab.train"])
-            expect(visible(page.get_by_label("Run name", exact=True))).to_have_value(RUN_NAME)
+            expect(visible(page.get_by_label(KO["train.run_name.label"], exact=True))).to_have_value(RUN_NAME)
             expect(line).to_be_visible()
             tab(page, KO["tab.data"])
             expect(page.get_by_label(KO["data.path.label"])).to_have_value(f"sample:{SAMPLE}")

@@ -167,7 +167,7 @@ def _poll_until_finished(app: App, run_id: str, timeout: float = TRAIN_TIMEOUT_S
 def _kwargs(app: App, endpoint: str, **by_label: Any) -> dict[str, Any]:
     """An endpoint's keyword arguments from its inputs' labels; unnamed inputs keep their defaults."""
     params = app.client.view_api(return_format="dict", print_info=False)["named_endpoints"][endpoint]["parameters"]
-    labels = [str(p.get("label", "")).lower() for p in params]
+    labels = [_label(p).lower() for p in params]
     wanted = {label.lower(): value for label, value in by_label.items()}
     assert all(labels.count(label) == 1 for label in wanted), f"{endpoint}: labels not unique: {labels}"
     kwargs = {p["parameter_name"]: wanted.pop(label) for p, label in zip(params, labels) if label in wanted}

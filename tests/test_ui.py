@@ -80,12 +80,16 @@ def test_the_train_form_offers_exactly_what_the_config_accepts(app):
     import gradio as gr
 
     from workbench.config import TrainConfig, field_choices, field_help, field_label, field_range
+    from workbench.i18n import text
     from workbench.ui.train_tab import FIELD_MIN_WIDTH
 
     widgets = [block for block in app.demo.blocks.values() if isinstance(block, gr.components.Component)]
     for name, default in vars(TrainConfig()).items():
-        label, info = field_label("train", name), field_help("train", name)
-        [widget] = [w for w in widgets if w.label == label and str(w.info or "").startswith(info)]
+        # Label and help come from the catalogues (the page shows them in the browser's language).
+        [widget] = [w for w in widgets if getattr(w.label, "key", None) == f"train.{name}.label"]
+        assert widget.info.key.startswith(f"train.{name}.help"), name
+        assert text(widget.info.key, "en").startswith(field_help("train", name)), name
+        label = field_label("train", name)
         assert "_" not in label, f"{name}: the screen shows the field's key"
         # In a row of settings each keeps room for its label (Gradio's default let a checkbox's label be crushed
         # to one word per line).

@@ -75,16 +75,19 @@ def test_arena_picks_the_newest_trained_run_and_the_base_as_candidates(app, run_
     newest = app.workbench.run_choices(trained=True)[0][1]  # this module's run, unless another one trained since
     arena = _arena_tab(app.workbench)
     assert arena.candidates_dropdown.value == ["base", newest]  # built after the run: picked from the start
-    update = arena.on_page_load()  # a page opened later lists the runs trained since and picks the newest
-    assert update["value"] == ["base", newest] and run_id in [value for _label, value in update["choices"]]
-    # A page opened before the run trained picked only untrained candidates: opening the tab adds the newest run;
-    # a choice of the student's own stays as it is.
-    assert arena.on_open(["base", "few-shot"])["value"] == ["base", newest]
-    assert "value" not in arena.on_open(["base", run_id, "few-shot"])
+    update, picked = arena.on_page_load()  # a page opened later lists the runs trained since and picks the newest
+    assert update["value"] == picked == ["base", newest]
+    assert run_id in [value for _label, value in update["choices"]]
+    # A page opened before the run trained: opening the tab picks the newest run while the candidates are still the
+    # page's own pick (an older run, or only untrained ones); a choice of the student's own stays as it is.
+    assert arena.on_open(["base", "few-shot"], ["base", "few-shot"])[0]["value"] == ["base", newest]
+    assert arena.on_open(["base", "older-run"], ["base", "older-run"])[0]["value"] == ["base", newest]
+    mine = arena.on_open(["base", run_id, "few-shot"], ["base", "older-run"])
+    assert "value" not in mine[0] and mine[1] == ["base", "older-run"]
 
     empty = Workbench(tmp_path / "home")  # no trained run yet: the base and the base with few-shot examples
     try:
-        assert _arena_tab(empty).on_page_load()["value"] == ["base", "few-shot"]
+        assert _arena_tab(empty).on_page_load()[0]["value"] == ["base", "few-shot"]
     finally:
         empty.close()
 

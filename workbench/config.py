@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from workbench.fsio import write_atomic
-from workbench.i18n import text
+from workbench.i18n import catalogue, text
 from workbench.methods.registry import KNOBS, check_value, get_method
 
 EMBEDDED_MODEL = "embedded"
@@ -50,17 +50,9 @@ def _check_all(obj: Any, section: str) -> None:
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = knob(EMBEDDED_MODEL, "The base model: 'embedded' (SmolLM2-135M-Instruct, bundled, works "
-                             "offline), a Hugging Face Hub id such as 'HuggingFaceTB/SmolLM2-360M-Instruct', or a "
-                             "local folder with config.json and safetensors weights. The embedded model reads Korean "
-                             "poorly (about three tokens per syllable); with the Hub, small models that know Korean "
-                             "include 'Qwen/Qwen2.5-0.5B-Instruct', 'Qwen/Qwen2.5-1.5B-Instruct', "
-                             "'kakaocorp/kanana-nano-2.1b-instruct' and 'LGAI-EXAONE/EXAONE-3.5-2.4B-Instruct' "
-                             "(check each model's licence).")
-    dtype: str = knob("auto", "Weights and compute type. 'auto' = float32 on CPU, bfloat16 on a GPU that supports "
-                      "it.", choices=("auto", "float32", "bfloat16", "float16"))
-    trust_remote_code: bool = knob(False, "Run Python code shipped with a Hub model. Off unless you trust its "
-                                   "author.")
+    name_or_path: str = knob(EMBEDDED_MODEL, text("model.name_or_path.help", "en"))
+    dtype: str = knob("auto", text("model.dtype.help", "en"), choices=("auto", "float32", "bfloat16", "float16"))
+    trust_remote_code: bool = knob(False, text("model.trust_remote_code.help", "en"))
 
     def __post_init__(self) -> None:
         _check_all(self, "model")
@@ -93,7 +85,7 @@ class DataConfig:
 class MethodConfig:
     """The method and all its knobs; a method reads only its own knobs (see workbench.methods.registry)."""
 
-    name: str = knob("lora", "The fine-tuning method (see `python -m workbench methods`).")
+    name: str = knob("lora", text("method.name.help", "en"))
     rank: int = KNOBS["rank"].default
     alpha: int = KNOBS["alpha"].default
     dropout: float = KNOBS["dropout"].default
@@ -128,54 +120,33 @@ def get_method_or_error(name: str):
 
 @dataclass
 class TrainConfig:
-    learning_rate: float = knob(1e-3, "Step size of the optimiser (AdamW). Adapters like 1e-4 to 2e-3; full "
-                                "fine-tuning wants 1e-5 to 5e-5.", 1e-8, 1.0)
-    epochs: float = knob(1.0, "Passes over the training split (ignored when max steps is set).", 0.01, 1000)
-    max_steps: int = knob(0, "Stop after this many optimiser steps; 0 = run the given epochs.", 0, 1_000_000)
-    batch_size: int = knob(4, "Examples per forward pass. Larger is faster per example but needs more "
-                           "memory.", 1, 1024)
-    grad_accum: int = knob(1, "Forward passes summed into one optimiser step: effective batch = batch size × "
-                           "this.", 1, 1024)
-    max_seq_len: int = knob(256, "Longest example in tokens. Longer examples lose the start of their prompt "
-                            "first; an answer longer than half of this is cut too.", 16, 131_072)
-    gradient_checkpointing: bool = knob(False, "Keep only each layer's input during the forward pass and recompute "
-                                        "the rest in the backward pass: much less activation memory (long "
-                                        "sequences, big models) for about a third more time per step.")
-    warmup_ratio: float = knob(0.05, "Share of the steps over which the learning rate ramps up from 0.", 0, 0.5)
-    lr_schedule: str = knob("cosine", "How the learning rate falls after warm-up.",
+    learning_rate: float = knob(1e-3, text("train.learning_rate.help", "en"), 1e-8, 1.0)
+    epochs: float = knob(1.0, text("train.epochs.help", "en"), 0.01, 1000)
+    max_steps: int = knob(0, text("train.max_steps.help", "en"), 0, 1_000_000)
+    batch_size: int = knob(4, text("train.batch_size.help", "en"), 1, 1024)
+    grad_accum: int = knob(1, text("train.grad_accum.help", "en"), 1, 1024)
+    max_seq_len: int = knob(256, text("train.max_seq_len.help", "en"), 16, 131_072)
+    gradient_checkpointing: bool = knob(False, text("train.gradient_checkpointing.help", "en"))
+    warmup_ratio: float = knob(0.05, text("train.warmup_ratio.help", "en"), 0, 0.5)
+    lr_schedule: str = knob("cosine", text("train.lr_schedule.help", "en"),
                             choices=("cosine", "linear", "constant"))
-    weight_decay: float = knob(0.0, "AdamW weight decay on the trained weights.", 0, 1)
-    eval_every: int = knob(10, "Compute the validation loss every N steps (0 = only at the end).", 0, 1_000_000)
-    checkpoint_every: int = knob(50, "Save a resumable checkpoint (weights, optimiser, scheduler) every N steps, so a "
-                                 "crash loses at most N steps; a stopped run always saves one (0 = only on stop).",
+    weight_decay: float = knob(0.0, text("train.weight_decay.help", "en"), 0, 1)
+    eval_every: int = knob(10, text("train.eval_every.help", "en"), 0, 1_000_000)
+    checkpoint_every: int = knob(50, text("train.checkpoint_every.help", "en"),
                                  0, 1_000_000)
-    seed: int = knob(0, "Random seed for initialisation, shuffling and dropout: the same seed repeats a run.",
+    seed: int = knob(0, text("train.seed.help", "en"),
                      0, 2**31 - 1)
-    general_every: int = knob(10, "Forgetting probe: before the first step and every N steps, measure the loss on "
-                              "a fixed sample of the bundled general reference set (general knowledge and everyday "
-                              "instructions, English and Korean). It rises when the model forgets. 0 = off.",
+    general_every: int = knob(10, text("train.general_every.help", "en"),
                               0, 1_000_000)
-    general_samples: int = knob(24, "Forgetting probe: how many general-set examples it measures each time.", 1, 50)
-    replay_ratio: float = knob(0.0, "Replay against forgetting: share of the training examples drawn from the "
-                               "general reference set (its replay part, never the probe's). 0.2 = one example in "
-                               "five is general data. 0 = off.", 0, 0.9)
-    l2_to_base: float = knob(0.0, "L2 toward the start against forgetting: adds λ·Σ(θ − θ₀)² over the trained "
-                             "weights to the loss. For selective and full fine-tuning θ₀ are the base weights "
-                             "(L2-SP); for adapters, the adapter weights at their start. 0 = off; try 0.01–1.",
+    general_samples: int = knob(24, text("train.general_samples.help", "en"), 1, 50)
+    replay_ratio: float = knob(0.0, text("train.replay_ratio.help", "en"), 0, 0.9)
+    l2_to_base: float = knob(0.0, text("train.l2_to_base.help", "en"),
                              0, 1000)
-    eval_test: bool = knob(True, "After training, answer the test split with the base model and this run and score "
-                           "both (perplexity, ROUGE, BLEU, chrF, exact match / F1, similarity). Stored with the "
-                           "run.")
-    eval_max_new_tokens: int = knob(64, "Longest answer generated when scoring the test split, in tokens.", 1, 2048)
-    objective: str = knob("sft", "What to learn. 'sft': imitate the answers in the data (instruction tuning). "
-                          "'dpo': prefer the chosen answer over the rejected one (direct preference optimisation); "
-                          "needs prompt / chosen / rejected rows, such as the Arena's exported votes, and a "
-                          "LoRA-family method.", choices=("sft", "dpo"))
-    dpo_beta: float = knob(0.1, "DPO β: how strongly training holds the model near where it started while it learns "
-                           "the preferences. 0.1 is usual; higher = more cautious.", 0.001, 10)
-    init_adapter: str = knob("", "Continue from a trained adapter: a run id or an adapter folder (LoRA family). "
-                             "Empty = a new adapter on the base. For DPO the starting adapter is also the "
-                             "reference the preferences are measured against.")
+    eval_test: bool = knob(True, text("train.eval_test.help", "en"))
+    eval_max_new_tokens: int = knob(64, text("train.eval_max_new_tokens.help", "en"), 1, 2048)
+    objective: str = knob("sft", text("train.objective.help", "en"), choices=("sft", "dpo"))
+    dpo_beta: float = knob(0.1, text("train.dpo_beta.help", "en"), 0.001, 10)
+    init_adapter: str = knob("", text("train.init_adapter.help", "en"))
 
     def __post_init__(self) -> None:
         _check_all(self, "train")
@@ -242,24 +213,12 @@ def _section_from_dict(key: str, values: Any) -> Any:
     return cls(**values)
 
 
-# What a field is called on screen, where "Field name" from its key does not read well. Messages shown in the app
-# name fields by these labels (on_screen), the CLI by their keys.
-FIELD_LABELS = {
-    ("model", "name_or_path"): "Base model", ("method", "name"): "Method",
-    ("data", "path"): "Data used for training", ("data", "val_size"): "Validation share",
-    ("data", "test_size"): "Test share", ("data", "split_seed"): "Split seed",
-    ("train", "general_every"): "Probe every N steps", ("train", "general_samples"): "Probe examples",
-    ("train", "l2_to_base"): "L2 toward the start (λ)", ("train", "eval_test"): "Score the test split after training",
-    ("train", "eval_max_new_tokens"): "Max new tokens when scoring", ("train", "dpo_beta"): "DPO β",
-    ("train", "init_adapter"): "Continue from adapter (run id or folder)",
-}
-
-
 def field_label(section: str, name: str) -> str:
     """A field's label on screen ("Max seq len" for train.max_seq_len, a method knob's own label)."""
     if section == "method" and name in KNOBS:
         return KNOBS[name].label
-    return FIELD_LABELS.get((section, name), name.replace("_", " ").capitalize())
+    key = f"{section}.{name}.label"  # the form's labels live in the catalogues (workbench/i18n)
+    return text(key, "en") if key in catalogue("en") else name.replace("_", " ").capitalize()
 
 
 _FIELD_KEY = re.compile(r"\b(model|data|method|train)\.([a-z][a-z0-9_]*)\b")

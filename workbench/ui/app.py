@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 
 from workbench.app import Workbench
 from workbench.data.samples import list_samples
+from workbench.i18n import text
 from workbench.ui.arena_tab import build_arena_tab
 from workbench.ui.compare_tab import CompareTab, build_compare_tab
 from workbench.ui.data_tab import DataTab, build_data_tab
@@ -36,6 +37,13 @@ def name_range_errors(demo: gr.Blocks) -> None:
             block.preprocess = _named_preprocess(block, block.preprocess)
 
 
+def _label_text(label: Any) -> str:
+    """A label as text: one from the catalogues arrives as its key (the preprocess step has no browser to ask for
+    its language, so English)."""
+    key = getattr(label, "key", None)
+    return text(key, "en") if key else str(label or "")
+
+
 def _named_preprocess(block: gr.Slider | gr.Number, preprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def checked(payload: Any) -> Any:
         lo, hi = block.minimum, block.maximum
@@ -43,7 +51,8 @@ def _named_preprocess(block: gr.Slider | gr.Number, preprocess: Callable[[Any], 
         if number and ((lo is not None and payload < lo) or (hi is not None and payload > hi)):
             allowed = (f"from {lo:g} to {hi:g}" if lo is not None and hi is not None
                        else f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
-            raise gr.Error(f"{block.label or 'A number'}: {payload:g} is out of range; choose a value {allowed}.")
+            raise gr.Error(f"{_label_text(block.label) or 'A number'}: {payload:g} is out of range; choose a value "
+                           f"{allowed}.")
         return preprocess(payload)
 
     return checked
@@ -209,7 +218,8 @@ def build_app(workbench: Workbench) -> gr.Blocks:
                 build_runs_tab(workbench, runs_tab)
         remember_choices(demo, workbench, data, train, compare)
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
-        demo.load(arena.on_page_load, None, arena.candidates_dropdown, api_visibility="private")
+        arena_picks = [arena.candidates_dropdown, arena.picked_state]
+        demo.load(arena.on_page_load, None, arena_picks, api_visibility="private")
         # A trained run's next step, one click away: its tab opens with the run already chosen.
         train.compare_next_btn.click(
             lambda run_id: (gr.Tabs(selected="compare"), gr.update(choices=side_choices(workbench), value=run_id)),
@@ -220,7 +230,6 @@ def build_app(workbench: Workbench) -> gr.Blocks:
             api_visibility="private")
         arena_tab.select(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,
                          api_visibility="private")
-        arena_tab.select(arena.on_open, arena.candidates_dropdown, arena.candidates_dropdown,
-                         api_visibility="private")
+        arena_tab.select(arena.on_open, arena_picks, arena_picks, api_visibility="private")
     name_range_errors(demo)
     return demo

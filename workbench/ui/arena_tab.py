@@ -66,8 +66,9 @@ class ArenaTab:
     leaderboard_inputs: list
     leaderboard_outputs: list
     candidates_dropdown: gr.Dropdown
-    on_page_load: Callable  # () -> the candidates with the newest trained run picked (as they were if none)
-    on_open: Callable  # (candidates) -> the list refreshed, the newest run picked if only untrained ones are
+    picked_state: gr.State  # what the page picked by itself (on_page_load and on_open keep it)
+    on_page_load: Callable  # () -> (the candidates with the newest trained run picked, that pick)
+    on_open: Callable  # (candidates, pick) -> the list refreshed; the newest run picked while untouched
 
 
 @dataclass(frozen=True)
@@ -167,18 +168,22 @@ def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Are
         vote_cast.success(on_leaderboard, leaderboard_inputs, leaderboard_outputs, api_visibility="private")
     _build_export(workbench, data)
 
+    picked_state = gr.State(None)  # the candidates the page picked by itself, until the student picks others
+
     def on_page_load():  # runs trained since the app started (or in another window) are listed and the newest picked
-        return gr.update(choices=candidate_choices(workbench), value=default_candidates(workbench))
+        picked = default_candidates(workbench)
+        return gr.update(choices=candidate_choices(workbench), value=picked), picked
 
-    def on_open(current: list[str] | None):
-        """The tab opened: runs trained since are listed; while only untrained candidates are picked (the start of
-        a first hour), the newest run joins them."""
-        if set(current or []) <= {BASE, FEW_SHOT}:
+    def on_open(current: list[str] | None, picked: list[str] | None):
+        """The tab opened: runs trained since are listed. While the candidates are the ones the page picked by
+        itself (or only untrained ones), they follow the newest run; the student's own choice stays."""
+        untouched = sorted(current or []) == sorted(picked or []) or set(current or []) <= {BASE, FEW_SHOT}
+        if untouched:
             return on_page_load()
-        return gr.update(choices=candidate_choices(workbench))
+        return gr.update(choices=candidate_choices(workbench)), picked
 
-    return ArenaTab(on_leaderboard, leaderboard_inputs, leaderboard_outputs, candidates_dropdown, on_page_load,
-                    on_open)
+    return ArenaTab(on_leaderboard, leaderboard_inputs, leaderboard_outputs, candidates_dropdown, picked_state,
+                    on_page_load, on_open)
 
 
 def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tuple[gr.Dropdown, list[Any]]:

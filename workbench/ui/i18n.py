@@ -4,6 +4,8 @@ tab names, Markdown), which the browser draws in its own language; `lang_of(requ
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 
 from workbench.i18n import LANGS, catalogue, lang_from_header
@@ -22,3 +24,11 @@ def lang_of(request: gr.Request | None) -> str:
     """The language of the browser that sent the event (an API call without one gets English)."""
     headers = getattr(request, "headers", None)
     return lang_from_header(headers.get("accept-language") if headers is not None else None)
+
+
+def derived(key: str, make: Callable[[str], str]) -> gr.i18n.I18nData:
+    """A static string made from catalogue texts (e.g. a field's help with its range appended): `make(lang)` gives it
+    in each language, registered under `key` for the page."""
+    for lang in LANGS:
+        I18N.translations.setdefault(lang, {})[key] = make(lang)
+    return I18N(key)

@@ -15,14 +15,13 @@ from workbench.config import (
     RunConfig,
     TrainConfig,
     field_choices,
-    field_help,
-    field_label,
     field_range,
     load_preset,
     on_screen,
 )
 from workbench.data.examples import DataError, file_kind
 from workbench.data.samples import resolve_data_path
+from workbench.i18n import text
 from workbench.methods.cards import method_card
 from workbench.methods.registry import KNOBS, METHODS, get_method
 from workbench.models.adapters import has_trained_weights
@@ -33,6 +32,7 @@ from workbench.train.jobs import launch_problems, resolve_init_adapter
 from workbench.train.preflight import preflight
 from workbench.train.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
+from workbench.ui.i18n import T, derived
 from workbench.ui.sides import follow_answer_lengths
 
 DEFAULT_PRESET = "classroom-lora"
@@ -40,19 +40,10 @@ MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_le
 FORGETTING_FIELDS = ("general_every", "general_samples", "replay_ratio", "l2_to_base")
 AFTER_FIELDS = ("eval_test", "eval_max_new_tokens")
 PREFERENCE_FIELDS = ("objective", "dpo_beta", "init_adapter")
-PREFERENCE_HELP = ("**DPO** learns from pairs: for each prompt a *chosen* and a *rejected* answer (upload a "
-                   "preference file on the Data tab, or export your Arena votes). It trains a LoRA-family adapter, "
-                   "new or continued from a run's adapter — vote → DPO → compare again.")
 FIELD_MIN_WIDTH = 220  # pixels
-CHOICE_LABELS = {"sft": "SFT: imitate the answers", "dpo": "DPO: prefer chosen over rejected"}
-FORGETTING_HELP = ("Fine-tuning on one task can make a model worse at everything else (*catastrophic forgetting*). "
-                   "The probe measures the loss on general questions (English and Korean) the run never trains on: "
-                   "the dotted curve in the chart. Replay and L2 toward the start hold it down.")
-RANKS_HELP = "Ranks to train, one run each, queued in order: step the rank up until it stops helping."
+CHOICE_KEYS = {"sft": "train.objective.sft", "dpo": "train.objective.dpo"}  # the objective's choices on the form
 
 
-NEXT_HELP = ("**Trained.** Next: chat with it beside the base model, or score both on held-out examples. "
-             "(A stopped run can be resumed later, or used as it is.)")
 NEXT_STATUSES = ("completed", "stopped")
 
 
@@ -69,9 +60,6 @@ class TrainTab:
     restore: Callable  # (saved form values by name) -> ({component: value}, notes): a browser's choices back
 
 
-SAVE_HELP = ("Keep the settings above under a name of your own: it joins the Preset list (marked *saved*) and works "
-             "headless as `python -m workbench train --preset saved:NAME`. Saving again under the same name keeps "
-             "the previous version as NAME.yaml.bak. Or take the settings of any stored run back into the form.")
 
 
 def _preset_choices(workbench: Workbench) -> list[tuple[str, str]]:
@@ -95,19 +83,22 @@ def _knob_component(name: str, value: Any) -> gr.components.Component:
 def _train_component(name: str, value: Any) -> gr.components.Component:
     """A training setting's widget; its choices and range are the config's own, so the form offers exactly what a
     run accepts."""
-    label, info = field_label("train", name), field_help("train", name)
+    label, info = T(f"train.{name}.label"), T(f"train.{name}.help")
     choices = field_choices("train", name)
     # A row of them shares the page's width: each keeps room for its label and help (a narrow one wraps to the next
     # line instead of being crushed to a word per line).
     width = {"min_width": FIELD_MIN_WIDTH}
     if choices:
-        return gr.Radio([(CHOICE_LABELS.get(c, c), c) for c in choices], value=value, label=label, info=info, **width)
+        return gr.Radio([(T(CHOICE_KEYS[c]) if c in CHOICE_KEYS else c, c) for c in choices], value=value,
+                        label=label, info=info, **width)
     if isinstance(value, bool):
         return gr.Checkbox(value, label=label, info=info, **width)
     if isinstance(value, str):
         return gr.Textbox(value, label=label, info=info, **width)
     lo, hi = field_range("train", name)
-    return gr.Number(value, label=label, info=f"{info} Range {lo:g}–{hi:g}.", minimum=lo, maximum=hi,
+    info = derived(f"train.{name}.help+range", lambda lang: text(f"train.{name}.help", lang) + " " + text(
+        "field.range", lang, low=f"{lo:g}", high=f"{hi:g}"))
+    return gr.Number(value, label=label, info=info, minimum=lo, maximum=hi,
                      precision=0 if isinstance(value, int) else None, **width)
 
 
@@ -138,13 +129,14 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     preset_choices = _preset_choices(workbench)
     with gr.Row():
         preset_dropdown = gr.Dropdown(preset_choices, value=DEFAULT_PRESET if (DEFAULT_PRESET, DEFAULT_PRESET)
-                                      in preset_choices else None, label="Preset", allow_custom_value=True,
-                                      info="Ready-made settings (presets/*.yaml) and the ones you saved below.")
-        preset_btn = gr.Button("Load preset")
-        run_name_box = gr.Textbox(label="Run name", placeholder="optional, e.g. rank-8-try")
-    model_box = gr.Textbox(config.model.name_or_path, label="Base model", info=field_help("model", "name_or_path"))
+                                      in preset_choices else None, label=T("train.preset.label"),
+                                      allow_custom_value=True, info=T("train.preset.info"))
+        preset_btn = gr.Button(T("train.preset.button"))
+        run_name_box = gr.Textbox(label=T("train.run_name.label"), placeholder=T("train.run_name.placeholder"))
+    model_box = gr.Textbox(config.model.name_or_path, label=T("model.name_or_path.label"),
+                           info=T("model.name_or_path.help"))
     method_dropdown = gr.Dropdown([(spec.label, name) for name, spec in METHODS.items()], value=config.method.name,
-                                  label="Method", info=field_help("method", "name"))
+                                  label=T("method.name.label"), info=T("method.name.help"))
     card_md = gr.Markdown(method_card(config.method.name))
     with gr.Row():
         knob_components = {name: _knob_component(name, getattr(config.method, name)) for name in KNOBS}
@@ -154,57 +146,57 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     with gr.Row():
         train_components = {name: _train_component(name, getattr(config.train, name)) for name in MAIN_FIELDS}
     grouped = MAIN_FIELDS + FORGETTING_FIELDS + AFTER_FIELDS + PREFERENCE_FIELDS
-    with gr.Accordion("Advanced", open=False):
+    with gr.Accordion(T("train.advanced"), open=False):
         with gr.Row():
             for name in (f for f in TrainConfig.__dataclass_fields__ if f not in grouped):
                 train_components[name] = _train_component(name, getattr(config.train, name))
-    with gr.Accordion("Forgetting: probe and mitigations", open=False):
-        gr.Markdown(FORGETTING_HELP)
+    with gr.Accordion(T("train.forgetting"), open=False):
+        gr.Markdown(T("train.forgetting.help"))
         with gr.Row():
             for name in FORGETTING_FIELDS:
                 train_components[name] = _train_component(name, getattr(config.train, name))
-    with gr.Accordion("Objective: SFT or preferences (DPO)", open=False) as objective_accordion:
-        gr.Markdown(PREFERENCE_HELP)
+    with gr.Accordion(T("train.objective"), open=False) as objective_accordion:
+        gr.Markdown(T("train.objective.intro"))
         with gr.Row():
             for name in PREFERENCE_FIELDS:
                 train_components[name] = _train_component(name, getattr(config.train, name))
-    with gr.Accordion("After training", open=False):
+    with gr.Accordion(T("train.after"), open=False):
         with gr.Row():
             for name in AFTER_FIELDS:
                 train_components[name] = _train_component(name, getattr(config.train, name))
-    with gr.Accordion("Save or reuse settings", open=False):
-        gr.Markdown(SAVE_HELP)
+    with gr.Accordion(T("train.save"), open=False):
+        gr.Markdown(T("train.save.help"))
         with gr.Row():
-            preset_name_box = gr.Textbox(label="Preset name", placeholder="e.g. my-lora-rank-16",
-                                         info="Letters (Hangul too), digits, spaces, dots, dashes, underscores.")
-            save_btn = gr.Button("Save as preset")
-            settings_run_dropdown = gr.Dropdown(label="Settings of a run", allow_custom_value=True,
-                                                info="Any stored run: its method, knobs, data and training settings.")
-            settings_btn = gr.Button("Load the run's settings")
+            preset_name_box = gr.Textbox(label=T("train.preset_name.label"),
+                                         placeholder=T("train.preset_name.placeholder"),
+                                         info=T("train.preset_name.info"))
+            save_btn = gr.Button(T("train.save.button"))
+            settings_run_dropdown = gr.Dropdown(label=T("train.run_settings.label"), allow_custom_value=True,
+                                                info=T("train.run_settings.info"))
+            settings_btn = gr.Button(T("train.run_settings.button"))
         save_md = gr.Markdown()
     data.training_md.render()  # what Start will train on, right above it
     with gr.Row():
-        start_btn = gr.Button("Start training", variant="primary")
-        stop_btn = gr.Button("Stop", variant="stop")
-        resume_btn = gr.Button("Resume")
-    run_dropdown = gr.Dropdown(label="Run shown", info="Any stored run; the one you start is selected.",
+        start_btn = gr.Button(T("train.start"), variant="primary")
+        stop_btn = gr.Button(T("train.stop"), variant="stop")
+        resume_btn = gr.Button(T("train.resume"))
+    run_dropdown = gr.Dropdown(label=T("train.run_shown.label"), info=T("train.run_shown.info"),
                                allow_custom_value=True)
     progress_html = gr.HTML()
     with gr.Row(visible=False) as next_row:  # once the run shown has a saved adapter: where to go next
-        gr.Markdown(NEXT_HELP)
-        compare_next_btn = gr.Button("Compare it with the base →", variant="primary")
-        evaluate_next_btn = gr.Button("Evaluate it →")
-    loss_plot = gr.Plot(label="Loss")
+        gr.Markdown(T("train.next.help"))
+        compare_next_btn = gr.Button(T("train.next.compare"), variant="primary")
+        evaluate_next_btn = gr.Button(T("train.next.evaluate"))
+    loss_plot = gr.Plot(label=T("train.loss.label"))
     timer = gr.Timer(1.0)
-    with gr.Accordion("Rank sweep", open=False):
-        gr.Markdown("The settings above, once per rank. Runs are named *(run name) · rank N* and queue one after "
-                    "another; the Runs tab charts them against rank.")
+    with gr.Accordion(T("train.sweep"), open=False):
+        gr.Markdown(T("train.sweep.help"))
         with gr.Row():
-            ranks_box = gr.Textbox(", ".join(map(str, DEFAULT_RANKS)), label="Ranks", info=RANKS_HELP)
-            keep_ratio_checkbox = gr.Checkbox(True, label="Keep alpha/rank",
-                                              info="Scale alpha with the rank so that the update's strength stays "
-                                                   "the same; off = every run keeps the alpha above.")
-            sweep_btn = gr.Button("Queue rank sweep")
+            ranks_box = gr.Textbox(", ".join(map(str, DEFAULT_RANKS)), label=T("train.sweep.ranks.label"),
+                                   info=T("train.sweep.ranks.info"))
+            keep_ratio_checkbox = gr.Checkbox(True, label=T("train.sweep.keep_ratio.label"),
+                                              info=T("train.sweep.keep_ratio.info"))
+            sweep_btn = gr.Button(T("train.sweep.button"))
         sweep_md = gr.Markdown()
 
     # The run's settings by name (every handler below takes them as keyword arguments, which are also the API's

@@ -156,12 +156,13 @@ def main() -> int:
 
             # 3 · Compare: the run is already on side 2; Max new tokens follows the Korean answers.
             next_step.click()
-            expect(visible(page.get_by_label("Side 2", exact=True))).to_have_value(re.compile(re.escape(RUN_NAME)))
+            side_2 = visible(page.get_by_label(KO["compare.side_2"], exact=True))
+            expect(side_2).to_have_value(re.compile(re.escape(RUN_NAME)))
             checks["Compare opens with the run on side 2"] = True
-            expect(number(page, "Max new tokens")).to_have_value(str(korean.new_tokens))
+            expect(number(page, KO["sampling.max_new_tokens"])).to_have_value(str(korean.new_tokens))
             checks[f"Compare's Max new tokens = {korean.new_tokens}"] = True
-            visible(page.get_by_label("Prompt", exact=True)).fill(PROMPT)
-            visible(page.get_by_role("button", name="Send", exact=True)).click()
+            visible(page.get_by_label(KO["compare.prompt"], exact=True)).fill(PROMPT)
+            visible(page.get_by_role("button", name=KO["compare.send"], exact=True)).click()
             stats = visible(page.get_by_text(re.compile(r"^\s*\d+ tokens · first token .* tok/s")))
             expect(stats).to_have_count(2, timeout=LOAD_S * 1000)
             expect(visible(page.locator('[data-testid="status-tracker"]:not(.hide)'))).to_have_count(0)
@@ -190,7 +191,7 @@ def main() -> int:
             candidates = visible(page.locator(".block").filter(has=page.get_by_label("Candidates", exact=True)))
             expect(candidates).to_contain_text(RUN_NAME)
             checks["Arena candidates hold the run"] = True
-            expect(number(page, "Max new tokens")).to_have_value(str(korean.new_tokens))
+            expect(number(page, KO["sampling.max_new_tokens"])).to_have_value(str(korean.new_tokens))
             visible(page.get_by_label("Prompt", exact=True)).fill(PROMPT)
             page.get_by_role("button", name="New battle", exact=True).click()
             status = visible(page.get_by_text(re.compile(r"Both answered|Model A and Model B are answering")))

@@ -17,6 +17,7 @@ from workbench.app import USER_ERRORS, Workbench
 from workbench.fsio import write_csv
 from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet, prompt_sheet_csv
 from workbench.ui.data_tab import DataTab
+from workbench.ui.i18n import T
 from workbench.ui.sides import (
     BASE,
     OFF,
@@ -30,12 +31,6 @@ from workbench.ui.sides import (
 from workbench.ui.stops import SessionStops
 from workbench.ui.train_tab import TrainTab
 
-INTRO = ("Every side gets the same prompt, history and sampling settings; only the weights (or the prompt, for "
-         "few-shot) differ. One copy of the base model serves every side: the base, few-shot and LoRA sides "
-         "share each forward pass.")
-PRICE_HELP = "optional; shows what each answer would cost at these prices, as hosted models are billed"
-SHEET_HELP = ("Every prompt is asked on its own (no history) to the sides chosen above, with the same settings. "
-              "The table gives each side's answer and numbers; download it as a CSV (opens in Excel, Hangul kept).")
 MAX_SHEET_PROMPTS = 100
 
 
@@ -91,25 +86,26 @@ class CompareTab:
 
 
 def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> CompareTab:
-    gr.Markdown(INTRO)
+    gr.Markdown(T("compare.intro"))
     with gr.Row():
-        side_dropdowns = [gr.Dropdown(side_choices(workbench), value=OFF, label=f"Side {n}", scale=3,
-                                      info="Off, the base model with few-shot examples, or a finished or "
-                                           "stopped run.", allow_custom_value=True)
+        side_dropdowns = [gr.Dropdown(side_choices(workbench), value=OFF, label=T(f"compare.side_{n}"), scale=3,
+                                      info=T("compare.side.info"), allow_custom_value=True)
                           for n in range(2, MAX_SIDES + 1)]
-        refresh_btn = gr.Button("↻ Refresh runs", scale=1)
+        refresh_btn = gr.Button(T("compare.refresh"), scale=1)
     few_shot = build_few_shot_knobs(data)
     sampling = build_sampling_knobs(data)
-    with gr.Accordion("Prices (optional)", open=False):
+    with gr.Accordion(T("compare.prices"), open=False):
         with gr.Row():
-            prompt_price_number = gr.Number(0, minimum=0, label="Price per 1K prompt tokens", info=PRICE_HELP)
-            output_price_number = gr.Number(0, minimum=0, label="Price per 1K generated tokens", info=PRICE_HELP)
+            prompt_price_number = gr.Number(0, minimum=0, label=T("compare.prompt_price"),
+                                            info=T("compare.price.info"))
+            output_price_number = gr.Number(0, minimum=0, label=T("compare.output_price"),
+                                            info=T("compare.price.info"))
     panes = _build_panes(workbench)
-    prompt_box = gr.Textbox(label="Prompt", lines=3, placeholder="Ask every side the same thing…")
+    prompt_box = gr.Textbox(label=T("compare.prompt"), lines=3, placeholder=T("compare.prompt.placeholder"))
     with gr.Row():
-        send_btn = gr.Button("Send", variant="primary")
-        stop_btn = gr.Button("Stop", variant="stop")
-        clear_btn = gr.Button("Clear")
+        send_btn = gr.Button(T("compare.send"), variant="primary")
+        stop_btn = gr.Button(T("compare.stop"), variant="stop")
+        clear_btn = gr.Button(T("compare.clear"))
     # What every answer depends on, by the handlers' parameter names (also the API's).
     settings = {**{f"side_{n}": dropdown for n, dropdown in enumerate(side_dropdowns, start=2)}, **few_shot.inputs,
                 **sampling.inputs, "prompt_price": prompt_price_number, "output_price": output_price_number,
@@ -197,20 +193,20 @@ def _stream(lineup, histories, sampling_config):
 def _build_sheet(workbench: Workbench, settings: dict) -> None:
     """The prompt sheet accordion: many prompts, the same sides and settings, one table and a CSV."""
     stops = SessionStops()  # its own Stop: the chat above may answer meanwhile
-    with gr.Accordion("Prompt sheet: answer many prompts at once", open=False):
-        gr.Markdown(SHEET_HELP)
+    with gr.Accordion(T("compare.sheet"), open=False):
+        gr.Markdown(T("compare.sheet.help"))
         with gr.Row():
-            sheet_box = gr.Textbox(label="Prompts", lines=6, info="One prompt per line.",
+            sheet_box = gr.Textbox(label=T("compare.sheet.prompts"), lines=6, info=T("compare.sheet.prompts.info"),
                                    placeholder="What is LoRA?\n한국어로 짧게 인사해 주세요.")
-            sheet_file = gr.File(label="…or a CSV with a 'prompt' column", type="filepath", file_types=[".csv"])
+            sheet_file = gr.File(label=T("compare.sheet.file"), type="filepath", file_types=[".csv"])
         with gr.Row():
-            sheet_btn = gr.Button("Answer all", variant="primary")
-            sheet_stop_btn = gr.Button("Stop", variant="stop")
-        sheet_table = gr.Dataframe(label="Answers and numbers per prompt and side", wrap=True, interactive=False,
+            sheet_btn = gr.Button(T("compare.sheet.answer"), variant="primary")
+            sheet_stop_btn = gr.Button(T("compare.stop"), variant="stop")
+        sheet_table = gr.Dataframe(label=T("compare.sheet.table"), wrap=True, interactive=False,
                                    max_height=420, headers=["#", "prompt", "side", "answer", "prompt_tokens",
                                                             "cached_prompt_tokens", "new_tokens", "ttft_s",
                                                             "seconds", "tokens_per_s"])
-        sheet_csv_file = gr.File(label="Table (.csv)", interactive=False)
+        sheet_csv_file = gr.File(label=T("compare.sheet.csv"), interactive=False)
 
     def on_answer_sheet(text, csv_path, side_2, side_3, side_4, shots, shots_path, temperature, top_p,
                         max_new_tokens, seed, prompt_price, output_price, base_model, request: gr.Request,

@@ -17,21 +17,9 @@ from workbench.generate.engine import ChatEngine, Side
 from workbench.generate.lineups import MAX_SHOTS, few_shot_turns
 from workbench.generate.sampling import SamplingConfig
 from workbench.ui.data_tab import DataTab
+from workbench.ui.i18n import T
 
 BASE, FEW_SHOT, OFF = "base", "few-shot", "off"
-SAMPLING_HELP = {
-    "temperature": "0 = always the most likely token (repeatable); higher = more varied answers.",
-    "top_p": "Sample only from the smallest set of tokens whose probabilities add up to this (used when "
-             "temperature > 0).",
-    "max_new_tokens": "Longest answer, in tokens; set from the data's answer lengths when you choose data. Fewer = "
-                      "faster on a CPU.",
-    "seed": "The same seed with the same settings gives the same sampled answer (and the same few-shot examples).",
-}
-SHOTS_HELP = "examples from the training data placed in the prompt: in-context learning instead of fine-tuning"
-SHOTS_PATH_HELP = ("Where the few-shot examples come from: a file path or sample:NAME. Follows the Data tab; "
-                   "change it to draw examples from another file.")
-
-
 def side_choices(workbench: Workbench) -> list[tuple[str, str]]:
     return [("(off)", OFF), ("Base + few-shot", FEW_SHOT), *workbench.run_choices(trained=True)]
 
@@ -58,11 +46,12 @@ def build_sampling_knobs(data: DataTab, max_new_tokens: int = 96) -> SamplingKno
     follows the data's answer lengths."""
     with gr.Row():
         knobs = SamplingKnobs(
-            gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature", info=SAMPLING_HELP["temperature"]),
-            gr.Slider(0.05, 1, value=0.9, step=0.05, label="Top-p", info=SAMPLING_HELP["top_p"]),
-            gr.Slider(8, 512, value=max_new_tokens, step=8, label="Max new tokens",
-                      info=SAMPLING_HELP["max_new_tokens"]),
-            gr.Number(0, precision=0, label="Seed", info=SAMPLING_HELP["seed"]))
+            gr.Slider(0, 2, value=0.0, step=0.05, label=T("sampling.temperature"),
+                      info=T("sampling.temperature.info")),
+            gr.Slider(0.05, 1, value=0.9, step=0.05, label=T("sampling.top_p"), info=T("sampling.top_p.info")),
+            gr.Slider(8, 512, value=max_new_tokens, step=8, label=T("sampling.max_new_tokens"),
+                      info=T("sampling.max_new_tokens.info")),
+            gr.Number(0, precision=0, label=T("sampling.seed"), info=T("sampling.seed.info")))
     follow_answer_lengths(knobs.max_tokens_slider, data)
     return knobs
 
@@ -88,8 +77,8 @@ def build_few_shot_knobs(data: DataTab) -> FewShotKnobs:
     """k and the file the examples come from; the file follows the Data tab's choice."""
     with gr.Row():
         knobs = FewShotKnobs(
-            gr.Slider(1, MAX_SHOTS, value=3, step=1, label="Few-shot examples (k)", info=SHOTS_HELP),
-            gr.Textbox(data.data_path_box.value, label="Few-shot data", info=SHOTS_PATH_HELP))
+            gr.Slider(1, MAX_SHOTS, value=3, step=1, label=T("few_shot.k"), info=T("few_shot.k.info")),
+            gr.Textbox(data.data_path_box.value, label=T("few_shot.data"), info=T("few_shot.data.info")))
     # (no data chosen after a failed upload: the examples stay where they were)
     data.data_path_box.change(lambda path: path or gr.skip(), data.data_path_box, knobs.shots_path_box,
                               api_visibility="private")

@@ -21,7 +21,7 @@ from workbench.ui.data_tab import DataTab, build_data_tab
 from workbench.ui.eval_tab import build_eval_tab
 from workbench.ui.i18n import I18N, T
 from workbench.ui.runs_tab import build_runs_tab
-from workbench.ui.sides import OFF, side_choices
+from workbench.ui.sides import FEW_SHOT, OFF, side_choices
 from workbench.ui.train_tab import TrainTab, build_train_tab
 
 # The steps again in Korean, for the many students whose first language it is (kept as Markdown beside this file).
@@ -171,11 +171,11 @@ def remember_choices(demo: gr.Blocks, workbench: Workbench, data: DataTab, train
         samples = list_samples()
         if choices.get("sample") in samples:
             updates[data.sample_dropdown] = choices["sample"]
-        options = side_choices(workbench)
-        values = {value for _label, value in options}
-        trained = workbench.run_choices(trained=True)  # newest first
+        options = side_choices(workbench)  # off, few-shot, then the trained runs, newest first
+        values = [value for _label, value in options]
+        trained = [value for value in values if value not in (OFF, FEW_SHOT)]
         # First visit: the newest trained run beside the base.
-        picked = choices.get("sides") or {"side_2": trained[0][1] if trained else OFF}
+        picked = choices.get("sides") or {"side_2": trained[0] if trained else OFF}
         for name, dropdown in sides.items():
             pick = picked.get(name, OFF)
             updates[dropdown] = gr.update(choices=options, value=pick if pick in values else OFF)

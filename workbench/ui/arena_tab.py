@@ -108,11 +108,11 @@ def _export_md(summary: ExportSummary, copy: str) -> str:
             "*Use for training* to select it in the Data tab.")
 
 
-def default_candidates(workbench: Workbench) -> list[str]:
-    """What the Candidates list starts with: the base model and the newest trained run, the battle a student
-    trained for; with no trained run yet, the base model and the base with few-shot examples."""
-    runs = workbench.run_choices(trained=True)  # newest first
-    return [BASE, runs[0][1]] if runs else [BASE, FEW_SHOT]
+def default_candidates(choices: list[tuple[str, str]]) -> list[str]:
+    """What the Candidates list (candidate_choices) starts with: the base model and the newest trained run, the
+    battle a student trained for; with no trained run yet, the base model and the base with few-shot examples."""
+    runs = [value for _label, value in choices if value not in (BASE, FEW_SHOT)]  # newest first
+    return [BASE, runs[0]] if runs else [BASE, FEW_SHOT]
 
 
 def _leaderboard_outputs(workbench: Workbench, base_model: str | None) -> tuple:
@@ -171,8 +171,9 @@ def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Are
     picked_state = gr.State(None)  # the candidates the page picked by itself, until the student picks others
 
     def on_page_load():  # runs trained since the app started (or in another window) are listed and the newest picked
-        picked = default_candidates(workbench)
-        return gr.update(choices=candidate_choices(workbench), value=picked), picked
+        choices = candidate_choices(workbench)  # the store is read once
+        picked = default_candidates(choices)
+        return gr.update(choices=choices, value=picked), picked
 
     def on_open(current: list[str] | None, picked: list[str] | None):
         """The tab opened: runs trained since are listed. While the candidates are the ones the page picked by
@@ -189,8 +190,9 @@ def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Are
 def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tuple[gr.Dropdown, list[Any]]:
     """Candidates, settings, the two blind panes, New battle and the vote buttons; returns the candidates list and
     the vote events."""
+    choices = candidate_choices(workbench)
     with gr.Row():
-        candidates_dropdown = gr.Dropdown(candidate_choices(workbench), value=default_candidates(workbench),
+        candidates_dropdown = gr.Dropdown(choices, value=default_candidates(choices),
                                           multiselect=True, label="Candidates", info=CANDIDATES_HELP,
                                           allow_custom_value=True, scale=4)
         refresh_btn = gr.Button("↻ Refresh runs", scale=1)

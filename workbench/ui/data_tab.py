@@ -33,7 +33,7 @@ class DataTab:
     max_len_state: gr.State  # the Train tab's max_seq_len: the histogram marks it and the report counts cuts
     sample_dropdown: gr.Dropdown
     training_md: gr.Markdown  # what a run will train on; not rendered here: the Train tab shows it above Start
-    facts_state: gr.State  # {"language", "new_tokens", ...} of the data shown ({} when none): other tabs follow it
+    facts_state: gr.State  # {"new_tokens"} of the data shown ({} when none): other tabs' lengths follow it
     inputs: dict  # on_check's inputs by parameter name
     outputs: list
     show_inputs: dict  # the kept file, its split and max_len: on_show's inputs by parameter name
@@ -138,8 +138,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
         problems = _problems_csv(workbench, kept, view.problems)  # shown only when there are bad rows
         if view.split_problem:  # the rows are reported all the same; the split's fix is one click away
             gr.Warning(text("data.split_warning", lang))
-        facts = {"language": view.language, "new_tokens": view.new_tokens, "longest": view.longest,
-                 "kind": view.kind, "path": kept}
+        facts = {"new_tokens": view.new_tokens}
         return (kept, summary, gr.update(value=problems, visible=problems is not None),
                 make_length_histogram(view.lengths, max_len), *frames, gr.update(visible=bool(view.split_problem)),
                 headline(view, data_name(kept, lang), max_len, lang), facts)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from workbench.data.language import is_hangul
-from workbench.i18n import LANGS, catalogue, default_lang, fields_of, lang_from_header, normalise, text
+from workbench.i18n import LANGS, catalogue, catalogue_files, default_lang, fields_of, lang_from_header, normalise, text
 
 UI = Path(__file__).resolve().parent.parent / "workbench" / "ui"
 # The same in both catalogues on purpose: the guide's title names both languages; the rest are terms of art.
@@ -21,6 +21,23 @@ def test_both_catalogues_hold_the_same_keys_with_the_same_fields():
     assert sorted(set(english) ^ set(korean)) == []
     assert [key for key in english if fields_of(english[key]) != fields_of(korean[key])] == []
     assert [key for lang in LANGS for key, value in catalogue(lang).items() if not value.strip()] == []
+
+
+def test_both_languages_keep_their_keys_in_the_same_files_and_a_key_in_two_files_is_refused(tmp_path, monkeypatch):
+    import workbench.i18n as i18n
+
+    assert catalogue_files("en") == catalogue_files("ko") and "data.yaml" in catalogue_files("en")
+    for name in ("one.yaml", "two.yaml"):
+        (tmp_path / "en").mkdir(exist_ok=True)
+        (tmp_path / "en" / name).write_text('tab.data: "Data"\n', encoding="utf-8")
+    monkeypatch.setattr(i18n, "_FOLDER", tmp_path)
+    i18n.catalogue.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="'tab.data' is in both one.yaml and two.yaml of en/"):
+            i18n.catalogue("en")
+    finally:
+        monkeypatch.undo()
+        i18n.catalogue.cache_clear()
 
 
 def test_korean_is_written_in_korean():

@@ -4,6 +4,8 @@ perplexity when scoring.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -11,16 +13,43 @@ from workbench.data.formatting import IGNORE_INDEX, TokenizedExample, collate
 
 
 def token_loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
-    """Summed cross-entropy over answer tokens and their count (so micro-batches weigh by tokens)."""
+    """Summed cross-entropy over answer tokens and their count (so micro-batches weigh by tokens).
+
+    Only the positions that predict an answer token go through the output layer (a 49k-word projection, a fifth of
+    the small model's arithmetic, and the float32 cross-entropy over it): the same sum as projecting every position,
+    for about a quarter of the positions on instruction data, where the prompt is most of each row.
+    """
     import torch.nn.functional as F
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    # Prompt tuning and P-tuning put their virtual tokens in front: their logits are longer than the labels.
-    logits = logits[:, -batch["labels"].size(1):-1, :]
     labels = batch["labels"][:, 1:]
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss, int((labels != IGNORE_INDEX).sum())
+    answer = labels != IGNORE_INDEX
+    if keeps_answer_logits_only(model):
+        keep = F.pad(answer, (0, 1), value=False)  # logits at position p predict the token at p + 1
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       logits_to_keep=keep).logits.reshape(-1, model.config.vocab_size)
+        targets = labels[answer]
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        # Prompt tuning and P-tuning put their virtual tokens in front: their logits are longer than the labels.
+        logits = logits[:, -batch["labels"].size(1):-1, :].reshape(-1, logits.size(-1))
+        targets = labels.reshape(-1)
+    loss = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss, int(answer.sum())
+
+
+def keeps_answer_logits_only(model: Any) -> bool:
+    """Whether the model can project only chosen positions (`logits_to_keep` as a per-row mask): a causal LM whose
+    forward takes it, and no soft prompt in front of the tokens (its virtual positions would shift the mask)."""
+    peft_config = getattr(model, "active_peft_config", None)
+    if peft_config is not None and peft_config.is_prompt_learning:
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _forward_takes_logits_to_keep(type(base))
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_takes_logits_to_keep(cls: type) -> bool:
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
 
 
 class StopRequested(Exception):

@@ -1,5 +1,6 @@
-"""Every word a person reads, in Korean and English: one catalogue per language (`en.yaml`, `ko.yaml` beside this
-file), flat keys such as `data.sample.label` mapped to text with `{named}` fields.
+"""Every word a person reads, in Korean and English: one catalogue per language (the folders `en/` and `ko/` beside
+this file, one YAML file per part of the app: `data.yaml`, `train.yaml`, …, the same files in both), flat keys such
+as `data.sample.label` mapped to text with `{named}` fields; a key lives in one file of its language.
 
 `text(key, lang, **fields)` is the one way to a sentence: the UI passes the browser's language, the CLI its
 `--lang` (default: the environment's locale). A key missing from a catalogue is a bug the tests catch (both
@@ -25,11 +26,23 @@ _FOLDER = Path(__file__).resolve().parent
 
 @functools.lru_cache(maxsize=len(LANGS))
 def catalogue(lang: str) -> dict[str, str]:
-    """The catalogue of one language, {key: text}."""
+    """The catalogue of one language, {key: text}: every file of its folder, merged (a key in two files is an error)."""
     if lang not in LANGS:
         raise ValueError(f"Unknown language {lang!r}; choose one of: {', '.join(LANGS)}")
-    loaded = yaml.safe_load((_FOLDER / f"{lang}.yaml").read_text(encoding="utf-8")) or {}
-    return {str(key): str(value) for key, value in loaded.items()}
+    merged: dict[str, str] = {}
+    where: dict[str, str] = {}
+    for path in sorted((_FOLDER / lang).glob("*.yaml")):
+        for key, value in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).items():
+            if str(key) in merged:
+                raise ValueError(f"catalogue key {key!r} is in both {where[str(key)]} and {path.name} of {lang}/; "
+                                 "keep it in one")
+            merged[str(key)], where[str(key)] = str(value), path.name
+    return merged
+
+
+def catalogue_files(lang: str) -> list[str]:
+    """The file names of one language's catalogue (both languages have the same)."""
+    return sorted(path.name for path in (_FOLDER / lang).glob("*.yaml"))
 
 
 def fields_of(template: str) -> set[str]:

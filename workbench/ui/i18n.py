@@ -16,7 +16,7 @@ I18N = gr.I18n(**{lang: catalogue(lang) for lang in LANGS})
 def T(key: str) -> gr.i18n.I18nData:  # noqa: N802 - the usual short name of a translation lookup
     """A static string of the page by its catalogue key, drawn in the browser's language."""
     if key not in catalogue("en"):
-        raise KeyError(f"no catalogue entry {key!r} (add it to workbench/i18n/en.yaml and ko.yaml)")
+        raise KeyError(f"no catalogue entry {key!r} (add it to a file of workbench/i18n/en/ and the same file of ko/)")
     return I18N(key)
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import workbench.i18n as i18n
 from workbench.data.language import is_hangul
-from workbench.i18n import LANGS, catalogue, catalogue_files, default_lang, fields_of, lang_from_header, normalise, text
+from workbench.i18n import LANGS, catalogue, catalogue_files, default_lang, fields_of, lang_from_header, normalise
 
 UI = Path(__file__).resolve().parent.parent / "workbench" / "ui"
 # The same in both catalogues on purpose: the guide's title names both languages; the rest are terms of art.
@@ -24,8 +25,6 @@ def test_both_catalogues_hold_the_same_keys_with_the_same_fields():
 
 
 def test_both_languages_keep_their_keys_in_the_same_files_and_a_key_in_two_files_is_refused(tmp_path, monkeypatch):
-    import workbench.i18n as i18n
-
     assert catalogue_files("en") == catalogue_files("ko") and "data.yaml" in catalogue_files("en")
     for name in ("one.yaml", "two.yaml"):
         (tmp_path / "en").mkdir(exist_ok=True)
@@ -53,9 +52,9 @@ def test_every_key_the_page_asks_for_is_in_the_catalogues():
 
 
 def test_text_fills_fields_and_falls_back_to_english_then_the_key():
-    assert text("data.not_used", "ko", error="x") == "사용하지 않음: x"
-    assert text("data.not_used", "en", error="x") == "Not used: x"
-    assert text("no.such.key", "ko") == "no.such.key"
+    assert i18n.text("data.not_used", "ko", error="x") == "사용하지 않음: x"
+    assert i18n.text("data.not_used", "en", error="x") == "Not used: x"
+    assert i18n.text("no.such.key", "ko") == "no.such.key"
     with pytest.raises(ValueError, match="Unknown language 'fr'"):
         catalogue("fr")
 
@@ -73,7 +72,7 @@ def test_the_environments_language(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     assert default_lang() == "en"
     monkeypatch.setenv("LANG", "ko_KR.UTF-8")
-    assert default_lang() == "ko" and text("tab.data") == "1 · 데이터"
+    assert default_lang() == "ko" and i18n.text("tab.data") == "1 · 데이터"
     monkeypatch.setenv("WORKBENCH_LANG", "en")  # the workbench's own setting wins
     assert default_lang() == "en"
     assert (normalise("KO"), normalise("ko-KR"), normalise("en-GB"), normalise(None)) == ("ko", "ko", "en", "en")

@@ -47,7 +47,7 @@ def keeps_answer_logits_only(model: Any) -> bool:
     return _forward_takes_logits_to_keep(type(base))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _forward_takes_logits_to_keep(cls: type) -> bool:
     return "logits_to_keep" in inspect.signature(cls.forward).parameters
 

@@ -26,7 +26,7 @@ _FOLDER = Path(__file__).resolve().parent
 
 @functools.lru_cache(maxsize=len(LANGS))
 def catalogue(lang: str) -> dict[str, str]:
-    """The catalogue of one language, {key: text}: every file of its folder, merged (a key in two files is an error)."""
+    """The catalogue of one language, {key: text}: its folder's files merged (a key in two files is an error)."""
     if lang not in LANGS:
         raise ValueError(f"Unknown language {lang!r}; choose one of: {', '.join(LANGS)}")
     merged: dict[str, str] = {}

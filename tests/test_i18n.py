@@ -76,3 +76,15 @@ def test_the_environments_language(monkeypatch):
     monkeypatch.setenv("WORKBENCH_LANG", "en")  # the workbench's own setting wins
     assert default_lang() == "en"
     assert (normalise("KO"), normalise("ko-KR"), normalise("en-GB"), normalise(None)) == ("ko", "ko", "en", "en")
+
+
+def test_a_message_from_the_core_is_shown_in_the_language_of_whoever_reads_it(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LANG", "en")
+    error = ValueError(i18n.message("data.not_used", error=i18n.message("tab.data")))
+    assert str(error) == "Not used: 1 · Data"  # the CLI: the environment's language
+    assert i18n.say(error, "ko") == "사용하지 않음: 1 · 데이터"  # the page: the browser's
+    with pytest.raises(ValueError, match="Not used"):
+        raise error
+    monkeypatch.setenv("WORKBENCH_LANG", "ko")
+    assert str(error) == "사용하지 않음: 1 · 데이터"
+    assert i18n.say(RuntimeError("plain"), "ko") == "plain" and i18n.say("as is", "en") == "as is"

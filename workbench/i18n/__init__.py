@@ -14,6 +14,7 @@ import functools
 import os
 import re
 import string
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -86,3 +87,33 @@ def lang_from_header(accept_language: str | None) -> str:
         if tag.lower().split("-")[0].split("_")[0] in LANGS:
             return normalise(tag)
     return DEFAULT_LANG
+
+
+@dataclass(frozen=True)
+class Message:
+    """A sentence of the catalogue not yet put into a language: the core builds these (and raises exceptions with
+    one as their argument, e.g. `raise ValueError(Message("train.refused.dpo", method=name))`), and whoever shows
+    it picks the language: the UI the browser's (`say(error, lang)`), the CLI the environment's (`str()`).
+    A field may itself be a Message (e.g. a field's label), rendered in the same language."""
+
+    key: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+    def render(self, lang: str | None = None) -> str:
+        return text(self.key, lang, **{name: value.render(lang) if isinstance(value, Message) else value
+                                       for name, value in self.fields.items()})
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def message(key: str, **fields: object) -> Message:
+    """`Message(key, fields)`, written the way `text` is called."""
+    return Message(key, fields)
+
+
+def say(what: object, lang: str | None = None) -> str:
+    """What to show a person for a Message, an exception raised with a Message, or anything else (its str())."""
+    if isinstance(what, BaseException) and len(what.args) == 1 and isinstance(what.args[0], Message):
+        what = what.args[0]
+    return what.render(lang) if isinstance(what, Message) else str(what)

@@ -132,6 +132,8 @@ class TrainConfig:
                             choices=("cosine", "linear", "constant"))
     weight_decay: float = knob(0.0, text("train.weight_decay.help", "en"), 0, 1)
     eval_every: int = knob(10, text("train.eval_every.help", "en"), 0, 1_000_000)
+    early_stop_patience: int = knob(0, text("train.early_stop_patience.help", "en"), 0, 1000)
+    early_stop_min_delta: float = knob(0.0, text("train.early_stop_min_delta.help", "en"), 0, 10)
     checkpoint_every: int = knob(50, text("train.checkpoint_every.help", "en"),
                                  0, 1_000_000)
     seed: int = knob(0, text("train.seed.help", "en"),

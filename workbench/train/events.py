@@ -36,6 +36,9 @@ class RunResult:
     test_examples: int
     general_loss_start: float | None = None  # forgetting probe before the first step …
     general_loss: float | None = None  # … and at the end
+    # Set when early stopping ended the run: the step, the best evaluation's step and val loss, whether its
+    # weights were put back (workbench.train.early_stop.EarlyStop.report)
+    early_stop: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -25,6 +25,7 @@ from workbench.models.adapters import save_trained
 from workbench.models.loading import free_memory, load_model
 from workbench.train.attach import attach_method, count_parameters
 from workbench.train.checkpoints import load_checkpoint, load_counters, remove_checkpoint, save_checkpoint
+from workbench.train.early_stop import EarlyStop, copies_weights
 from workbench.train.events import SCHEDULES, RunResult, TrainEvent, resume_problem
 from workbench.train.preflight import check_runnable, quantize_bits
 
@@ -109,13 +110,13 @@ def l2_to_start(params: list[Any], start: list[Any]) -> Any:
 
 
 def measure(model: Any, data: PreparedData, step: int, batch_size: int, pad_id: int, device: str,
-            every: tuple[int, int], stop: Callable[[], bool] | None = None) -> dict[str, float]:
+            every: tuple[int, int], stop: Callable[[], bool] | None = None, val: bool = True) -> dict[str, float]:
     """Val loss and forgetting-probe loss due at this step (step 0 = before training: the starting point).
     A stop pressed while measuring ends the measuring: what was measured in full is returned."""
     eval_every, general_every = every
     values = {}
     try:
-        if data.val and (step == 0 or (eval_every and step % eval_every == 0)):
+        if val and data.val and (step == 0 or (eval_every and step % eval_every == 0)):
             values["val_loss"] = evaluate_loss(model, data.val, batch_size, pad_id, device, stop)
         if data.general and general_every and step % general_every == 0:
             values["general_loss"] = evaluate_loss(model, data.general, batch_size, pad_id, device, stop)
@@ -188,10 +189,13 @@ def run_training(
     pad_id, every = tokenizer.pad_token_id, (cfg.eval_every, cfg.general_every)
     # elapsed: the training loop's time, for speed and ETA; seconds: the whole run's wall time, every segment of it
     counters = {"step": 0, "tokens": 0, "elapsed": 0.0, "seconds": 0.0, "train_loss": None, "val_loss": None,
-                "general_start": None}
+                "general_start": None, "early_stop": None}
+    watch = EarlyStop(cfg.early_stop_patience if data.val and cfg.eval_every else 0, cfg.early_stop_min_delta)
+    copy_best = copies_weights(trainable, total_params)
     if resume:  # weights, optimiser, scheduler and RNG as they were; the batches it already saw are skipped
         counters.update(load_checkpoint(output_dir, model, optimizer, scheduler))
         counters["seconds"] = earlier_seconds(counters)
+        watch.load_state(counters["early_stop"])
         for _ in range(counters["step"] * cfg.grad_accum):
             next(stream)
     counters_start = counters["step"]
@@ -218,7 +222,7 @@ def run_training(
         save_checkpoint(output_dir, model, optimizer, scheduler, {
             "step": step, "tokens": tokens, "elapsed": time.perf_counter() - loop_start,
             "seconds": counters["seconds"] + time.perf_counter() - started, "train_loss": train_loss,
-            "val_loss": val_loss, "general_start": general_start})
+            "val_loss": val_loss, "general_start": general_start, "early_stop": watch.state()})
 
     while step < total_steps:
         if stop():
@@ -262,6 +266,8 @@ def run_training(
             general_end = measured.get("general_loss", general_end)
             emit(TrainEvent("eval", step, total_steps, {**measured, "epoch": step / steps_per_epoch,
                                                          "tokens": tokens}))
+            if watch.on and "val_loss" in measured and watch.observe(step, val_loss, params, copy_best):
+                break  # the validation loss stopped improving: the run is done (status "completed")
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total_steps:
             checkpoint()
 
@@ -269,8 +275,12 @@ def run_training(
         checkpoint()
     elif status == "completed":
         remove_checkpoint(output_dir)
+    early_stop = None
+    if watch.stopped_at is not None:  # back to the best evaluation's weights, whose val loss is known
+        early_stop = watch.report(restored=watch.restore_best(params))
+        val_loss = watch.best_loss if early_stop["restored_best"] else val_loss
     if step > 0 and status == "completed":  # the end point: val and probe once more, whatever the intervals
-        measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every, stop)
+        measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every, stop, val=early_stop is None)
         if measured:
             val_loss = measured.get("val_loss", val_loss)
             general_end = measured.get("general_loss", general_end)
@@ -284,7 +294,7 @@ def run_training(
         seconds=counters["seconds"] + time.perf_counter() - started, tokens=tokens, trainable_params=trainable,
         total_params=total_params, adapter_path=str(adapter_path), train_examples=len(data.train),
         val_examples=len(data.val), test_examples=len(data.test), general_loss_start=general_start,
-        general_loss=general_end,
+        general_loss=general_end, early_stop=early_stop,
     )
     emit(TrainEvent("end", step, total_steps, result.to_dict()))
     model = optimizer = loaded = None  # free the weights before the next run starts (the cells too)

@@ -9,7 +9,8 @@ import pytest
 from rouge_score.rouge_scorer import RougeScorer
 from sacrebleu.metrics import BLEU
 
-from workbench.data.samples import SAMPLES_DIR
+from workbench.data.examples import read_examples
+from workbench.data.samples import SAMPLES_DIR, list_samples, resolve_data_path, sample_info
 from workbench.evaluate.metrics import (
     BLEU_TOKENIZE,
     METRIC_INFO,
@@ -19,6 +20,7 @@ from workbench.evaluate.metrics import (
     embedding_model_dir,
     exact_match,
     extract_field,
+    headline_scores,
     label_fields,
     label_scores,
     metric_help,
@@ -195,6 +197,28 @@ def test_chrf():
 def test_label_fields_on_bundled_samples():
     assert label_fields(sample_outputs("en_ticket_triage")) == ["Category", "Priority"]  # not "Key phrase"
     assert label_fields(sample_outputs("ko_review_sentiment")) == ["감정", "주제"]  # not "근거"
+
+
+def test_headline_scores_one_per_example():
+    refs = [f"Category: {category}\nPriority: {priority}\nKey phrase: \"{phrase}\"" for category, priority, phrase in
+            (("billing", "high", "a"), ("billing", "low", "b"), ("shipping", "low", "c"), ("billing", "low", "d"))]
+    # label fields only (the key phrase is free text): half right, right, half right, right
+    assert headline_scores("labels", ["Category: billing\nPriority: low"] * 4, refs) == [0.5, 1.0, 0.5, 1.0]
+    extracted = ["날짜: 3월 15일 | 이름: 김민수 | 장소: 부산", "이름: 김민수"]
+    wanted = ["날짜: 3월 15일 | 이름: 김민수 | 장소: 서울", "날짜: 1월 | 금액: 5원"]
+    assert headline_scores("fields", extracted, wanted) == [pytest.approx(2 / 3), 0.0]
+    assert headline_scores("exact_match", ["03-20", "3-20"], ["03-20", "03-20"]) == [1.0, 0.0]
+    assert headline_scores("chrf", ["존댓말: 안녕하세요"], ["존댓말: 안녕하세요"]) == [1.0]
+    with pytest.raises(ValueError, match="choose one of: labels, fields, exact_match, chrf"):
+        headline_scores("bleu", ["a"], ["a"])
+
+
+def test_every_bundled_sample_names_a_headline_metric_its_references_support():
+    for name in list_samples():
+        info = sample_info(name)
+        outputs = [ex.answer for ex in read_examples(resolve_data_path(f"sample:{name}"), kind="auto").examples]
+        assert len(headline_scores(info["headline"], outputs, outputs)) == len(outputs), name
+        assert set(headline_scores(info["headline"], outputs, outputs)) == {1.0}, name  # an answer matches itself
 
 
 def test_label_fields_whole_answer_and_too_few():

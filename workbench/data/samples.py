@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 SAMPLE_PREFIX = "sample:"
@@ -24,3 +28,16 @@ def resolve_data_path(spec: str) -> Path:
             raise FileNotFoundError(f"no bundled sample {name!r}; choose one of: {', '.join(list_samples())}")
         return path
     return Path(spec).expanduser()
+
+
+@functools.cache
+def _infos() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load((SAMPLES_DIR / "samples.yaml").read_text(encoding="utf-8")) or {}
+
+
+def sample_info(name: str) -> dict[str, Any]:
+    """What a bundled sample is measured by (samples.yaml): its headline metric, its preset, whether it needs a
+    base model that reads Korean."""
+    if name not in _infos():
+        raise ValueError(f"no entry for sample {name!r} in {SAMPLES_DIR / 'samples.yaml'}; add its headline metric")
+    return {"preset": "classroom-lora", "korean_base": False, **_infos()[name]}

@@ -246,6 +246,35 @@ def label_scores(predictions: list[str], references: list[str], fields: list[str
     return {field: _score_field(predictions, references, field) for field in fields}
 
 
+def headline_scores(headline: str, predictions: list[str], references: list[str]) -> list[float]:
+    """One 0–1 score per example on a data set's headline metric: "labels" (the share of the reference's label
+    fields the prediction gets right), "fields" (the share of all the reference's `Field: value` parts it gets
+    exactly, for extraction), "exact_match", or "chrf" (sentence chrF / 100)."""
+    _check_lengths(predictions, references)
+    if headline == "labels":
+        fields = label_fields(references)
+        if not fields:
+            raise ValueError("headline 'labels': the references have no label fields; use exact_match or chrf")
+        scores = []
+        for prediction, reference in zip(predictions, references):
+            gold = [(f, extract_field(reference, f)) for f in fields if extract_field(reference, f) is not None]
+            scores.append(sum(extract_field(prediction, f) == value for f, value in gold) / max(1, len(gold)))
+        return scores
+    if headline == "fields":
+        scores = []
+        for prediction, reference in zip(predictions, references):
+            gold = [(name, normalise(raw)) for name, raw in _parse_fields(reference)]
+            if not gold:
+                raise ValueError(f"headline 'fields': the reference {reference!r} has no `Field: value` parts")
+            scores.append(sum(extract_field(prediction, name) == value for name, value in gold) / len(gold))
+        return scores
+    if headline == "exact_match":
+        return [exact_match(p, r) for p, r in zip(predictions, references)]
+    if headline == "chrf":
+        return [sentence_chrf(p, r) / 100 for p, r in zip(predictions, references)]
+    raise ValueError(f"unknown headline metric {headline!r}; choose one of: labels, fields, exact_match, chrf")
+
+
 # ---- sentence embeddings ---------------------------------------------------------------------------------------
 
 

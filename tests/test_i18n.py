@@ -14,7 +14,8 @@ from workbench.i18n import LANGS, catalogue, catalogue_files, default_lang, fiel
 
 UI = Path(__file__).resolve().parent.parent / "workbench" / "ui"
 # The same in both catalogues on purpose: the guide's title names both languages; the rest are terms of art.
-BILINGUAL = {"app.guide", "train.dpo_beta.label", "sampling.top_p"}
+BILINGUAL = {"app.guide", "train.dpo_beta.label", "sampling.top_p", "arena.column.bt", "arena.column.elo",
+             *(f"metric.{name}.name" for name in ("rouge1", "rouge2", "rougeL", "bleu", "chrf"))}
 
 
 def test_both_catalogues_hold_the_same_keys_with_the_same_fields():

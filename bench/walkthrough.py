@@ -175,11 +175,12 @@ def main() -> int:
             visible(page.get_by_role("button", name=KO["train.next.evaluate"], exact=True)).click()
             expect(page.get_by_role("tab", name=KO["tab.evaluate"], exact=True)).to_have_attribute("aria-selected",
                                                                                                "true")
-            expect(number(page, "Max new tokens")).to_have_value(str(korean.new_tokens))
+            expect(number(page, KO["sampling.max_new_tokens"])).to_have_value(str(korean.new_tokens))
             checks[f"Evaluate's Max new tokens = {korean.new_tokens}"] = True
-            set_number(page, "Limit", 4)
-            visible(page.get_by_role("button", name="Evaluate", exact=True)).click()
-            expect(visible(page.get_by_text(re.compile(r"exact match")).first)).to_be_visible(timeout=LOAD_S * 1000)
+            set_number(page, KO["evaluate.limit.label"], 4)
+            visible(page.get_by_role("button", name=KO["evaluate.button"], exact=True)).click()
+            exact_match = KO["metric.exact_match.name"]  # a column of the summary, in Korean
+            expect(visible(page.get_by_text(exact_match).first)).to_be_visible(timeout=LOAD_S * 1000)
             expect(visible(page.locator('[data-testid="status-tracker"]:not(.hide)'))).to_have_count(
                 0, timeout=LOAD_S * 1000)
             no_broken_characters(page, "Evaluate")
@@ -188,16 +189,18 @@ def main() -> int:
 
             # 5 · Arena: the run is a candidate from the start; one blind battle and a vote.
             tab(page, KO["tab.arena"])
-            candidates = visible(page.locator(".block").filter(has=page.get_by_label("Candidates", exact=True)))
+            candidates = visible(page.locator(".block").filter(has=page.get_by_label(KO["arena.candidates.label"],
+                                                                                     exact=True)))
             expect(candidates).to_contain_text(RUN_NAME)
             checks["Arena candidates hold the run"] = True
             expect(number(page, KO["sampling.max_new_tokens"])).to_have_value(str(korean.new_tokens))
-            visible(page.get_by_label("Prompt", exact=True)).fill(PROMPT)
-            page.get_by_role("button", name="New battle", exact=True).click()
-            status = visible(page.get_by_text(re.compile(r"Both answered|Model A and Model B are answering")))
-            expect(status).to_contain_text("Both answered", timeout=LOAD_S * 1000)
-            page.get_by_role("button", name="A better", exact=True).click()
-            expect(visible(page.get_by_text(re.compile(r"Model A was")))).to_be_visible()
+            visible(page.get_by_label(KO["compare.prompt"], exact=True)).fill(PROMPT)
+            page.get_by_role("button", name=KO["arena.new_battle"], exact=True).click()
+            status = visible(page.get_by_text(re.compile(f"{re.escape(KO['arena.answered'])}|"
+                                                         f"{re.escape(KO['arena.answering'])}")))
+            expect(status).to_contain_text(KO["arena.answered"], timeout=LOAD_S * 1000)
+            page.get_by_role("button", name=KO["arena.vote.left"], exact=True).click()
+            expect(visible(page.get_by_text(re.compile(r"모델 A는 .* 모델 B는 ")))).to_be_visible()
             no_broken_characters(page, "Arena")
             shot(page, "arena.png")
             stage("arena")
@@ -206,10 +209,10 @@ def main() -> int:
             tab(page, KO["tab.runs"])
             row = visible(page.locator(".virtual-row").filter(has=page.get_by_text(RUN_NAME, exact=True)))
             expect(row).to_have_count(1)
-            visible(page.get_by_label("Chart these runs", exact=True)).click()
+            visible(page.get_by_label(KO["runs.chart.label"], exact=True)).click()
             page.get_by_role("option", name=re.compile(re.escape(RUN_NAME))).first.click()
             page.keyboard.press("Escape")
-            curves = visible(page.locator(".block").filter(has=page.get_by_text("Loss curves", exact=True)))
+            curves = visible(page.locator(".block").filter(has=page.get_by_text(KO["runs.loss.label"], exact=True)))
             expect(curves.locator(".js-plotly-plot")).to_contain_text(f"{RUN_NAME} · train")
             expect(visible(page.locator('[data-testid="status-tracker"]:not(.hide)'))).to_have_count(0)
             shot(page, "runs.png")

@@ -456,8 +456,8 @@ def test_9_a_korean_browser_gets_the_korean_page(app, page):
     from workbench.i18n import catalogue
 
     korean = catalogue("ko")
-    # --- The same app in a browser that asks for Korean: the tabs, the Data tab and what handlers write (the line
-    # above Start) come from the Korean catalogue.
+    # --- The same app in a browser that asks for Korean: the tabs, the Data tab, the other tabs' words and what
+    # handlers write (the line above Start) come from the Korean catalogue.
     context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}, locale="ko-KR")
     try:
         ko_page = context.new_page()
@@ -472,5 +472,14 @@ def test_9_a_korean_browser_gets_the_korean_page(app, page):
             expect(_visible(ko_page.get_by_text(korean[key], exact=True)).first).to_be_visible()
         expect(ko_page.get_by_text("Bundled sample", exact=True)).to_have_count(0)
         _shot(ko_page, "09-data-korean.png")
+        # Compare's pane titles, Evaluate, the Arena and Runs: their words from the Korean catalogue too.
+        shown = {"tab.compare": ("compare.pane.base",), "tab.evaluate": ("evaluate.button", "evaluate.limit.label"),
+                 "tab.arena": ("arena.new_battle", "arena.candidates.label"),
+                 "tab.runs": ("runs.chart.label", "runs.loss.label")}
+        for tab, keys in shown.items():
+            _tab(ko_page, korean[tab])
+            for key in keys:
+                expect(_visible(ko_page.get_by_text(korean[key], exact=True)).first).to_be_visible()
+        expect(ko_page.get_by_text("Chart these runs", exact=True)).to_have_count(0)
     finally:
         context.close()

@@ -26,7 +26,9 @@ from workbench.arena.ratings import (
     win_rate_matrix,
 )
 from workbench.arena.votes import BlindPair, ExportSummary, Vote, export_preferences
+from workbench.i18n import say, text
 from workbench.ui.data_tab import DataTab
+from workbench.ui.i18n import T, lang_of
 from workbench.ui.sides import (
     BASE,
     FEW_SHOT,
@@ -38,26 +40,22 @@ from workbench.ui.sides import (
 )
 from workbench.ui.train_tab import TrainTab
 
-INTRO = ("**Blind test.** Pick the candidates, type a prompt and press *New battle*: two of them are drawn at random "
-         "and answer as *Model A* and *Model B*. Vote for the better answer; only then are the names shown. Votes "
-         "build the leaderboard and can be exported as preference data (prompt, chosen, rejected) for DPO.")
-CANDIDATES_HELP = ("Two or more models to draw from; each battle draws two at random and shuffles their sides. "
-                   "The newest trained run and the base model are picked to start with.")
-# The leaderboard's columns: ratings.leaderboard's keys → the words on screen (the help below uses the same words).
-LEADERBOARD_HEADERS = {"model": "model", "bt": "Bradley-Terry", "bt_low": "BT 95% low", "bt_high": "BT 95% high",
-                       "elo": "Elo", "battles": "battles", "wins": "wins", "losses": "losses", "ties": "ties",
-                       "both_bad": "both bad"}
-LEADERBOARD_COLUMNS = list(LEADERBOARD_HEADERS.values())
-LEADERBOARD_HELP = ("**{bt}**: a rating from all votes (mean 1000; +100 ≈ wins 64 % of the time), with its 95 % "
-                    "bootstrap interval from **{bt_low}** to **{bt_high}**. **{elo}**: online Elo rating (depends on "
-                    "the vote order). **{ties}** and **{both_bad}** votes count as half a win for each side."
-                    ).format(**LEADERBOARD_HEADERS)
+# The leaderboard's columns: ratings.leaderboard's keys, shown as words (leaderboard_headers, in the page's language;
+# the help below uses the same words).
+LEADERBOARD_KEYS = ("model", "bt", "bt_low", "bt_high", "elo", "battles", "wins", "losses", "ties", "both_bad")
 ROUNDED = ("bt", "bt_low", "bt_high", "elo")  # ratings shown as whole points
-BASE_MODEL_HELP = ("Votes count per base model: 'base' and a run's adapter mean other models on another base. Shows "
-                   "the most recently voted one unless you pick another.")
-VOTES = {"A better": "left", "B better": "right", "Tie": "tie", "Both bad": "both_bad"}
+VOTES = ("left", "right", "tie", "both_bad")  # the vote buttons, left to right
 VOTE_API = {"left": "vote_a", "right": "vote_b", "tie": "vote_tie", "both_bad": "vote_both_bad"}
-VOTED = {"left": "A is better", "right": "B is better", "tie": "a tie", "both_bad": "both bad"}
+
+
+def leaderboard_headers(lang: str) -> dict[str, str]:
+    """The leaderboard's column headers in `lang`, by ratings.leaderboard's keys."""
+    return {key: text(f"arena.column.{key}", lang) for key in LEADERBOARD_KEYS}
+
+
+def leaderboard_help(lang: str) -> str:
+    """What the rating columns mean, in the words of the headers."""
+    return text("arena.leaderboard.help", lang, **leaderboard_headers(lang))
 
 
 @dataclass
@@ -94,18 +92,16 @@ def _draw(candidates: list[str], rng: random.Random) -> BlindPair:
     return BlindPair.draw(tuple(rng.sample(candidates, 2)), rng)
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+def _count(count: int, what: str, lang: str) -> str:
+    """A count with its noun ("1 vote", "3 votes"; "3표"), in `lang`."""
+    return text(f"arena.count.{what}.{'one' if count == 1 else 'other'}", lang, count=count)
 
 
-def _export_md(summary: ExportSummary, copy: str) -> str:
-    left_out = f"{_plural(summary.ties, 'tie')} and {summary.both_bad} both-bad left out"
-    if summary.identical:
-        left_out += f", and {summary.identical} with two identical answers"
-    if summary.empty:
-        left_out += f", and {summary.empty} with an empty answer"
-    return (f"**{_plural(summary.written, 'pair')} written**; {left_out}.  \nA copy for training: `{copy}` — press "
-            "*Use for training* to select it in the Data tab.")
+def _export_md(summary: ExportSummary, copy: str, lang: str) -> str:
+    more = "".join(text(f"arena.exported.{why}", lang, count=count)
+                   for why, count in (("identical", summary.identical), ("empty", summary.empty)) if count)
+    return text("arena.exported", lang, pairs=_count(summary.written, "pairs", lang),
+                ties=_count(summary.ties, "ties", lang), both_bad=summary.both_bad, more=more, copy=copy)
 
 
 def default_candidates(choices: list[tuple[str, str]]) -> list[str]:
@@ -115,7 +111,7 @@ def default_candidates(choices: list[tuple[str, str]]) -> list[str]:
     return [BASE, runs[0]] if runs else [BASE, FEW_SHOT]
 
 
-def _leaderboard_outputs(workbench: Workbench, base_model: str | None) -> tuple:
+def _leaderboard_outputs(workbench: Workbench, base_model: str | None, lang: str = "en") -> tuple:
     """The leaderboard of one base model's votes (the most recently voted one when none is chosen)."""
     voted = workbench.votes.base_models()
     names = [name for name, _count in voted]
@@ -123,25 +119,27 @@ def _leaderboard_outputs(workbench: Workbench, base_model: str | None) -> tuple:
     battles = workbench.votes.battles(base_model)
     rows = leaderboard(battles)
     labels = [row["model"] for row in rows]
-    table = pd.DataFrame(rows, columns=list(LEADERBOARD_HEADERS)).round(dict.fromkeys(ROUNDED, 0))
-    table = table.rename(columns=LEADERBOARD_HEADERS)
-    where = f" on base model **{base_model}**" if base_model else ""
-    note = f"{_plural(len(battles), 'vote')} between {_plural(len(labels), 'model')}{where}.  \n{LEADERBOARD_HELP}"
-    choices = [(f"{name} ({_plural(count, 'vote')})", name) for name, count in voted]
+    table = pd.DataFrame(rows, columns=list(LEADERBOARD_KEYS)).round(dict.fromkeys(ROUNDED, 0))
+    table = table.rename(columns=leaderboard_headers(lang))
+    counts = {"votes": _count(len(battles), "votes", lang), "models": _count(len(labels), "models", lang)}
+    note = text("arena.leaderboard.note_base", lang, model=base_model, **counts) if base_model else \
+        text("arena.leaderboard.note", lang, **counts)
+    note = f"{note}  \n{leaderboard_help(lang)}"
+    choices = [(f"{name} ({_count(count, 'votes', lang)})", name) for name, count in voted]
     return (table, make_rating_figure(rows), make_win_rate_heatmap(*win_rate_matrix(battles, labels)),
             make_battle_count_heatmap(*battle_counts(battles, labels)), note,
             gr.update(choices=choices, value=base_model or None))
 
 
 def _vote_handler(workbench: Workbench, choice: str) -> Callable:
-    def on_vote(battle: Battle | None, session: str):
+    def on_vote(battle: Battle | None, session: str, request: gr.Request = None):
+        lang = lang_of(request)
         if battle is None:
-            raise gr.Error("Vote: no battle yet; type a prompt and press New battle")
+            raise gr.Error(text("arena.error.no_battle", lang))
         if not battle.done:
-            raise gr.Error("Vote: wait until both Model A and Model B have finished answering, then vote")
+            raise gr.Error(text("arena.error.not_done", lang))
         if battle.vote_id is not None:
-            raise gr.Error(f"Vote: this battle already has your vote (#{battle.vote_id}); press New battle for the "
-                           "next one")
+            raise gr.Error(text("arena.error.voted", lang, vote=battle.vote_id))
         session = session or uuid.uuid4().hex
         (left, right), user = battle.pair.reveal(), {"role": "user", "content": battle.prompt}
         try:
@@ -150,10 +148,10 @@ def _vote_handler(workbench: Workbench, choice: str) -> Callable:
                 right_answer=battle.answers[1], choice=choice, history=[user], sampling=battle.sampling,
                 session=session, base_model=battle.base_model))
         except ValueError as exc:
-            raise gr.Error(f"Vote not saved: {exc}") from None
-        reveal = (f"You voted **{VOTED[choice]}**. Model A was **{left}** · Model B was **{right}**. Saved as vote "
-                  f"#{saved.id} ({_plural(workbench.votes.count(), 'vote')} in all).  \n"
-                  f"A: {battle.stats[0]}  \nB: {battle.stats[1]}")
+            raise gr.Error(text("arena.error.not_saved", lang, error=say(exc, lang))) from None
+        reveal = text("arena.reveal", lang, choice=text(f"arena.voted.{choice}", lang), left=left, right=right,
+                      vote=saved.id, votes=_count(workbench.votes.count(), "votes", lang))
+        reveal += f"  \nA: {battle.stats[0]}  \nB: {battle.stats[1]}"
         return reveal, replace(battle, vote_id=saved.id), session
     return on_vote
 
@@ -161,7 +159,7 @@ def _vote_handler(workbench: Workbench, choice: str) -> Callable:
 def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> ArenaTab:
     """Battles and votes, then the leaderboard and the export; returns the leaderboard refresh (for tab select) and
     the page-load handler that picks the newest trained run among the candidates."""
-    gr.Markdown(INTRO)
+    gr.Markdown(T("arena.intro"))
     candidates_dropdown, votes_cast = _build_battles(workbench, data, train)
     on_leaderboard, leaderboard_inputs, leaderboard_outputs = _build_leaderboard(workbench)
     for vote_cast in votes_cast:  # after a vote the leaderboard shows it
@@ -192,37 +190,39 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tupl
     the vote events."""
     choices = candidate_choices(workbench)
     with gr.Row():
-        candidates_dropdown = gr.Dropdown(choices, value=default_candidates(choices),
-                                          multiselect=True, label="Candidates", info=CANDIDATES_HELP,
+        candidates_dropdown = gr.Dropdown(choices, value=default_candidates(choices), multiselect=True,
+                                          label=T("arena.candidates.label"), info=T("arena.candidates.info"),
                                           allow_custom_value=True, scale=4)
-        refresh_btn = gr.Button("↻ Refresh runs", scale=1)
+        refresh_btn = gr.Button(T("compare.refresh"), scale=1)
     few_shot = build_few_shot_knobs(data)
     sampling = build_sampling_knobs(data)
     with gr.Row(equal_height=True):
-        a_chatbot = gr.Chatbot(label="Model A", height=360)
-        b_chatbot = gr.Chatbot(label="Model B", height=360)
-    prompt_box = gr.Textbox(label="Prompt", lines=3, placeholder="Ask both models the same thing…")
-    battle_btn = gr.Button("New battle", variant="primary")
+        a_chatbot = gr.Chatbot(label=T("arena.model_a"), height=360)
+        b_chatbot = gr.Chatbot(label=T("arena.model_b"), height=360)
+    prompt_box = gr.Textbox(label=T("compare.prompt"), lines=3, placeholder=T("arena.prompt.placeholder"))
+    battle_btn = gr.Button(T("arena.new_battle"), variant="primary")
     with gr.Row():
-        vote_btns = {choice: gr.Button(text) for text, choice in VOTES.items()}
-    reveal_md = gr.Markdown(label="Battle status")
+        vote_btns = {choice: gr.Button(T(f"arena.vote.{choice}")) for choice in VOTES}
+    reveal_md = gr.Markdown(label=T("arena.status.label"))
     battle_state, session_state = gr.State(None), gr.State("")
 
-    def on_battle(prompt, candidates, shots, shots_path, temperature, top_p, max_new_tokens, seed, base_model):
+    def on_battle(prompt, candidates, shots, shots_path, temperature, top_p, max_new_tokens, seed, base_model,
+                  request: gr.Request = None):
+        lang = lang_of(request)
         if not prompt or not prompt.strip():
-            raise gr.Error("Prompt: empty; type the question both models will answer")
+            raise gr.Error(text("arena.error.empty_prompt", lang))
         picks = list(dict.fromkeys(candidates or []))
         if len(picks) < 2:
-            raise gr.Error(f"Candidates: {len(picks)} chosen; pick two or more models to draw a battle from")
+            raise gr.Error(text("arena.error.candidates", lang, count=len(picks)))
         try:  # every candidate is checked (and loaded) before the draw, so an error never hints at the pair
             settings = make_sampling(temperature, top_p, max_new_tokens, seed)
-            lineup = make_lineup(workbench, picks, ["Candidates"] * len(picks), shots, shots_path, seed,
-                                 base_model, exclude=prompt)
+            lineup = make_lineup(workbench, picks, [text("arena.candidates.label", lang)] * len(picks), shots,
+                                 shots_path, seed, base_model, exclude=prompt)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang)) from None
         sides = {side.label: side for side in lineup.sides}
         battle = Battle(_draw(list(sides), random.SystemRandom()), prompt, asdict(settings), lineup.model)
-        yield _chat(prompt, ""), _chat(prompt, ""), "Model A and Model B are answering…", battle
+        yield _chat(prompt, ""), _chat(prompt, ""), text("arena.answering", lang), battle
         histories = [[{"role": "user", "content": prompt}]] * 2
         try:
             for states in lineup.engine.stream([sides[label] for label in battle.pair.reveal()], histories,
@@ -231,9 +231,9 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tupl
                                  stats=(states[0].stats_line(), states[1].stats_line()))
                 yield _chat(prompt, states[0].text), _chat(prompt, states[1].text), gr.skip(), battle
         except (RuntimeError, ValueError, OSError) as exc:
-            raise gr.Error(f"Generation failed: {exc}") from None
+            raise gr.Error(text("arena.error.generation", lang, error=say(exc, lang))) from None
         chats = [_chat(prompt, answer) for answer in battle.answers]
-        yield *chats, "Both answered: which is better? Vote below.", replace(battle, done=True)
+        yield *chats, text("arena.answered", lang), replace(battle, done=True)
 
     battle_outputs = [a_chatbot, b_chatbot, reveal_md, battle_state]
     battle_inputs = {"prompt": prompt_box, "candidates": candidates_dropdown, **few_shot.inputs, **sampling.inputs,
@@ -252,23 +252,26 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tupl
 
 def _build_leaderboard(workbench: Workbench) -> tuple[Callable, list, list]:
     """The leaderboard accordion; returns its refresh handler with that handler's inputs and outputs."""
-    with gr.Accordion("Leaderboard", open=True):
+    with gr.Accordion(T("arena.leaderboard"), open=True):
         with gr.Row():
-            base_model_dropdown = gr.Dropdown([], value="", label="Base model", allow_custom_value=True, scale=3,
-                                              info=BASE_MODEL_HELP)
-            leaderboard_btn = gr.Button("↻ Refresh leaderboard", scale=1)
-        leaderboard_md = gr.Markdown(label="Leaderboard notes")
-        leaderboard_table = gr.Dataframe(headers=LEADERBOARD_COLUMNS, interactive=False, label="Leaderboard")
-        rating_plot = gr.Plot(label="Ratings")
+            base_model_dropdown = gr.Dropdown([], value="", label=T("arena.base_model.label"),
+                                              allow_custom_value=True, scale=3, info=T("arena.base_model.info"))
+            leaderboard_btn = gr.Button(T("arena.leaderboard.refresh"), scale=1)
+        leaderboard_md = gr.Markdown(label=T("arena.leaderboard.notes"))
+        # English headers until the tab opens: opening it draws the table again in the browser's language.
+        leaderboard_table = gr.Dataframe(headers=list(leaderboard_headers("en").values()), interactive=False,
+                                         label=T("arena.leaderboard"))
+        rating_plot = gr.Plot(label=T("arena.ratings.label"))
         with gr.Row():
-            win_rate_plot = gr.Plot(label="Win rates")
-            counts_plot = gr.Plot(label="Battles per pair")
+            win_rate_plot = gr.Plot(label=T("arena.win_rates.label"))
+            counts_plot = gr.Plot(label=T("arena.battle_counts.label"))
 
-    def on_leaderboard(base_model: str | None):
+    def on_leaderboard(base_model: str | None, request: gr.Request = None):
+        lang = lang_of(request)
         try:
-            return _leaderboard_outputs(workbench, base_model)
+            return _leaderboard_outputs(workbench, base_model, lang)
         except ValueError as exc:
-            raise gr.Error(f"Leaderboard: {exc}") from None
+            raise gr.Error(text("arena.error.leaderboard", lang, error=say(exc, lang))) from None
 
     outputs = [leaderboard_table, rating_plot, win_rate_plot, counts_plot, leaderboard_md, base_model_dropdown]
     leaderboard_btn.click(on_leaderboard, base_model_dropdown, outputs, api_name="leaderboard")
@@ -278,30 +281,29 @@ def _build_leaderboard(workbench: Workbench) -> tuple[Callable, list, list]:
 
 def _build_export(workbench: Workbench, data: DataTab) -> None:
     """Export votes as preference JSONL (download + a copy kept for training) and select it in the Data tab."""
-    with gr.Accordion("Votes → preference data (DPO)", open=False):
-        gr.Markdown("Every left/right vote becomes a (prompt, chosen, rejected) pair; ties and both-bad votes say "
-                    "nothing about which answer is better, so they are left out. *Use for training* selects the "
-                    "pairs in the Data tab; train on them with the DPO objective.")
+    with gr.Accordion(T("arena.export"), open=False):
+        gr.Markdown(T("arena.export.help"))
         with gr.Row():
-            export_btn = gr.Button("Export votes")
-            use_btn = gr.Button("Use for training")
-        export_md = gr.Markdown(label="Export summary")
-        export_file = gr.File(label="Preference pairs (.jsonl)", interactive=False)
+            export_btn = gr.Button(T("arena.export.button"))
+            use_btn = gr.Button(T("arena.use.button"))
+        export_md = gr.Markdown(label=T("arena.export.summary.label"))
+        export_file = gr.File(label=T("arena.export.file.label"), interactive=False)
         export_state = gr.State("")
 
-    def on_export():
+    def on_export(request: gr.Request = None):
+        lang = lang_of(request)
         try:
             votes = list(reversed(workbench.votes.list()))  # oldest first
             path = workbench.exports / f"votes-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
             summary = export_preferences(votes, path)
             copy = str(workbench.save_upload(summary.path))  # where training data is kept
         except (ValueError, OSError) as exc:
-            raise gr.Error(f"Export votes: {exc}") from None
-        return str(summary.path), _export_md(summary, copy), copy
+            raise gr.Error(text("arena.error.export", lang, error=say(exc, lang))) from None
+        return str(summary.path), _export_md(summary, copy, lang), copy
 
-    def on_use(copy: str):
+    def on_use(copy: str, request: gr.Request = None):
         if not copy:
-            raise gr.Error("Use for training: nothing exported yet; press Export votes first")
+            raise gr.Error(text("arena.error.nothing_exported", lang_of(request)))
         return copy
 
     export_btn.click(on_export, None, [export_file, export_md, export_state], api_name="export_votes")

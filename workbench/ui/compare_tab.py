@@ -16,10 +16,12 @@ import pandas as pd
 from workbench.app import USER_ERRORS, Workbench
 from workbench.fsio import write_csv
 from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet, prompt_sheet_csv
+from workbench.i18n import say, text
 from workbench.ui.data_tab import DataTab
-from workbench.ui.i18n import T
+from workbench.ui.i18n import T, derived, lang_of
 from workbench.ui.sides import (
     BASE,
+    FEW_SHOT,
     OFF,
     build_few_shot_knobs,
     build_sampling_knobs,
@@ -42,24 +44,33 @@ class ComparePanes:
     histories: list[gr.State]
 
 
-def _pane_title(workbench: Workbench, index: int, pick: str | None, shots: float) -> str:
+def _pane_title(workbench: Workbench, index: int, pick: str | None, shots: float, lang: str) -> str:
     if index == 0:
-        return "Side 1 · base model"
+        return text("compare.pane.base", lang)
     if not pick or pick == OFF:
-        return f"Side {index + 1} · off"
+        return text("compare.pane.off", lang, n=index + 1)
+    if pick == FEW_SHOT:
+        return text("compare.pane.few_shot", lang, n=index + 1, k=int(shots))
     try:
-        return f"Side {index + 1} · {pick_label(workbench, pick, int(shots))}"
+        return text("compare.pane.model", lang, n=index + 1, model=pick_label(workbench, pick, int(shots)))
     except USER_ERRORS:
-        return f"Side {index + 1} · {pick}"
+        return text("compare.pane.model", lang, n=index + 1, model=pick)
 
 
-def _build_panes(workbench: Workbench) -> ComparePanes:
+def _first_title(index: int):
+    """A pane's title as the page opens (side 1 the base model, the others off), in the page's language."""
+    if index == 0:
+        return T("compare.pane.base")
+    return derived(f"compare.pane.off+{index + 1}", lambda lang: text("compare.pane.off", lang, n=index + 1))
+
+
+def _build_panes() -> ComparePanes:
     panes = ComparePanes([], [], [], [])
     with gr.Row(equal_height=True):
         for index in range(MAX_SIDES):
             with gr.Column(visible=index == 0, min_width=240) as column:
                 panes.columns.append(column)
-                panes.chatbots.append(gr.Chatbot(label=_pane_title(workbench, index, OFF, 3), height=380))
+                panes.chatbots.append(gr.Chatbot(label=_first_title(index), height=380))
                 panes.stats_mds.append(gr.Markdown(label=f"Side {index + 1} numbers"))
             panes.histories.append(gr.State([]))
     return panes
@@ -100,7 +111,7 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
                                             info=T("compare.price.info"))
             output_price_number = gr.Number(0, minimum=0, label=T("compare.output_price"),
                                             info=T("compare.price.info"))
-    panes = _build_panes(workbench)
+    panes = _build_panes()
     prompt_box = gr.Textbox(label=T("compare.prompt"), lines=3, placeholder=T("compare.prompt.placeholder"))
     with gr.Row():
         send_btn = gr.Button(T("compare.send"), variant="primary")
@@ -128,7 +139,7 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
                                  shots_path, seed, base_model, exclude=prompt)
         except USER_ERRORS as exc:
             stops.done(stop)
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang_of(request))) from None
         user = {"role": "user", "content": prompt}
         old = [history_1, history_2, history_3, history_4]
         histories = [list(old[i] or []) + [user] for i in slots]
@@ -147,8 +158,8 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
             stops.done(stop)
 
     def on_side_change(index: int) -> Callable:
-        def on_change(pick, shots):  # a new model in a pane starts a new conversation there
-            title = _pane_title(workbench, index, pick, shots)
+        def on_change(pick, shots, request: gr.Request = None):  # a new model in a pane: a new conversation there
+            title = _pane_title(workbench, index, pick, shots, lang_of(request))
             return gr.update(visible=bool(pick) and pick != OFF), gr.update(label=title, value=[]), "", []
         return on_change
 
@@ -170,10 +181,13 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
                         [panes.columns[index], panes.chatbots[index], panes.stats_mds[index],
                          panes.histories[index]], api_visibility="private")
         dropdown.focus(lambda: gr.update(choices=side_choices(workbench)), None, dropdown, api_visibility="private")
-    few_shot.shots_slider.change(  # "base + k-shot" in the titles follows k
-        lambda shots, *picks: [gr.update(label=_pane_title(workbench, i, pick, shots)) for i, pick in
-                               enumerate(picks, start=1)], [few_shot.shots_slider, *side_dropdowns],
-        panes.chatbots[1:], api_visibility="private")
+
+    def on_shots(shots, side_2, side_3, side_4, request: gr.Request = None):  # "base + k-shot" in the titles follows k
+        return [gr.update(label=_pane_title(workbench, i, pick, shots, lang_of(request)))
+                for i, pick in enumerate((side_2, side_3, side_4), start=1)]
+
+    few_shot.shots_slider.change(on_shots, [few_shot.shots_slider, *side_dropdowns], panes.chatbots[1:],
+                                 api_visibility="private")
     refresh_btn.click(lambda: gr.update(choices=side_choices(workbench)), None, side_dropdowns[0],
                       api_name="list_adapters").then(
         lambda: [gr.update(choices=side_choices(workbench))] * (len(side_dropdowns) - 1), None, side_dropdowns[1:],
@@ -226,7 +240,7 @@ def _build_sheet(workbench: Workbench, settings: dict) -> None:
             lineup = make_lineup(workbench, [picks[i] for i in slots], [f"Side {i + 1}" for i in slots], shots,
                                  shots_path, seed, base_model)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang_of(request))) from None
         rows: list[dict] = []
         csv_path = workbench.new_export("sheet")
         stop = stops.new(request)

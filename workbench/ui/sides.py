@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -16,16 +17,20 @@ from workbench.app import USER_ERRORS, Workbench
 from workbench.generate.engine import ChatEngine, Side
 from workbench.generate.lineups import MAX_SHOTS, few_shot_turns
 from workbench.generate.sampling import SamplingConfig
+from workbench.i18n import Message, message
 from workbench.ui.data_tab import DataTab
 from workbench.ui.i18n import T
 
 BASE, FEW_SHOT, OFF = "base", "few-shot", "off"
-def side_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [("(off)", OFF), ("Base + few-shot", FEW_SHOT), *workbench.run_choices(trained=True)]
 
 
-def candidate_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [("Base model", BASE), ("Base + few-shot", FEW_SHOT), *workbench.run_choices(trained=True)]
+# A choice's words come from the catalogues (the page draws them in its language); its value stays the same.
+def side_choices(workbench: Workbench) -> list[tuple[Any, str]]:
+    return [(T("sides.off"), OFF), (T("sides.few_shot"), FEW_SHOT), *workbench.run_choices(trained=True)]
+
+
+def candidate_choices(workbench: Workbench) -> list[tuple[Any, str]]:
+    return [(T("sides.base"), BASE), (T("sides.few_shot"), FEW_SHOT), *workbench.run_choices(trained=True)]
 
 
 @dataclass
@@ -111,7 +116,8 @@ def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str
                 seed: float | None, fallback_model: str, exclude: str = "") -> Lineup:
     """Sides for the picks (`fields` name each pick in error messages); adapters are loaded once per engine.
 
-    `exclude` is a prompt that the few-shot examples must not contain (the question being asked).
+    `exclude` is a prompt that the few-shot examples must not contain (the question being asked). Its own errors
+    carry a Message, put into the reader's language where they are shown (`say`).
     """
     _records, model = workbench.trained_runs((pick, where) for pick, where in zip(picks, fields)
                                              if pick not in (BASE, FEW_SHOT))
@@ -125,12 +131,14 @@ def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str
             if turns is None:
                 path = (shots_path or "").strip()
                 if not path:
-                    raise ValueError(f"{where}: Few-shot data is empty; type a file path or sample:NAME")
+                    raise ValueError(message("sides.error.few_shot_empty", where=where))
                 try:
                     turns = few_shot_turns(workbench.check_data_path(path), int(shots), int(seed or 0),
                                            exclude=exclude)
                 except USER_ERRORS as exc:
-                    raise ValueError(f"{where}: Few-shot data {path!r}: {exc}") from None
+                    error = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Message) else str(exc)
+                    raise ValueError(message("sides.error.few_shot_data", where=where, path=path,
+                                             error=error)) from None
             sides.append(Side(label, shots=turns))
         else:
             engine.ensure_adapter(pick, workbench.store.adapter_dir(pick))

@@ -105,3 +105,31 @@ def tiny_config():
         return RunConfig().with_overrides({**base, **overrides})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def make_adapter():
+    """A real adapter of any method, made in a second instead of trained: the method attached to the real model as
+    a run attaches it, the tensors it trains moved off their starting point by seeded noise (so it answers
+    differently from the base, as a trained one does), saved as a run saves it. For tests of what is done with an
+    adapter (serving, batching, exporting), where what it learned does not matter; tests of training train.
+    make(folder, method="lora", seed=0, **{"method.rank": 4}) -> the adapter folder."""
+    from pathlib import Path
+
+    def make(folder, method: str = "lora", seed: int = 0, noise: float = 0.05, **overrides) -> str:
+        import torch
+
+        from workbench.config import RunConfig
+        from workbench.models.adapters import save_trained
+        from workbench.models.loading import load_model
+        from workbench.train.attach import attach_method
+
+        config = RunConfig().with_overrides({"method.name": method, **overrides})
+        model = attach_method(load_model(config.model).model, config)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for param in (p for p in model.parameters() if p.requires_grad):
+                param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * noise)
+        return str(save_trained(model, method, Path(folder) / "adapter"))
+
+    return make

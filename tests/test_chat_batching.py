@@ -12,21 +12,17 @@ from workbench.config import ModelConfig
 from workbench.generate.engine import ChatEngine, Side
 from workbench.generate.lineups import Prices, few_shot_turns, parse_prompt_sheet, prompt_sheet_csv, side_numbers
 from workbench.generate.sampling import SamplingConfig
-from workbench.train.loop import run_training
 
-TINY = {"train.max_steps": 2, "train.max_seq_len": 96, "train.eval_every": 0, "train.learning_rate": 0.01,
-        "data.val_size": 4, "data.test_size": 4}  # changed from conftest's tiny_config
 HISTORY = [{"role": "user", "content": "Triage this customer message.\n\nI was charged twice for my order."}]
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, tiny_config):
+def engine(tmp_path_factory, make_adapter):
     engine = ChatEngine(ModelConfig())
     folder = tmp_path_factory.mktemp("adapters")
     for name, method, seed in (("lora_a", "lora", 0), ("lora_b", "rslora", 1), ("dora", "dora", 0),
                                ("prompt", "prompt_tuning", 0)):
-        config = tiny_config(**TINY, **{"method.name": method, "train.seed": seed})
-        engine.ensure_adapter(name, run_training(config, folder / name).adapter_path)
+        engine.ensure_adapter(name, make_adapter(folder / name, method, seed))
     return engine
 
 

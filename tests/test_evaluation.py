@@ -23,6 +23,8 @@ from workbench.evaluate.scoring import (
     EvalReport,
     EvalTarget,
     EvaluationStopped,
+    ModelResult,
+    chance_notes,
     evaluate,
     general_change,
     load_examples,
@@ -34,6 +36,7 @@ from workbench.evaluate.scoring import (
     score_run,
 )
 from workbench.generate.engine import ChatEngine
+from workbench.i18n import say
 from workbench.runs.store import RunStore
 from workbench.train.jobs import execute_run
 
@@ -117,7 +120,7 @@ def test_test_split_is_scored_and_stored_with_the_run(trained):
     assert report.prompts == [r["prompt"] for r in report.example_rows()]
     assert [ex.answer for ex in run_split(store, run_id)] == report.references
     assert store.get_run(run_id).status == "completed"
-    phases = [e.values["phase"] for e in events if e.kind == "score"]
+    phases = [say(e.values["phase"], "en") for e in events if e.kind == "score"]
     assert phases[0].startswith("scoring the test split") and phases[-1] == ""
 
 
@@ -283,3 +286,22 @@ def test_eval_cli_names_a_missing_adapter(tmp_path):
          "--adapter", str(tmp_path / "nowhere"), "--no-similarity"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "nowhere" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_fine_tune_at_chance_no_better_than_always_answering_the_commonest_label_is_flagged_with_what_to_try():
+    from workbench.evaluate.metrics import score_texts
+
+    references = [f"감정: {feeling} | 주제: {topic}" for feeling, topic in
+                  (("긍정", "맛"), ("긍정", "가격"), ("부정", "맛"), ("긍정", "맛"))]
+
+    def model(label, adapter, outputs):
+        return ModelResult(label, adapter, score_texts(outputs, references)[0], outputs, [], 1.0, 10)
+    format_only = ["감정: 부정 | 주제: 맛"] * 4  # the right format, labels no better than luck
+    learned = ["감정: 긍정 | 주제: 맛", "감정: 긍정 | 주제: 가격", "감정: 부정 | 주제: 맛", "감정: 긍정 | 주제: 맛"]
+    report = EvalReport("d", ["p"] * 4, references, [model("base", None, format_only),
+                                                      model("run", "/x", format_only), model("good", "/y", learned)])
+    notes = chance_notes(report)
+    assert [(n.fields["model"], n.fields["field"]) for n in notes] == [("run", "감정"), ("run", "주제")]
+    assert notes[0].fields["accuracy"] == "25%" and notes[0].fields["chance"] == "75%"
+    assert "learned the answer's format, not the task" in say(notes[0], "en") and "«긍정»" in say(notes[0], "en")
+    assert "형식은 익혔지만" in say(notes[0], "ko")

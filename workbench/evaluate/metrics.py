@@ -243,6 +243,18 @@ def label_scores(predictions: list[str], references: list[str], fields: list[str
     return {field: _score_field(predictions, references, field) for field in fields}
 
 
+def chance_levels(references: list[str], fields: list[str] | None = None) -> dict[str, tuple[float, str]]:
+    """Per label field: the accuracy of always answering its most common label, and that label. A model that has
+    learned only the answer's format (the field, any label) scores about this much by luck."""
+    levels = {}
+    for field in label_fields(references) if fields is None else fields:
+        gold = [v for v in (extract_field(r, field) for r in references) if v is not None]
+        if gold:
+            label = max(sorted(set(gold)), key=gold.count)
+            levels[field] = (gold.count(label) / len(gold), label)
+    return levels
+
+
 def headline_scores(headline: str, predictions: list[str], references: list[str]) -> list[float]:
     """One 0–1 score per example on a data set's headline metric: "labels" (the share of the reference's label
     fields the prediction gets right), "fields" (the share of all the reference's `Field: value` parts it gets

@@ -24,9 +24,10 @@ from workbench.data.formatting import encode_examples
 from workbench.data.general import GENERAL_SPEC, probe_examples
 from workbench.data.samples import resolve_data_path
 from workbench.evaluate.loss import evaluate_loss
-from workbench.evaluate.metrics import SIMILARITY_KIND, Embedder, score_texts
+from workbench.evaluate.metrics import SIMILARITY_KIND, Embedder, chance_levels, score_texts
 from workbench.fsio import write_atomic
 from workbench.generate.engine import ChatEngine
+from workbench.i18n import Message, message
 
 Progress = Callable[[float, str], None]
 PER_EXAMPLE_SHOWN = ("rougeL", "token_f1", "chrf", "similarity")  # per-example scores in the examples table
@@ -210,6 +211,23 @@ def evaluate(engine: ChatEngine, targets: Sequence[EvalTarget], examples: Sequen
                      "(common for Korean); treat similarity as rough here and prefer chrF")
     return EvalReport(data=data, prompts=[prompt_text(ex) for ex in examples], references=references,
                       models=results, similarity_kind=SIMILARITY_KIND if embedder else "", notes=notes)
+
+
+def chance_notes(report: EvalReport) -> list[Message]:
+    """A fine-tuned model whose label accuracy is no better than always answering the most common label: it learned
+    the answer's format, not the task (typical when the base model cannot read the data's language). One note per
+    model and field, with what to try; the base model is not flagged (it has not been taught the task)."""
+    notes = []
+    levels = chance_levels(report.references)
+    for model in report.models:
+        if model.adapter_path is None:
+            continue
+        for name, (chance, label) in levels.items():
+            accuracy = model.metrics.get(f"accuracy[{name}]")
+            if accuracy is not None and accuracy <= chance + 1e-9:
+                notes.append(message("evaluate.note.chance", model=model.label, field=name,
+                                     accuracy=f"{accuracy:.0%}", chance=f"{chance:.0%}", label=label))
+    return notes
 
 
 def probe_forgetting(engine: ChatEngine, targets: Sequence[EvalTarget], count: int = 50,

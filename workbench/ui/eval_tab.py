@@ -17,6 +17,7 @@ from workbench.evaluate.scoring import (
     EvalReport,
     EvalTarget,
     EvaluationStopped,
+    chance_notes,
     evaluate,
     general_change,
     load_examples,
@@ -90,7 +91,8 @@ def _limit(value: float | None, lang: str = "en") -> int:
 def _legend(report: EvalReport, columns: list[str], lang: str) -> str:
     similarity = report.similarity_kind or text("evaluate.legend.off", lang)
     lines = [text("evaluate.legend.head", lang, count=len(report.prompts), data=report.data, similarity=similarity),
-             *(f"⚠️ {note}" for note in report.notes)]
+             *(f"⚠️ {note}" for note in report.notes),
+             *(f"⚠️ {say(note, lang)}" for note in chance_notes(report))]
     for name in columns:
         help_text = column_help(name, lang)
         if help_text:

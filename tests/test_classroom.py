@@ -1,0 +1,97 @@
+"""Classroom mode's rules: accounts from a CSV (plain or hashed passwords, errors that name the line), and the fair
+order of the shared queue (round-robin across students, the teacher's pins first, the same after a restart)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.classroom.accounts import (
+    AccountsError,
+    check_login,
+    hash_password,
+    parse_accounts,
+    read_accounts,
+    verify_password,
+)
+from workbench.classroom.fairness import Waiting, expected_starts, fair_order, queue_refusal
+from workbench.i18n import say
+
+CSV = "user,password,role\nkim,{hash},teacher\n이서연,pass-1,student\npark,pass-2,Student\n\n"
+
+
+def test_accounts_read_plain_and_hashed_passwords_and_check_them():
+    hashed = hash_password("t3acher", iterations=1_000)
+    accounts = parse_accounts("\ufeff" + CSV.format(hash=hashed))
+    assert sorted(accounts) == ["kim", "park", "이서연"] and accounts["kim"].is_teacher
+    assert accounts["park"].role == "student" and hashed.startswith("pbkdf2_sha256$1000$")
+    assert check_login(accounts, "kim", "t3acher") and not check_login(accounts, "kim", "pass-1")
+    assert check_login(accounts, "이서연", "pass-1") and not check_login(accounts, "이서연", "pass-2")
+    assert not check_login(accounts, "nobody", "pass-1")
+    assert hash_password("x", 1_000) != hash_password("x", 1_000)  # a fresh salt each time
+    assert not verify_password("x", "pbkdf2_sha256$broken")
+
+
+@pytest.mark.parametrize(("text", "english", "korean"), [
+    ("name,pw\nkim,1\n", "the first line must name the columns user,password,role (found: name, pw)", "열 이름"),
+    ("user,password,role\nkim,,teacher\n", "line 2: a user name and a password are both needed", "2번째 줄"),
+    ("user,password,role\nkim,1,teacher\nlee,2,pupil\n", "line 3: role 'pupil' is unknown", "'pupil'"),
+    ("user,password,role\nkim,1,teacher\nkim,2,student\n", "line 3: user 'kim' is listed twice", "두 번"),
+    ("user,password,role\nlee,2,student\n", "no account has the role teacher", "teacher인 계정이 없습니다"),
+])
+def test_a_bad_accounts_file_is_refused_naming_the_line_in_either_language(text, english, korean):
+    with pytest.raises(AccountsError) as info:
+        parse_accounts(text, "class.csv")
+    assert english in say(info.value, "en") and say(info.value, "en").startswith("class.csv")
+    assert korean in say(info.value, "ko")
+
+
+def test_an_accounts_file_that_is_missing_or_not_utf8_says_how_to_fix_it(tmp_path):
+    with pytest.raises(AccountsError, match="No accounts file at"):
+        read_accounts(tmp_path / "none.csv")
+    path = tmp_path / "excel.csv"
+    path.write_bytes("user,password,role\n김선생,1,teacher\n".encode("cp949"))
+    with pytest.raises(AccountsError, match="CSV UTF-8"):
+        read_accounts(path)
+    path.write_text(CSV.format(hash="t"), encoding="utf-8")
+    assert read_accounts(path)["kim"].secret == "t"
+
+
+def ids(order):
+    return [run.run_id for run in order]
+
+
+def test_runs_start_round_robin_across_students_and_in_order_within_one():
+    # a queues three runs first, then b and c one each: everyone's first run goes before a's second
+    waiting = [Waiting("a1", "a", 1), Waiting("a2", "a", 2), Waiting("a3", "a", 3), Waiting("b1", "b", 4),
+               Waiting("c1", "c", 5), Waiting("b2", "b", 6)]
+    assert ids(fair_order(waiting, {})) == ["a1", "b1", "c1", "a2", "b2", "a3"]
+    # a's run started a moment ago, b's long ago, c never: c goes first, then b, then a
+    assert ids(fair_order(waiting, {"a": 100.0, "b": 50.0})) == ["c1", "b1", "a1", "b2", "a2", "a3"]
+    # outside classroom mode every run has the same owner: first come, first served
+    single = [Waiting(f"r{i}", "", i) for i in (3, 1, 2)]
+    assert ids(fair_order(single, {"": 9.0})) == ["r1", "r2", "r3"]
+
+
+def test_the_teachers_pins_go_first_in_the_order_they_were_made_and_count_as_a_turn():
+    waiting = [Waiting("a1", "a", 1), Waiting("b1", "b", 2), Waiting("b2", "b", 3, pinned_at=20.0),
+               Waiting("c1", "c", 4, pinned_at=10.0)]
+    assert ids(fair_order(waiting, {})) == ["c1", "b2", "a1", "b1"]
+
+
+def test_the_order_is_the_same_from_what_a_restarted_app_reads_back():
+    waiting = [Waiting("a2", "a", 2), Waiting("b1", "b", 4), Waiting("a3", "a", 3)]
+    before = fair_order(waiting, {"a": 10.0})
+    assert ids(before) == ["b1", "a2", "a3"] and fair_order(list(reversed(waiting)), {"a": 10.0}) == before
+
+
+def test_a_student_may_keep_only_so_many_runs_waiting():
+    waiting = [Waiting("a1", "a", 1), Waiting("a2", "a", 2), Waiting("b1", "b", 3)]
+    refusal = queue_refusal("a", waiting, limit=2)
+    assert refusal is not None and "2 run(s) waiting" in say(refusal, "en") and "2개" in say(refusal, "ko")
+    assert queue_refusal("b", waiting, limit=2) is None and queue_refusal("a", waiting, limit=0) is None
+
+
+def test_each_waiting_run_knows_when_it_should_start():
+    order = [Waiting("x", "a", 1), Waiting("y", "b", 2), Waiting("z", "c", 3)]
+    starts = expected_starts(order, now=1000.0, busy_for=30.0, durations={"x": 100.0, "y": 60.0})
+    assert starts == {"x": 1030.0, "y": 1130.0, "z": 1190.0}  # z: after x and y (its own length is unknown)

@@ -12,8 +12,10 @@ import time
 
 import pytest
 
+from workbench.classroom.access import Viewer
 from workbench.config import RunConfig
 from workbench.fsio import slugify, write_atomic
+from workbench.i18n import say
 from workbench.runs.store import COLUMNS, RUN_ID_RE, RunRecord, RunStore, StoreError, default_store
 
 
@@ -444,3 +446,55 @@ def test_the_trash_ignores_what_it_did_not_put_there(store, config, tmp_path):
     (store.root / ".trash" / "notes" / "record.json").write_text("not json")
     assert store.trash() == [] and store.empty_trash() == (0, 0)
     assert (outside / "keep.txt").read_text() == "mine" and odd.is_dir()
+
+
+# ---------------------------------------------------------------- classroom mode: owners, sharing, turns
+
+
+def test_an_index_from_before_classroom_mode_gains_its_columns_and_its_runs_are_the_teachers(tmp_path, config):
+    root = tmp_path / "old"
+    root.mkdir()
+    with sqlite3.connect(root / "index.sqlite") as db:  # the schema as first released
+        db.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, "
+                   "created_at REAL NOT NULL, updated_at REAL NOT NULL, method TEXT NOT NULL, model TEXT NOT NULL, "
+                   "data_path TEXT NOT NULL, steps INTEGER NOT NULL DEFAULT 0, total_steps INTEGER NOT NULL DEFAULT "
+                   "0, train_loss REAL, val_loss REAL, seconds REAL NOT NULL DEFAULT 0, tokens INTEGER NOT NULL "
+                   "DEFAULT 0, trainable_params INTEGER, total_params INTEGER, error TEXT NOT NULL DEFAULT '', "
+                   "owner_pid INTEGER NOT NULL DEFAULT 0)")
+        db.execute("INSERT INTO runs (run_id, name, status, created_at, updated_at, method, model, data_path) VALUES "
+                   "('20260101-120000-lora-abcdef', 'old run', 'completed', 1, 1, 'lora', 'embedded', 'x')")
+    (root / "20260101-120000-lora-abcdef").mkdir()
+    store = RunStore(root)
+    old = store.get_run("20260101-120000-lora-abcdef")
+    assert (old.owner, old.shared, old.started_at, old.pinned_at) == ("", 0, None, None)
+    teacher, student = Viewer("kim", teacher=True), Viewer("lee")
+    assert [r.name for r in store.list_runs(teacher)] == ["old run"] and store.list_runs(student) == []
+    new = store.create_run(config, owner="lee")
+    assert store.get_run(new.run_id).owner == "lee"
+
+
+def test_a_student_sees_their_own_and_shared_runs_and_changes_only_their_own(store, config):
+    teacher, lee, park = Viewer("kim", teacher=True), Viewer("lee"), Viewer("park")
+    mine = store.create_run(config, name="lee's", owner="lee")
+    theirs = store.create_run(config, name="park's", owner="park")
+    shown = store.create_run(config, name="teacher's shared", owner="kim")
+    store.update_run(shown.run_id, shared=1)
+    assert {r.name for r in store.list_runs(lee)} == {"lee's", "teacher's shared"}
+    assert len(store.list_runs(teacher)) == 3 and len(store.list_runs()) == 3  # the single user sees everything
+    assert store.run_for(lee, mine.run_id, change=True).name == "lee's"
+    assert store.run_for(lee, shown.run_id).name == "teacher's shared"
+    refusals = []
+    for run_id, change in ((theirs.run_id, False), (shown.run_id, True), ("20990101-000000-lora-000000", False)):
+        with pytest.raises(StoreError) as info:
+            store.run_for(lee, run_id, change=change)
+        refusals.append(say(info.value, "en"))
+    assert len(set(refusals)) == 1 and "no run of yours" in refusals[0]  # a guessed id learns nothing
+    assert store.run_for(teacher, theirs.run_id, change=True).name == "park's"
+    assert store.run_for(park, theirs.run_id, change=True).name == "park's"
+
+
+def test_when_each_owner_last_started_a_run(store, config):
+    for owner, started in (("a", 10.0), ("a", 30.0), ("b", 20.0), ("c", None)):
+        record = store.create_run(config, owner=owner)
+        store.update_run(record.run_id, started_at=started)
+    assert store.last_started() == {"a": 30.0, "b": 20.0}

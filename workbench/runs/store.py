@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from workbench.classroom.access import SINGLE_USER, Viewer, not_yours
 from workbench.config import dump_config, load_preset
 from workbench.fsio import slugify, write_atomic
 from workbench.paths import workbench_home
@@ -45,9 +46,13 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at REAL NOT NULL, method TEXT NOT NULL, model TEXT NOT NULL, data_path TEXT NOT NULL,
     steps INTEGER NOT NULL DEFAULT 0, total_steps INTEGER NOT NULL DEFAULT 0, train_loss REAL, val_loss REAL,
     seconds REAL NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0, trainable_params INTEGER,
-    total_params INTEGER, error TEXT NOT NULL DEFAULT '', owner_pid INTEGER NOT NULL DEFAULT 0
+    total_params INTEGER, error TEXT NOT NULL DEFAULT '', owner_pid INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT '', shared INTEGER NOT NULL DEFAULT 0, started_at REAL, pinned_at REAL
 );
 """
+# Columns added after the first release, with their definitions: an older index gains them when opened.
+ADDED_COLUMNS = {"owner": "TEXT NOT NULL DEFAULT ''", "shared": "INTEGER NOT NULL DEFAULT 0", "started_at": "REAL",
+                 "pinned_at": "REAL"}
 
 
 class StoreError(ValueError):
@@ -84,6 +89,12 @@ class RunRecord:
     total_params: int | None = None
     error: str = ""
     owner_pid: int = 0
+    # Classroom mode: the account that made the run ("" outside it: the single user's), whether the teacher shared it
+    # with the class (everyone may read it), when it last started training, when the teacher moved it to the front.
+    owner: str = ""
+    shared: int = 0
+    started_at: float | None = None
+    pinned_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +114,10 @@ class RunStore:
         self._held: dict[str, RunLock] = {}  # the run locks this store holds, by run id
         with self._connect() as db:
             db.executescript(SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            for name, definition in ADDED_COLUMNS.items():
+                if name not in present:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.root / "index.sqlite", timeout=30)
@@ -116,8 +131,8 @@ class RunStore:
             raise StoreError(f"invalid run id {run_id!r}; run ids look like 20260101-120000-lora-1a2b3c")
         return self.root / run_id
 
-    def create_run(self, config: Any, name: str = "", claim: str = "") -> RunRecord:
-        """Register a new run (status 'queued') and write its config.
+    def create_run(self, config: Any, name: str = "", claim: str = "", owner: str = "") -> RunRecord:
+        """Register a new run (status 'queued') and write its config; `owner`: its account in classroom mode.
 
         claim: take the run's lock first (saying e.g. "queued"), so that no reader ever sees the new run without
         its trainer; the caller releases it when the run ends (`release`).
@@ -128,7 +143,7 @@ class RunStore:
         record = RunRecord(
             run_id=run_id, name=(name or config.name or run_id)[:MAX_NAME], status="queued", created_at=now,
             updated_at=now, method=config.method.name, model=config.model.name_or_path,
-            data_path=config.data.path, owner_pid=os.getpid(),
+            data_path=config.data.path, owner_pid=os.getpid(), owner=owner,
         )
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True)
@@ -160,11 +175,32 @@ class RunStore:
             raise StoreError(f"no run {run_id!r} in {self.root}")
         return self._settled(RunRecord(*row))
 
-    def list_runs(self) -> list[RunRecord]:
-        """Every run, newest first."""
+    def list_runs(self, viewer: Viewer = SINGLE_USER) -> list[RunRecord]:
+        """Every run the viewer may see (in classroom mode: their own and the shared ones), newest first."""
         with self._connect() as db:
             rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs ORDER BY created_at DESC").fetchall()
-        return [self._settled(RunRecord(*row)) for row in rows]
+        records = [RunRecord(*row) for row in rows]
+        return [self._settled(record) for record in records if viewer.sees(record.owner, record.shared)]
+
+    def run_for(self, viewer: Viewer, run_id: str, change: bool = False) -> RunRecord:
+        """The run, when the viewer may see it (change=True: change it); else the same refusal whether it exists or
+        not, so a student learns nothing by guessing another's run id."""
+        try:
+            record = self.get_run(run_id)
+        except StoreError:
+            if viewer.in_class and not viewer.teacher:
+                raise StoreError(not_yours("run")) from None
+            raise
+        allowed = viewer.changes(record.owner) if change else viewer.sees(record.owner, record.shared)
+        if not allowed:
+            raise StoreError(not_yours("run"))
+        return record
+
+    def last_started(self) -> dict[str, float]:
+        """When each owner's most recent run started training (the fair queue's turns)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT owner, MAX(started_at) FROM runs WHERE started_at IS NOT NULL GROUP BY owner")
+            return {owner: at for owner, at in rows.fetchall()}
 
     # ------------------------------------------------------------ one trainer per run
 

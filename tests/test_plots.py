@@ -217,3 +217,20 @@ def test_length_histogram_keeps_labels_and_marks_max_length():
     assert [t.name for t in fig.data] == ["run-a · train", "run-a · val"]
     assert fig.layout.shapes[0].x0 == 256
     assert not make_length_histogram({"train": [1]}).layout.shapes
+
+
+def test_every_chart_speaks_korean_when_asked():
+    runs = {"run-a": NEW_RUN}
+    loss = make_loss_figure(runs, lang="ko")
+    assert loss.layout.title.text.startswith("손실") and loss.layout.xaxis.title.text == "스텝"
+    assert any(trace.name.endswith("· 검증") for trace in loss.data) and "망각" in loss.layout.title.text
+    assert make_loss_figure(runs, x_key="tokens", lang="ko").layout.xaxis.title.text == "학습한 토큰 수"
+    assert "망각 측정 주기 (스텝)" in make_forgetting_figure({}, lang="ko").layout.annotations[0].text
+    bars = make_metric_bars({"base": {"rougeL": 0.2, "bleu": 10.0}}, lang="ko")
+    assert bars.layout.title.text == "모델별 지표" and bars.layout.annotations[0].text == "점수"
+    assert make_general_change_figure({}, {}, lang="ko").layout.yaxis.title.text == "베이스 대비 변화 (%)"
+    assert make_rank_sweep_figure([], lang="ko").layout.annotations[-1].text == "아직 랭크 스윕 결과가 없습니다"
+    hist = make_length_histogram({"train": [10, 20]}, max_len=16, lang="ko")
+    assert hist.layout.title.text == "예제당 토큰 수" and hist.layout.annotations[0].text == "최대 길이 16"
+    english = make_loss_figure(runs)  # the environment's language by default: English here
+    assert english.layout.title.text.startswith("Loss") and english.layout.xaxis.title.text == "step"

@@ -161,3 +161,12 @@ def test_figures_draw_and_handle_no_votes():
         assert not empty.data and "No votes yet" in empty.layout.annotations[0].text
         # The empty state alone: no bare axes with plotly's default range beside it.
         assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False
+
+
+def test_the_arena_charts_speak_korean_when_asked():
+    labels, rates = win_rate_matrix(SMALL)
+    title = make_win_rate_heatmap(labels, rates, "ko").layout.title.text
+    assert title == "행 모델이 열 모델을 이긴 비율 (무승부 제외)"
+    assert "대결" in make_rating_figure(leaderboard(SMALL, rounds=10), "ko").data[0].hovertemplate
+    empty = make_battle_count_heatmap([], np.zeros((0, 0), dtype=int), "ko")
+    assert "아직 투표가 없습니다" in empty.layout.annotations[0].text

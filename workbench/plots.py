@@ -1,4 +1,8 @@
-"""Pure functions from plain data to plotly figures; the UI only displays what these return."""
+"""Pure functions from plain data to plotly figures; the UI only displays what these return.
+
+Every word on a chart (titles, axes, legends, hovers, empty states) comes from the catalogues (`charts.*` keys):
+each figure function takes `lang` (None = the environment's language, as the CLI uses).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,12 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.i18n import text
+
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f")
-X_KEYS = {"step": "step", "epoch": "epoch", "tokens": "tokens seen"}
+X_KEYS = ("step", "epoch", "tokens")  # the x axes a training chart offers (its words: charts.x.<key>)
 WIDE_SCALE_METRICS = ("bleu", "chrf")
 GENERAL_METRICS = ("perplexity", "similarity")
-RANK_SWEEP_HINT = "step the rank up until the curve stops improving"
-# Said in the words of the Train tab, where the probe is switched on (not the config key train.general_every).
-NO_GENERAL_LOSS = ("No general-set loss logged. To log it, set <i>Probe every N steps</i> above 0 in the Train tab<br>"
-                   "(<i>Forgetting: probe and mitigations</i>) before training.")
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -106,44 +108,45 @@ def _base_value(rows: Rows, key: str) -> float | None:
 
 # One run's three curves, each in a colour of its own; several runs overlaid share one colour per run instead.
 SERIES_COLORS = {"train_loss": PALETTE[0], "val_loss": PALETTE[4], "general_loss": PALETTE[2]}
-SERIES_HOVER = {"train_loss": "training batch", "val_loss": "validation split (held out)",
-                "general_loss": "general questions the run never trains on: rising = forgetting"}
-GENERAL_NOTE = "general = the forgetting probe: loss on general questions never trained on; rising = forgetting"
+SERIES = {"train_loss": "train", "val_loss": "val", "general_loss": "general"}  # charts.series.<word>
 
 
 def make_loss_figure(runs: Mapping[str, Rows], x_key: str = "step", log_y: bool = False,
-                     show_general: bool = True) -> go.Figure:
+                     show_general: bool = True, lang: str | None = None) -> go.Figure:
     """Train loss (lines), val loss (dashed) and general-set loss (dotted) of one or more runs, overlaid. One run's
     curves get three colours; overlaid runs get a colour each. The general curve is explained under the title."""
     _check_x_key(x_key)
-    styles = [("train_loss", "train", "lines", {}), ("val_loss", "val", "lines+markers", {"dash": "dash"})]
+    styles = [("train_loss", "lines", {}), ("val_loss", "lines+markers", {"dash": "dash"})]
     if show_general:
-        styles.append(("general_loss", "general", "lines+markers", {"dash": "dot"}))
+        styles.append(("general_loss", "lines+markers", {"dash": "dot"}))
     fig, single = go.Figure(), len(runs) == 1
     for index, (label, rows) in enumerate(runs.items()):
-        for key, suffix, mode, line in styles:
+        for key, mode, line in styles:
             x, y = _series(rows, key, x_key)
             if x:
                 marker = {"symbol": "diamond"} if key == "general_loss" else None
                 color = SERIES_COLORS[key] if single else _color(index)
-                fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=f"{label} · {suffix}", marker=marker,
-                                         line={"color": color, **line},
-                                         hovertemplate=f"%{{y:.4f}} · {SERIES_HOVER[key]}<extra>{label}</extra>"))
-    general = any(t.name.endswith("· general") for t in fig.data)
-    title = f"Loss<br><sup>{GENERAL_NOTE}</sup>" if general else "Loss"
-    fig = _layout(fig, title, X_KEYS[x_key], "loss (answer tokens)")
+                word, hover = (text(f"charts.series.{SERIES[key]}{part}", lang) for part in ("", ".hover"))
+                fig.add_trace(go.Scatter(x=x, y=y, mode=mode, name=f"{label} · {word}", marker=marker,
+                                         line={"color": color, **line}, meta=key,
+                                         hovertemplate=f"%{{y:.4f}} · {hover}<extra>{label}</extra>"))
+    general = any(t.meta == "general_loss" for t in fig.data)
+    title = text("charts.loss.title", lang)
+    if general:
+        title += f"<br><sup>{text('charts.loss.general_note', lang)}</sup>"
+    fig = _layout(fig, title, text(f"charts.x.{x_key}", lang), text("charts.loss.y", lang))
     if log_y:
         fig.update_yaxes(type="log")
-    return annotate_empty(fig, "No steps logged yet") if not fig.data else fig
+    return annotate_empty(fig, text("charts.loss.empty", lang)) if not fig.data else fig
 
 
-def _change_text(values: Sequence[float], base: float | None) -> list[str]:
+def _change_text(values: Sequence[float], base: float | None, lang: str | None) -> list[str]:
     if not base:
-        return ["base not logged" for _ in values]
-    return [f"{(value - base) / base * 100:+.1f}% vs base" for value in values]
+        return [text("charts.forgetting.no_base", lang) for _ in values]
+    return [text("charts.forgetting.change", lang, change=f"{(value - base) / base * 100:+.1f}") for value in values]
 
 
-def make_forgetting_figure(runs: Mapping[str, Rows], x_key: str = "step") -> go.Figure:
+def make_forgetting_figure(runs: Mapping[str, Rows], x_key: str = "step", lang: str | None = None) -> go.Figure:
     """Loss on the general reference set over training, each run against its own base (step 0) value."""
     _check_x_key(x_key)
     fig = go.Figure()
@@ -152,16 +155,18 @@ def make_forgetting_figure(runs: Mapping[str, Rows], x_key: str = "step") -> go.
         if not x:
             continue
         base, color = _base_value(rows, "general_loss"), _color(index)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label} · general",
-                                 line={"color": color}, marker={"symbol": "diamond"}, text=_change_text(y, base),
+        name = f"{label} · {text('charts.series.general', lang)}"
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name,
+                                 line={"color": color}, marker={"symbol": "diamond"}, text=_change_text(y, base, lang),
                                  hovertemplate="%{y:.4f}<br>%{text}<extra>" + label + "</extra>"))
         if base is not None:
-            fig.add_trace(go.Scatter(x=[min(x), max(x)], y=[base, base], mode="lines", name=f"{label} · base",
+            fig.add_trace(go.Scatter(x=[min(x), max(x)], y=[base, base], mode="lines",
+                                     name=f"{label} · {text('charts.series.base', lang)}",
                                      line={"color": color, "dash": "dot"}, hoverinfo="skip"))
-    title = "Forgetting probe (higher = more forgetting)"
-    fig = _layout(fig, title, X_KEYS[x_key], "loss on the general reference set")
+    fig = _layout(fig, text("charts.forgetting.title", lang), text(f"charts.x.{x_key}", lang),
+                  text("charts.forgetting.y", lang))
     if not fig.data:
-        annotate_empty(fig, NO_GENERAL_LOSS)
+        annotate_empty(fig, text("charts.forgetting.empty", lang))
     return fig
 
 
@@ -199,23 +204,23 @@ def _add_bars(fig: go.Figure, results: Mapping[str, Mapping[str, float | None]],
 
 
 def make_metric_bars(results: Mapping[str, Mapping[str, float | None]],
-                     metrics: Sequence[str] | None = None) -> go.Figure:
+                     metrics: Sequence[str] | None = None, lang: str | None = None) -> go.Figure:
     """Grouped bars, one group per metric and one bar per model; BLEU/chrF/perplexity on a second panel."""
     names = list(metrics) if metrics is not None else _metric_names(results)
     panels = [m for m in ([n for n in names if not _is_wide_scale(n)], [n for n in names if _is_wide_scale(n)]) if m]
     in_legend: set[str] = set()
     if len(panels) == 2:
         fig = make_subplots(rows=1, cols=2, column_widths=[len(panels[0]), len(panels[1])],
-                            subplot_titles=("scores", "BLEU / chrF / perplexity"))
+                            subplot_titles=(text("charts.metrics.scores", lang), text("charts.metrics.wide", lang)))
         for col, panel in enumerate(panels, start=1):
             _add_bars(fig, results, panel, col, in_legend)
     else:
         fig = go.Figure()
         _add_bars(fig, results, panels[0] if panels else [], None, in_legend)
-    fig = _layout(fig, "Metrics by model", "", "value")
+    fig = _layout(fig, text("charts.metrics.title", lang), "", text("charts.metrics.y", lang))
     fig.update_layout(barmode="group", uniformtext={"minsize": 8, "mode": "hide"})
     if not fig.data:
-        annotate_empty(fig, "No metrics to compare yet")
+        annotate_empty(fig, text("charts.metrics.empty", lang))
     return fig
 
 
@@ -225,7 +230,8 @@ def _relative_change(base: float | None, value: float | None) -> float | None:
     return (value - base) / abs(base) * 100
 
 
-def make_general_change_figure(base: Mapping[str, float], adapted: Mapping[str, Mapping[str, float]]) -> go.Figure:
+def make_general_change_figure(base: Mapping[str, float], adapted: Mapping[str, Mapping[str, float]],
+                               lang: str | None = None) -> go.Figure:
     """Relative change in % vs the base model on the general reference set; perplexity up = forgetting."""
     fig = go.Figure()
     for index, (label, values) in enumerate(adapted.items()):
@@ -234,14 +240,13 @@ def make_general_change_figure(base: Mapping[str, float], adapted: Mapping[str, 
         fig.add_trace(go.Bar(
             x=[r[0] for r in rows], y=[r[1] for r in rows], name=label, marker={"color": _color(index)},
             text=[f"{r[1]:+.1f}%" for r in rows], textposition="outside", customdata=[[r[2], r[3]] for r in rows],
-            hovertemplate="%{x}: %{y:+.1f}%<br>base %{customdata[0]:.4g} → %{customdata[1]:.4g}<extra>"
-                          + label + "</extra>"))
-    title = "General reference set vs base (perplexity up = forgetting)"
-    fig = _layout(fig, title, "", "change vs base (%)")
+            hovertemplate="%{x}: %{y:+.1f}%<br>" + text("charts.series.base", lang)
+                          + " %{customdata[0]:.4g} → %{customdata[1]:.4g}<extra>" + label + "</extra>"))
+    fig = _layout(fig, text("charts.general.title", lang), "", text("charts.general.y", lang))
     fig.update_layout(barmode="group")
     fig.add_hline(y=0, line={"color": "#111827", "width": 1})
     if not adapted or not any(trace.x for trace in fig.data):
-        annotate_empty(fig, "No adapted model evaluated on the general reference set yet")
+        annotate_empty(fig, text("charts.general.empty", lang))
     return fig
 
 
@@ -253,21 +258,24 @@ def _sweep_trace(points: list[Mapping[str, Any]], x_key: str, metric: str, show_
                       hovertemplate="%{text}<br>%{x}: %{y:.4g}<extra></extra>")
 
 
-def make_rank_sweep_figure(points: Sequence[Mapping[str, Any]], metric: str = "val_loss") -> go.Figure:
+def make_rank_sweep_figure(points: Sequence[Mapping[str, Any]], metric: str = "val_loss",
+                           lang: str | None = None) -> go.Figure:
     """Metric vs LoRA rank (log2 axis) and vs trainable parameters (log axis), side by side."""
     usable = [p for p in points if p.get(metric) is not None and (p.get("rank") or p.get("trainable_params"))]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("by rank", "by trainable parameters"))
-    title = f"Rank sweep<br><sup>{RANK_SWEEP_HINT}</sup>"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(text("charts.sweep.by_rank", lang),
+                                                        text("charts.sweep.by_params", lang)))
+    title = f"{text('charts.sweep.title', lang)}<br><sup>{text('charts.sweep.hint', lang)}</sup>"
     fig = _layout(fig, title, "", metric.replace("_", " "))
     fig.update_layout(margin={"t": 80})
     if not usable:
-        return annotate_empty(fig, "No rank sweep points yet")
+        return annotate_empty(fig, text("charts.sweep.empty", lang))
     fig.add_trace(_sweep_trace(usable, "rank", metric, True), row=1, col=1)
     fig.add_trace(_sweep_trace(usable, "trainable_params", metric, False), row=1, col=2)
     ranks = sorted({p["rank"] for p in usable if p.get("rank")})
     # Ranks are powers of two in practice: a log axis spaces them evenly and the ticks name them exactly.
-    fig.update_xaxes(type="log", tickvals=ranks, ticktext=[str(r) for r in ranks], title_text="rank", row=1, col=1)
-    fig.update_xaxes(type="log", title_text="trainable parameters", row=1, col=2)
+    fig.update_xaxes(type="log", tickvals=ranks, ticktext=[str(r) for r in ranks],
+                     title_text=text("charts.sweep.rank", lang), row=1, col=1)
+    fig.update_xaxes(type="log", title_text=text("charts.sweep.params", lang), row=1, col=2)
     values = [p[metric] for p in usable]
     if min(values) >= 0 and max(values) > 0:
         # From zero, so that a 0.0003 difference between ranks looks as small as it is; plotly's auto range would
@@ -276,16 +284,18 @@ def make_rank_sweep_figure(points: Sequence[Mapping[str, Any]], metric: str = "v
     return fig
 
 
-def make_length_histogram(lengths: Mapping[str, Sequence[int]], max_len: int | None = None) -> go.Figure:
+def make_length_histogram(lengths: Mapping[str, Sequence[int]], max_len: int | None = None,
+                          lang: str | None = None) -> go.Figure:
     """Token lengths of examples per split, with the max sequence length marked."""
     fig = go.Figure()
     for index, (label, values) in enumerate(lengths.items()):
         fig.add_trace(go.Histogram(x=list(values), name=label, opacity=0.75, marker={"color": _color(index)}))
-    fig = _layout(fig, "Tokens per example", "tokens (prompt + answer)", "examples")
+    fig = _layout(fig, text("charts.lengths.title", lang), text("charts.lengths.x", lang),
+                  text("charts.lengths.y", lang))
     if not any(len(values) for values in lengths.values()):
-        return annotate_empty(fig, "No examples to measure yet")
+        return annotate_empty(fig, text("charts.lengths.empty", lang))
     fig.update_layout(barmode="overlay")
     if max_len:
         fig.add_vline(x=max_len, line={"dash": "dot", "color": "#111827"},
-                      annotation_text=f"max length {max_len}")
+                      annotation_text=text("charts.lengths.max", lang, max_len=max_len))
     return fig

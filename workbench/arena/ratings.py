@@ -18,6 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench.arena.votes import VOTE_CHOICES
+from workbench.i18n import text
 from workbench.plots import PALETTE, _layout, annotate_empty
 
 Battle = tuple[str, str, str]
@@ -28,7 +29,6 @@ _SCORE = {"left": 1.0, "right": 0.0, "tie": 0.5, "both_bad": 0.5}
 # average strength. Without it an undefeated model's rating runs off to infinity; this small it stays finite
 # (about +1400 after a 3-0 record) yet moves a 3-of-4 record's gap by less than a tenth of a point.
 BT_PRIOR = 1e-3
-EMPTY_HINT = "No votes yet: vote in the blind arena to rank the models"
 
 
 def _check_battle(index: int, battle: Any) -> Battle:
@@ -269,45 +269,47 @@ def _nan_to_none(matrix: np.ndarray) -> list[list[float | None]]:
     return [[None if isinstance(v, float) and math.isnan(v) else v for v in row] for row in matrix.tolist()]
 
 
-def _heatmap(labels: Sequence[str], z: list[list[float | None]], text: list[list[str]], title: str,
-             colorscale: str, **ranges: float) -> go.Figure:
+def _heatmap(labels: Sequence[str], z: list[list[float | None]], cells: list[list[str]], title: str,
+             colorscale: str, lang: str | None, **ranges: float) -> go.Figure:
     fig = go.Figure()
     if not labels:
-        return annotate_empty(_layout(fig, title, "", ""), EMPTY_HINT)
-    fig.add_trace(go.Heatmap(z=z, x=list(labels), y=list(labels), text=text, texttemplate="%{text}",
+        return annotate_empty(_layout(fig, title, "", ""), text("charts.arena.empty", lang))
+    fig.add_trace(go.Heatmap(z=z, x=list(labels), y=list(labels), text=cells, texttemplate="%{text}",
                              colorscale=colorscale, hoverongaps=False, **ranges))
-    _layout(fig, title, "opponent (column)", "model (row)")
+    _layout(fig, title, text("charts.arena.column", lang), text("charts.arena.row", lang))
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
-def make_win_rate_heatmap(labels: Sequence[str], matrix: np.ndarray) -> go.Figure:
+def make_win_rate_heatmap(labels: Sequence[str], matrix: np.ndarray, lang: str | None = None) -> go.Figure:
     """Heatmap of win_rate_matrix(): how often the row model beat the column model (ties left out)."""
     z = _nan_to_none(np.asarray(matrix, dtype=float))
-    text = [["" if v is None else f"{v:.0%}" for v in row] for row in z]
-    return _heatmap(labels, z, text, "Win rate of row over column (ties left out)", "RdBu", zmin=0.0, zmax=1.0)
+    cells = [["" if v is None else f"{v:.0%}" for v in row] for row in z]
+    return _heatmap(labels, z, cells, text("charts.arena.win_rate", lang), "RdBu", lang, zmin=0.0, zmax=1.0)
 
 
-def make_battle_count_heatmap(labels: Sequence[str], counts: np.ndarray) -> go.Figure:
+def make_battle_count_heatmap(labels: Sequence[str], counts: np.ndarray, lang: str | None = None) -> go.Figure:
     """Heatmap of battle_counts(): how many votes each pair of models has had."""
     z = np.asarray(counts).tolist()
-    text = [[str(v) if v else "" for v in row] for row in z]
-    return _heatmap(labels, z, text, "Battles per pair of models", "Blues", zmin=0)
+    cells = [[str(v) if v else "" for v in row] for row in z]
+    return _heatmap(labels, z, cells, text("charts.arena.battles", lang), "Blues", lang, zmin=0)
 
 
-def make_rating_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+def make_rating_figure(rows: Sequence[Mapping[str, Any]], lang: str | None = None) -> go.Figure:
     """Bradley-Terry rating per model (leaderboard order) with its 95 % bootstrap interval as error bars."""
     fig = go.Figure()
-    title = "Bradley-Terry rating with 95 % bootstrap interval"
+    title = text("charts.arena.rating", lang)
     if not rows:
-        return annotate_empty(_layout(fig, title, "model", "rating"), EMPTY_HINT)
+        fig = _layout(fig, title, text("charts.arena.model", lang), text("charts.arena.rating_y", lang))
+        return annotate_empty(fig, text("charts.arena.empty", lang))
     models, ratings = [r["model"] for r in rows], [r["bt"] for r in rows]
     high = [0.0 if r.get("bt_high") is None else r["bt_high"] - r["bt"] for r in rows]
     low = [0.0 if r.get("bt_low") is None else r["bt"] - r["bt_low"] for r in rows]
     fig.add_trace(go.Scatter(
-        x=models, y=ratings, mode="markers", marker={"size": 10, "color": PALETTE[0]}, name="BT rating",
+        x=models, y=ratings, mode="markers", marker={"size": 10, "color": PALETTE[0]},
+        name=text("charts.arena.bt", lang),
         error_y={"type": "data", "symmetric": False, "array": high, "arrayminus": low},
         customdata=[[r.get("battles", 0)] for r in rows],
-        hovertemplate="%{x}: %{y:.0f}<br>%{customdata[0]} battles<extra></extra>",
+        hovertemplate="%{x}: %{y:.0f}<br>" + text("charts.arena.battles_hover", lang) + "<extra></extra>",
     ))
-    return _layout(fig, title, "model", "rating (mean = 1000)")
+    return _layout(fig, title, text("charts.arena.model", lang), text("charts.arena.rating_y", lang))

@@ -126,8 +126,8 @@ def _leaderboard_outputs(workbench: Workbench, base_model: str | None, lang: str
         text("arena.leaderboard.note", lang, **counts)
     note = f"{note}  \n{leaderboard_help(lang)}"
     choices = [(f"{name} ({_count(count, 'votes', lang)})", name) for name, count in voted]
-    return (table, make_rating_figure(rows), make_win_rate_heatmap(*win_rate_matrix(battles, labels)),
-            make_battle_count_heatmap(*battle_counts(battles, labels)), note,
+    return (table, make_rating_figure(rows, lang), make_win_rate_heatmap(*win_rate_matrix(battles, labels), lang),
+            make_battle_count_heatmap(*battle_counts(battles, labels), lang), note,
             gr.update(choices=choices, value=base_model or None))
 
 

@@ -115,7 +115,7 @@ def report_outputs(workbench: Workbench, report: EvalReport, lang: str = "en") -
     report."""
     summary = pd.DataFrame(report.summary_rows()).round(4)
     examples = pd.DataFrame(report.example_rows()).rename(columns=_example_headers(report, lang))
-    bars = make_metric_bars({m.label: m.metrics for m in report.models})
+    bars = make_metric_bars({m.label: m.metrics for m in report.models}, lang=lang)
     csv_path = write_csv(workbench.new_export("eval"), examples)
     legend = _legend(report, list(summary.columns)[1:], lang)
     return summary.rename(columns=lambda name: column_words(name, lang)), legend, bars, examples, csv_path
@@ -330,8 +330,8 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
         finally:
             stops.done(stop)
         base, adapted = general_change(report)
-        return (make_general_change_figure(base, adapted), _probe_table(base, adapted, lang),
-                make_forgetting_figure(curves))
+        return (make_general_change_figure(base, adapted, lang), _probe_table(base, adapted, lang),
+                make_forgetting_figure(curves, lang=lang))
 
     outputs = [summary_table, legend_md, bars_plot, examples_table, csv_file]
     eval_inputs = {"source": source_radio, "run_id": split_run_dropdown, "path": path_box, "split": split_radio,

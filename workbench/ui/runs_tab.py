@@ -208,18 +208,20 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     def on_overlay(run_ids: list[str], log_y: bool, x_key: str = "step", request: gr.Request = None):
         if not run_ids:
             return nothing_picked("runs.empty.loss", request)
-        return make_loss_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", log_y=bool(log_y))
+        return make_loss_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", log_y=bool(log_y),
+                                lang=lang_of(request))
 
     def on_forgetting(run_ids: list[str], x_key: str = "step", request: gr.Request = None):
         if not run_ids:
             return nothing_picked("runs.empty.forgetting", request)
-        return make_forgetting_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step")
+        return make_forgetting_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", lang=lang_of(request))
 
     def on_scores(run_ids: list[str], request: gr.Request = None):
         if not run_ids:
             return nothing_picked("runs.empty.scores", request)
         try:
-            return make_metric_bars(_score_results(workbench, run_ids, lang_of(request)), BAR_METRICS)
+            lang = lang_of(request)
+            return make_metric_bars(_score_results(workbench, run_ids, lang), BAR_METRICS, lang)
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang_of(request))) from None
 
@@ -230,7 +232,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
             lengths, max_len = _lengths(workbench, run_ids, lang_of(request))
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang_of(request))) from None
-        return make_length_histogram(lengths, max_len)
+        return make_length_histogram(lengths, max_len, lang_of(request))
 
     def on_sweep_chart(sweep: str, metric: str, run_ids: list[str] | None, request: gr.Request = None):
         lang = lang_of(request)
@@ -244,7 +246,7 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
                 raise gr.Error(text("runs.error.sweep", lang, sweep=sweep,
                                     choices=", ".join(list_sweeps(workbench.store))))
         try:
-            return make_rank_sweep_figure(sweep_points(workbench.store, ids), metric)
+            return make_rank_sweep_figure(sweep_points(workbench.store, ids), metric, lang)
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang)) from None
 

@@ -155,3 +155,33 @@ def test_blind_pair_hides_the_labels_until_the_vote():
     assert pair.battle("left") == (*pair.reveal(), "left")
     with pytest.raises(ValueError, match="two different model labels"):
         blind_order(("base", "base"), rng)
+
+
+def test_in_classroom_mode_a_student_sees_and_deletes_only_their_own_votes_and_the_teacher_pools_them(tmp_path):
+    import sqlite3
+
+    from workbench.classroom.access import Viewer
+    from workbench.i18n import say
+
+    path = tmp_path / "votes.sqlite"
+    with sqlite3.connect(path) as db:  # a file from before classroom mode: its votes are the teacher's
+        db.execute("CREATE TABLE votes (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, prompt TEXT "
+                   "NOT NULL, history TEXT NOT NULL, left_model TEXT NOT NULL, right_model TEXT NOT NULL, left_answer "
+                   "TEXT NOT NULL, right_answer TEXT NOT NULL, choice TEXT NOT NULL, sampling TEXT NOT NULL, session "
+                   "TEXT NOT NULL DEFAULT '', base_model TEXT NOT NULL DEFAULT '')")
+    store = VoteStore(path)
+    teacher, lee, park = Viewer("kim", teacher=True), Viewer("lee"), Viewer("park")
+    old = store.add(make_vote())
+    lees = store.add(make_vote("right", owner="lee"))
+    parks = store.add(make_vote("tie", owner="park"))
+    assert [v.id for v in store.list(viewer=lee)] == [lees.id] and store.count(viewer=park) == 1
+    assert store.battles(viewer=lee) == [("base", "run-1", "right")]
+    assert store.count(viewer=teacher) == 3 == store.count() and len(store.battles(viewer=teacher)) == 3
+    assert store.base_models(viewer=park) == [("embedded", 1)]
+    for other in (old.id, parks.id, 9999):
+        with pytest.raises(ValueError) as info:
+            store.delete(other, viewer=lee)
+        assert "no vote of yours" in say(info.value, "en")
+    store.delete(lees.id, viewer=lee)
+    store.delete(parks.id, viewer=teacher)
+    assert [v.id for v in store.list()] == [old.id]

@@ -1,6 +1,8 @@
 """Blind A/B votes: the arena's record of which answer people preferred, on disk in SQLite.
 
-    <home>/votes.sqlite   one row per vote: prompt, chat history, both answers, both model labels, the choice
+    <home>/votes.sqlite   one row per vote: prompt, chat history, both answers, both model labels, the choice, and
+                          in classroom mode the account that voted (a student sees and exports their own votes; the
+                          teacher, the class's pooled)
 
 The two sides are shown as "Model A" / "Model B" in random order (`BlindPair`) until the vote is cast. Votes
 become ratings (`workbench.arena.ratings`) and DPO preference data (`export_preferences`, prompt/chosen/rejected JSONL
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from workbench.classroom.access import SINGLE_USER, Viewer, not_yours
 from workbench.fsio import write_atomic
 from workbench.paths import workbench_home
 
@@ -32,12 +35,12 @@ CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, prompt TEXT NOT NULL, history TEXT NOT NULL,
     left_model TEXT NOT NULL, right_model TEXT NOT NULL, left_answer TEXT NOT NULL, right_answer TEXT NOT NULL,
     choice TEXT NOT NULL, sampling TEXT NOT NULL, session TEXT NOT NULL DEFAULT '',
-    base_model TEXT NOT NULL DEFAULT ''
+    base_model TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS votes_by_time ON votes (created_at, id);
 """
 COLUMNS = ("id", "created_at", "prompt", "history", "left_model", "right_model", "left_answer", "right_answer",
-           "choice", "sampling", "session", "base_model")
+           "choice", "sampling", "session", "base_model", "owner")
 
 
 @dataclass(kw_only=True)
@@ -54,6 +57,7 @@ class Vote:
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, max_new_tokens, seed
     session: str = ""
     base_model: str = "embedded"
+    owner: str = ""  # the account that voted, in classroom mode
     id: int | None = None
     created_at: float = field(default_factory=time.time)
 
@@ -120,7 +124,7 @@ def validate_vote(vote: Vote) -> None:
     if vote.left_model == vote.right_model:
         raise ValueError(f"left_model and right_model are both {vote.left_model!r}; a vote compares two "
                          "different models")
-    for name in ("session", "base_model"):
+    for name in ("session", "base_model", "owner"):
         _check_text(getattr(vote, name), name, allow_empty=True)
     if not isinstance(vote.history, list):
         raise ValueError(f"vote field 'history' is {type(vote.history).__name__}, expected a list of chat turns")
@@ -141,7 +145,7 @@ def _row(vote: Vote) -> list[Any]:
             from None
     return [vote.created_at, vote.prompt, json.dumps(history, ensure_ascii=False), vote.left_model,
             vote.right_model, vote.left_answer, vote.right_answer, vote.choice, sampling, vote.session,
-            vote.base_model]
+            vote.base_model, vote.owner]
 
 
 def _vote(row: Sequence[Any]) -> Vote:
@@ -160,6 +164,8 @@ class VoteStore:
         with self._lock, closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file, so once is enough
             db.executescript(SCHEMA)
+            if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(votes)")}:  # an older file
+                db.execute("ALTER TABLE votes ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -175,50 +181,61 @@ class VoteStore:
             cursor = db.execute(f"INSERT INTO votes ({names}) VALUES ({', '.join('?' * len(row))})", row)
         return replace(vote, id=cursor.lastrowid, history=json.loads(row[2]))
 
-    def count(self) -> int:
+    def count(self, viewer: Viewer = SINGLE_USER) -> int:
+        where, params = _whose(viewer)
         with closing(self._connect()) as db:
-            return db.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
+            return db.execute(f"SELECT COUNT(*) FROM votes WHERE {where}", params).fetchone()[0]
 
-    def battles(self, base_model: str | None = None) -> list[tuple[str, str, str]]:
-        """(left_model, right_model, choice) of every vote, oldest first: the input of workbench.arena.ratings.
+    def battles(self, base_model: str | None = None, viewer: Viewer = SINGLE_USER) -> list[tuple[str, str, str]]:
+        """(left_model, right_model, choice) of every vote the viewer may see, oldest first: the input of
+        workbench.arena.ratings (a student's own votes; the teacher's and the single user's, all of them).
 
         `base_model` keeps the votes of one base model: "base" or a run's adapter on another base model is
         another contestant, so a leaderboard ranks the votes of one base model at a time.
         """
-        sql, params = "SELECT left_model, right_model, choice FROM votes", []
+        where, params = _whose(viewer)
         if base_model is not None:
-            sql, params = sql + " WHERE base_model = ?", [base_model]
+            where, params = where + " AND base_model = ?", [*params, base_model]
         with closing(self._connect()) as db:
-            rows = db.execute(sql + " ORDER BY created_at, id", params).fetchall()
+            rows = db.execute(f"SELECT left_model, right_model, choice FROM votes WHERE {where} "
+                              "ORDER BY created_at, id", params).fetchall()
         return [tuple(row) for row in rows]
 
-    def base_models(self) -> list[tuple[str, int]]:
+    def base_models(self, viewer: Viewer = SINGLE_USER) -> list[tuple[str, int]]:
         """(base model, number of votes) for every base model voted on, the most recently voted first."""
+        where, params = _whose(viewer)
         with closing(self._connect()) as db:
-            rows = db.execute("SELECT base_model, COUNT(*) FROM votes GROUP BY base_model "
-                              "ORDER BY MAX(created_at) DESC").fetchall()
+            rows = db.execute(f"SELECT base_model, COUNT(*) FROM votes WHERE {where} GROUP BY base_model "
+                              "ORDER BY MAX(created_at) DESC", params).fetchall()
         return [(name, count) for name, count in rows]
 
-    def delete(self, vote_id: int) -> None:
-        """Remove one vote (e.g. an accidental click); raises ValueError if there is no such vote."""
+    def delete(self, vote_id: int, viewer: Viewer = SINGLE_USER) -> None:
+        """Remove one vote (e.g. an accidental click); raises ValueError if there is no such vote (or, for a
+        student, if it is not theirs: the same refusal either way)."""
+        where, params = _whose(viewer)
         with self._lock, closing(self._connect()) as db, db:
-            gone = db.execute("DELETE FROM votes WHERE id = ?", [vote_id]).rowcount
+            gone = db.execute(f"DELETE FROM votes WHERE id = ? AND {where}", [vote_id, *params]).rowcount
         if gone == 0:
+            if viewer.in_class and not viewer.teacher:
+                raise ValueError(not_yours("vote"))
             raise ValueError(f"no vote with id {vote_id!r} in {self.path}; list() shows the ids that exist")
 
     def integrity_ok(self) -> bool:
         with closing(self._connect()) as db:
             return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-    def list(self, limit: int | None = None, models: Iterable[str] | None = None) -> list[Vote]:
-        """Votes, newest first; `models` keeps those where either side is one of them; `limit` caps the count."""
+    def list(self, limit: int | None = None, models: Iterable[str] | None = None,
+             viewer: Viewer = SINGLE_USER) -> list[Vote]:
+        """Votes the viewer may see, newest first; `models` keeps those where either side is one of them; `limit`
+        caps the count."""
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
-        sql, params = f"SELECT {', '.join(COLUMNS)} FROM votes", []
+        where, params = _whose(viewer)
+        sql = f"SELECT {', '.join(COLUMNS)} FROM votes WHERE {where}"
         if models is not None:
             wanted = sorted(set(models))
             marks = ", ".join("?" * len(wanted))
-            sql += f" WHERE left_model IN ({marks}) OR right_model IN ({marks})"
+            sql += f" AND (left_model IN ({marks}) OR right_model IN ({marks}))"
             params += wanted * 2
         sql += " ORDER BY created_at DESC, id DESC"
         if limit is not None:
@@ -226,6 +243,13 @@ class VoteStore:
             params.append(limit)
         with closing(self._connect()) as db:
             return [_vote(row) for row in db.execute(sql, params).fetchall()]
+
+
+def _whose(viewer: Viewer) -> tuple[str, list[Any]]:
+    """The SQL condition (and its parameters) for the votes a viewer may see: a student's own, else all."""
+    if viewer.in_class and not viewer.teacher:
+        return "owner = ?", [viewer.user]
+    return "1 = 1", []
 
 
 def default_vote_store() -> VoteStore:

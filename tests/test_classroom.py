@@ -95,3 +95,39 @@ def test_each_waiting_run_knows_when_it_should_start():
     order = [Waiting("x", "a", 1), Waiting("y", "b", 2), Waiting("z", "c", 3)]
     starts = expected_starts(order, now=1000.0, busy_for=30.0, durations={"x": 100.0, "y": 60.0})
     assert starts == {"x": 1030.0, "y": 1130.0, "z": 1190.0}  # z: after x and y (its own length is unknown)
+
+
+def test_the_workbench_gives_each_student_their_own_runs_uploads_and_data(tmp_path, make_adapter):
+    from workbench.app import Workbench
+    from workbench.config import RunConfig
+
+    accounts = parse_accounts(CSV.format(hash=hash_password("t", iterations=1_000)))
+    bench = Workbench(tmp_path / "home", accounts=accounts)
+    try:
+        teacher, lee, park = bench.viewer("kim"), bench.viewer("이서연"), bench.viewer("park")
+        assert teacher.teacher and not lee.teacher and bench.viewer("stranger").user == "stranger"
+        assert bench.login("kim", "t") and not bench.login("kim", "x") and not bench.login("nobody", "t")
+        mine = bench.store.create_run(RunConfig(), name="서연's", owner="이서연")
+        theirs = bench.store.create_run(RunConfig(), name="park's", owner="park")
+        for record in (mine, theirs):
+            make_adapter(bench.store.run_dir(record.run_id))
+        assert [label for label, _ in bench.run_choices(True, lee)] == ["서연's · lora · 0 steps"]
+        assert len(bench.run_choices(True, teacher)) == 2 and len(bench.run_choices(True)) == 2
+        assert bench.trained_runs([(mine.run_id, "Side 2")], lee)[0][0].name == "서연's"
+        with pytest.raises(ValueError, match="Side 2: There is no run of yours"):
+            bench.trained_runs([(theirs.run_id, "Side 2")], lee)
+        upload = tmp_path / "rows.jsonl"
+        upload.write_text('{"instruction": "a", "output": "b"}\n', encoding="utf-8")
+        kept = bench.save_upload(upload, park)
+        assert kept.parent == bench.uploads / "park" and bench.check_data_path(str(kept), park) == str(kept)
+        assert bench.check_data_path(str(kept), teacher) == str(kept)  # the teacher reads every upload
+        with pytest.raises(ValueError, match="is refused"):
+            bench.check_data_path(str(kept), lee)
+        assert bench.check_data_path("sample:ko_chat_polite", lee) == "sample:ko_chat_polite"
+    finally:
+        bench.close()
+    single = Workbench(tmp_path / "solo")
+    try:
+        assert not single.viewer(None).in_class and not single.login("kim", "t")
+    finally:
+        single.close()

@@ -1,9 +1,11 @@
 """The application's shared parts and the plain-data answers the tabs display.
 
 A `Workbench` owns the run store, the job runner and one chat engine per base model; it is the only state shared
-between browser sessions. Each function here returns plain data; the UI maps it onto components. What every tab
-asks about runs is answered here once: how a run is labelled (`run_label`, `run_choices`), whether chosen runs can
-be served together (`trained_runs`), and which errors are a person's to fix (`USER_ERRORS`).
+between browser sessions. In classroom mode (`accounts` given) it also knows who may do what: the functions that
+list or take runs and files take the `Viewer` behind the request (default: the single user, who may do everything).
+Each function here returns plain data; the UI maps it onto components. What every tab asks about runs is answered
+here once: how a run is labelled (`run_label`, `run_choices`), whether chosen runs can be served together
+(`trained_runs`), and which errors are a person's to fix (`USER_ERRORS`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from workbench.arena.votes import VoteStore
+from workbench.classroom.access import SINGLE_USER, Viewer, not_yours
+from workbench.classroom.accounts import TEACHER, Account, check_login
 from workbench.config import ConfigError, ModelConfig
 from workbench.data.files import SUFFIXES
 from workbench.data.samples import SAMPLE_PREFIX
@@ -37,8 +41,10 @@ NO_DATA = ("No data chosen (the last upload could not be used): pick a bundled s
 class Workbench:
     """Store + job queue + chat engines, created once per app (or per test)."""
 
-    def __init__(self, home: str | Path, data_dirs: list[str | Path] | tuple[str | Path, ...] = ()) -> None:
+    def __init__(self, home: str | Path, data_dirs: list[str | Path] | tuple[str | Path, ...] = (),
+                 accounts: dict[str, Account] | None = None) -> None:
         self.home = Path(home).expanduser()
+        self.accounts = accounts  # classroom mode's accounts by user name; None = the single-user workbench
         # Folders the operator allows the app to read data from (app.py --data-dir), besides samples and uploads.
         self.data_dirs = tuple(Path(folder).expanduser().resolve() for folder in data_dirs)
         self.store = RunStore(self.home / "runs")
@@ -49,6 +55,24 @@ class Workbench:
         self._engines: dict[str, ChatEngine] = {}
         self._lock = threading.Lock()
 
+    def viewer(self, user: str | None) -> Viewer:
+        """The Viewer behind a request's logged-in user (the single user outside classroom mode). A name that is not
+        an account gets a student's rights under that name, never more."""
+        if self.accounts is None:
+            return SINGLE_USER
+        if not user:
+            raise ValueError(not_yours("run"))
+        account = self.accounts.get(user)
+        return Viewer(user, teacher=account is not None and account.role == TEACHER)
+
+    def login(self, user: str, password: str) -> bool:
+        """Whether a classroom account's password is right (the app's login form asks this)."""
+        return self.accounts is not None and check_login(self.accounts, user, password)
+
+    def upload_dir(self, viewer: Viewer = SINGLE_USER) -> Path:
+        """Where a viewer's uploads are kept: the shared uploads folder, or one per student in classroom mode."""
+        return self.uploads / slugify(viewer.user, 60) if viewer.in_class and not viewer.teacher else self.uploads
+
     def engine(self, model: str) -> ChatEngine:
         """The chat engine of a base model; one per model, shared by every side and session."""
         with self._lock:
@@ -56,33 +80,36 @@ class Workbench:
                 self._engines[model] = ChatEngine(ModelConfig(name_or_path=model))
             return self._engines[model]
 
-    def save_upload(self, temp_path: str | Path) -> Path:
-        """Keep an uploaded file under the workbench home (uploads vanish from temp dirs; runs refer to it)."""
+    def save_upload(self, temp_path: str | Path, viewer: Viewer = SINGLE_USER) -> Path:
+        """Keep an uploaded file under the workbench home (uploads vanish from temp dirs; runs refer to it), in the
+        viewer's own folder in classroom mode."""
         source = Path(temp_path)
         if source.suffix.lower() not in SUFFIXES:
             raise ValueError(f"uploaded file {source.name!r} has an unsupported type; use one of: "
                              f"{', '.join(SUFFIXES)}")
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:10]
-        target = self.uploads / f"{slugify(source.stem, 60)}-{digest}{source.suffix.lower()}"
+        folder = self.upload_dir(viewer)
+        target = folder / f"{slugify(source.stem, 60)}-{digest}{source.suffix.lower()}"
         if not target.is_file():
-            self.uploads.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
         return target
 
-    def check_data_path(self, path: str | Path) -> str:
+    def check_data_path(self, path: str | Path, viewer: Viewer = SINGLE_USER) -> str:
         """The data path a browser asked for, if the app may read it: a bundled sample (returned as given), or a file
         in the uploads folder or under a --data-dir folder (returned resolved). Anything else raises ValueError
         naming the path and the allowed sources.
 
         The app serves people who are not the operator: an absolute or ../ path would let them read (evaluate, train
         on) any file of the server. Symlinks and .. are resolved first, so neither can step out of a folder. The CLI
-        runs as the operator and reads any path; it does not call this."""
+        runs as the operator and reads any path; it does not call this. In classroom mode a student reads only their
+        own uploads (and the samples and --data-dir folders the teacher set up); the teacher reads every upload."""
         spec = os.fspath(path or "").strip()
         if not spec:
             raise ValueError(NO_DATA)
         if spec.startswith(SAMPLE_PREFIX):  # only bundled names resolve (resolve_data_path checks the name)
             return spec
-        allowed = (self.uploads.resolve(), *self.data_dirs)
+        allowed = (self.upload_dir(viewer).resolve(), *self.data_dirs)
         resolved = Path(spec).expanduser().resolve() if spec else None
         if resolved is not None and any(resolved.is_relative_to(folder) for folder in allowed):
             return str(resolved)
@@ -118,9 +145,9 @@ class Workbench:
         self.exports.mkdir(parents=True, exist_ok=True)
         return self.exports / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}{suffix}"
 
-    def adapters(self) -> list[RunRecord]:
-        """Runs whose adapter can be chatted with (finished or stopped, adapter saved)."""
-        return [r for r in self.store.list_runs() if has_trained_weights(self.store.adapter_dir(r.run_id))]
+    def adapters(self, viewer: Viewer = SINGLE_USER) -> list[RunRecord]:
+        """Runs the viewer may see whose adapter can be chatted with (finished or stopped, adapter saved)."""
+        return [r for r in self.store.list_runs(viewer) if has_trained_weights(self.store.adapter_dir(r.run_id))]
 
     def run_label(self, run_id: str) -> str:
         """A run's label where it must stay the same across sessions (Compare panes, Arena votes and leaderboards):
@@ -140,21 +167,22 @@ class Workbench:
             used.add(labels[run_id])
         return labels
 
-    def run_choices(self, trained: bool = False) -> list[tuple[str, str]]:
+    def run_choices(self, trained: bool = False, viewer: Viewer = SINGLE_USER) -> list[tuple[str, str]]:
         """Runs as (label, run id) for a picker, newest first: every stored run, or only those with a saved adapter
         (`trained`, labelled with their step count). No status in a label: it would go stale in an open list."""
         if trained:
-            return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in self.adapters()]
-        return [(f"{r.name} · {r.method}", r.run_id) for r in self.store.list_runs()]
+            return [(f"{r.name} · {r.method} · {r.steps} steps", r.run_id) for r in self.adapters(viewer)]
+        return [(f"{r.name} · {r.method}", r.run_id) for r in self.store.list_runs(viewer)]
 
-    def trained_runs(self, picks: Iterable[tuple[str, str]]) -> tuple[list[RunRecord], str | None]:
+    def trained_runs(self, picks: Iterable[tuple[str, str]],
+                     viewer: Viewer = SINGLE_USER) -> tuple[list[RunRecord], str | None]:
         """The runs of (run id, the field that chose it) pairs, each checked to exist and to have a saved adapter,
         and the one base model they share (None when there are none). One copy of a base model serves every
         adapter on it, so runs of different base models are refused. Errors name the field and the way out."""
         records, models = [], {}
         for run_id, where in picks:
             try:
-                record = self.store.get_run(run_id)
+                record = self.store.run_for(viewer, run_id)
             except StoreError as exc:
                 raise ValueError(f"{where}: {exc}; choose a run from the list (↻ Refresh runs)") from None
             if not has_trained_weights(self.store.adapter_dir(run_id)):

@@ -132,7 +132,7 @@ def main() -> int:
             title = re.compile(rf"^\s*{KO['data.report.label']}\s*$")
             report = visible(page.locator(".block").filter(has=page.locator(
                 '[data-testid="block-info"]', has_text=title))).locator("textarea")
-            expect(report).to_have_value(re.compile("Korean text: this tokenizer spends"))
+            expect(report).to_have_value(re.compile("한국어 텍스트: 이 토크나이저는"))  # in the page's language
             checks["Korean note in the report"] = True
             shot(page, "data.png")
             stage("data")

@@ -90,7 +90,7 @@ def test_preference_rows(tmp_path):
     assert first.messages == ({"role": "user", "content": "Q?"},)
     assert first.prompt_messages == first.messages and first.answer == "good"
     assert [t["role"] for t in second.messages] == ["system", "user"]
-    assert report.problems == [RowProblem(3, "rejected", report.problems[0].reason)]
+    assert report.problems == [RowProblem(3, "rejected", report.problems[0].why)]
     assert "identical" in report.problems[0].reason
 
 
@@ -148,7 +148,7 @@ def test_csv_row_numbers_count_the_header(tmp_path):
     assert report.file_format == "csv" and report.good == 2
     assert [e.line for e in report.examples] == [2, 4]
     assert report.examples[1].messages[0]["content"] == "Add\n\n1,2"
-    assert report.problems == [RowProblem(3, "output", report.problems[0].reason)]
+    assert report.problems == [RowProblem(3, "output", report.problems[0].why)]
     assert "row 3:" in report.summary()
 
 

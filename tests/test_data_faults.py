@@ -27,6 +27,7 @@ from datafiles import jsonl, write
 from workbench.data.examples import MAX_FIELD_CHARS, DataError, Example, file_kind, read_examples, read_with_kind
 from workbench.data.files import CP949_NOTE
 from workbench.data.samples import SAMPLES_DIR
+from workbench.i18n import say
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((SAMPLES_DIR).glob("*.jsonl"))
@@ -213,14 +214,14 @@ def codecs_bom_le() -> bytes:
 def test_korean_excel_csv_is_read(tmp_path, codec):
     report = read_examples(write(tmp_path, "excel.csv", korean_csv().encode(codec)))
     assert answers(report) == [row["output"] for row in KOREAN] and report.bad == 0
-    assert CP949_NOTE in report.notes
+    assert CP949_NOTE in report.read_notes
     assert report.examples[1].messages[0]["content"] == "Translate to Korean: thank you\n\nformal"
 
 
 def test_korean_cp949_jsonl_and_json_are_read(tmp_path):
     expected = read_examples(write(tmp_path, "utf8.jsonl", jsonl(*KOREAN))).examples
     report = read_examples(write(tmp_path, "d.jsonl", jsonl(*KOREAN).encode("cp949")))
-    assert report.examples == expected and CP949_NOTE in report.notes
+    assert report.examples == expected and CP949_NOTE in report.read_notes
     document = json.dumps(KOREAN, ensure_ascii=False).encode("cp949")
     assert answers(read_examples(write(tmp_path, "d.json", document))) == [row["output"] for row in KOREAN]
 
@@ -229,7 +230,7 @@ def test_one_cp949_line_among_utf8_korean_lines_is_named_not_guessed(tmp_path):
     good = jsonl(*KOREAN).encode()
     odd = json.dumps({"instruction": "번역", "output": "안녕하세요"}, ensure_ascii=False).encode("cp949") + b"\n"
     report = read_examples(write(tmp_path, "d.jsonl", good + odd + good))
-    assert report.good == 6 and CP949_NOTE not in report.notes
+    assert report.good == 6 and CP949_NOTE not in report.read_notes
     (problem,) = report.problems
     assert problem.line == 4 and "line 4 is not valid UTF-8" in problem.reason and "cp949/EUC-KR" in problem.reason
 
@@ -244,7 +245,7 @@ def test_cp949_lines_in_a_utf8_csv_still_name_the_line(tmp_path):
 def test_latin1_is_not_taken_for_korean(tmp_path):
     data = jsonl(*[{"instruction": "café crème", "output": "déjà vu"}] * 3).encode("latin-1")
     report = read_examples(write(tmp_path, "d.jsonl", data + jsonl(ALPACA).encode()))
-    assert report.good == 1 and report.bad == 3 and CP949_NOTE not in report.notes
+    assert report.good == 1 and report.bad == 3 and CP949_NOTE not in report.read_notes
     assert "Windows-1252" in report.problems[0].reason
 
 
@@ -417,17 +418,25 @@ def test_describe_data_reports_progress_to_the_end(tmp_path):
 
     path = write(tmp_path, "big.jsonl", jsonl(*[{"instruction": f"Say {i}", "output": "ok"} for i in range(60_000)]))
     calls: list[tuple[float, str]] = []
-    describe_data(str(path), 0.1, 0.1, 0, on_progress=lambda done, message: calls.append((done, message)))
+    korean: list[str] = []  # what a Korean page's progress bar says: the same catalogue messages in Korean
+
+    def heard(done, message):
+        calls.append((done, say(message, "en")))
+        korean.append(say(message, "ko"))
+
+    describe_data(str(path), 0.1, 0.1, 0, on_progress=heard)
     fractions = [done for done, _ in calls]
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert any(message == "Checked 50,000 of 60,000 rows" for _, message in calls)
     assert any(message.startswith("Counted the tokens of") for _, message in calls)
     assert all(isinstance(message, str) and message for _, message in calls)
+    assert "행 60,000개 중 50,000개 검사함" in korean and korean[-1] == "검사 완료"
     # A new max length on a file already measured: only counting the examples that may be over it is left to do.
     small = _rows_file(tmp_path, 3000)
     describe_data(str(small), 0.1, 0.1, 0)
     calls.clear()
-    view = describe_data(str(small), 0.1, 0.1, 0, max_len=1, on_progress=lambda done, text: calls.append((done, text)))
+    view = describe_data(str(small), 0.1, 0.1, 0, max_len=1,
+                         on_progress=lambda done, text: calls.append((done, say(text, "en"))))
     fractions = [done for done, _ in calls]
     assert view.truncated == 3000 and fractions == sorted(fractions) and fractions[0] >= 0.95 and fractions[-1] == 1.0
     assert any(message.startswith("Counted the tokens of") for _, message in calls)

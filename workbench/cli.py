@@ -7,11 +7,14 @@ line on stdout, one JSON object describing the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from workbench.fsio import (
 )
 from workbench.generate.engine import ChatEngine, Side
 from workbench.generate.sampling import SamplingConfig
+from workbench.i18n import LANGS, text
 from workbench.methods.registry import KNOBS, METHODS
 from workbench.models.export import ExportError, merge_adapter, push_adapter, zip_adapter
 from workbench.models.loading import ModelError
@@ -40,7 +44,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     try:
         report = read_examples(args.file, kind=args.kind)
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(text("core.cli.error", error=exc), file=sys.stderr)
         return 1
     print(report.summary(max_problems=args.max_problems))
     return 0 if report.good else 1
@@ -332,6 +336,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--lang", choices=LANGS, help="the language of reports and errors (default: the environment's "
+                        "WORKBENCH_LANG, LC_ALL, LC_MESSAGES or LANG; English unless it asks for Korean)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="inspect data files").add_subparsers(dest="data_command", required=True)
@@ -426,12 +432,33 @@ def main(argv: list[str] | None = None) -> int:
     # Problems with what the user gave (config, data, model, run id, export) are one clear line; anything else is
     # a bug and keeps its traceback.
     user_errors = (ValueError, FileNotFoundError, ModelError, ExportError)  # incl. a run another process trains
-    args = build_parser().parse_args(argv)
+    with language(argv):
+        args = build_parser().parse_args(argv)
+        try:
+            return args.func(args)
+        except user_errors as exc:
+            print(text("core.cli.error", error=exc), file=sys.stderr)
+            return 2
+
+
+@contextlib.contextmanager
+def language(argv: list[str] | None) -> Iterator[None]:
+    """--lang ko|en is the language of the command, set before the parser is built (its help texts come from the
+    catalogues). Messages print with str(), in the environment's language, so the choice goes where they look:
+    WORKBENCH_LANG, put back as it was when the command ends (main() may run inside another program, e.g. a test)."""
+    finder = argparse.ArgumentParser(add_help=False)
+    finder.add_argument("--lang", choices=LANGS)
+    known, _rest = finder.parse_known_args(sys.argv[1:] if argv is None else argv)
+    before = os.environ.get("WORKBENCH_LANG")
+    if known.lang:
+        os.environ["WORKBENCH_LANG"] = known.lang
     try:
-        return args.func(args)
-    except user_errors as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("WORKBENCH_LANG", None)
+        else:
+            os.environ["WORKBENCH_LANG"] = before
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 Every field carries its help text and valid range in its metadata; `__post_init__` checks them, so a bad value
 is refused where it enters (UI form, CLI flag or preset file) with an error naming the field, the value and the
-valid range. The UI reads the same metadata for its sliders and help texts.
+valid range: a ConfigError raised with a catalogue Message (`core.setting.*`), which the CLI prints in the
+environment's language and the UI in the browser's (`say(error, lang)`). The UI reads the same metadata for its
+sliders and help texts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import yaml
 
 from workbench.fsio import write_atomic
-from workbench.i18n import catalogue, text
+from workbench.i18n import Message, catalogue, message, text
 from workbench.methods.registry import KNOBS, check_value, get_method
 
 EMBEDDED_MODEL = "embedded"
@@ -57,8 +59,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_all(self, "model")
         if not self.name_or_path.strip():
-            raise ConfigError(f"model.name_or_path is {self.name_or_path!r} (empty); use 'embedded', a Hub id or a "
-                              "local folder")
+            raise ConfigError(message("core.setting.model_empty", value=repr(self.name_or_path)))
 
 
 MAX_SHARE = 0.5  # the largest share of a file held out for validation or test (more is a count of examples)
@@ -77,8 +78,8 @@ class DataConfig:
         for name in ("val_size", "test_size"):
             value = getattr(self, name)
             if MAX_SHARE < value < 1 or (value >= 1 and value != int(value)):
-                raise ConfigError(f"data.{name} must be a share between 0 and {MAX_SHARE} or a whole count; got "
-                                  f"{value!r}")
+                raise ConfigError(message("core.setting.share", where=f"data.{name}", maximum=MAX_SHARE,
+                                          value=repr(value)))
 
 
 @dataclass
@@ -101,7 +102,7 @@ class MethodConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
-            raise ConfigError(f"method.name must be text; got {self.name!r}")
+            raise ConfigError(message("core.setting.text", where="method.name", value=repr(self.name)))
         get_method_or_error(self.name)
         if isinstance(self.bits, int) and not isinstance(self.bits, bool):  # YAML reads `bits: 4` as a number
             self.bits = str(self.bits)
@@ -115,7 +116,7 @@ def get_method_or_error(name: str):
     try:
         return get_method(name)
     except ValueError as exc:
-        raise ConfigError(f"method.name: {exc}") from None
+        raise ConfigError(message("core.setting.method", error=_said(exc))) from None
 
 
 @dataclass
@@ -167,7 +168,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
-            raise ConfigError(f"name must be text; got {self.name!r}")
+            raise ConfigError(message("core.setting.text", where="name", value=repr(self.name)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,10 +177,10 @@ class RunConfig:
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         """Build from nested plain data (a parsed preset), refusing unknown keys by name."""
         if not isinstance(raw, dict):
-            raise ConfigError(f"a run config must be a mapping of sections; got {type(raw).__name__}")
+            raise ConfigError(message("core.setting.not_mapping", kind=type(raw).__name__))
         unknown = sorted(set(raw) - set(SECTIONS) - {"name"})
         if unknown:
-            raise ConfigError(f"unknown config key(s) {unknown}; valid keys: name, {', '.join(SECTIONS)}")
+            raise ConfigError(message("core.setting.unknown_keys", keys=unknown, valid=", ".join(SECTIONS)))
         parts = {key: _section_from_dict(key, {} if raw.get(key) is None else raw[key]) for key in SECTIONS}
         return cls(name=raw.get("name", "") or "", **parts)
 
@@ -192,7 +193,7 @@ class RunConfig:
                 raw["name"] = value
                 continue
             if section not in SECTIONS or not key:
-                raise ConfigError(f"unknown setting {dotted!r}; use section.field, e.g. train.max_steps")
+                raise ConfigError(message("core.setting.unknown", setting=repr(dotted)))
             raw[section][key] = value
         return RunConfig.from_dict(raw)
 
@@ -200,11 +201,12 @@ class RunConfig:
 def _section_from_dict(key: str, values: Any) -> Any:
     cls = SECTIONS[key]
     if not isinstance(values, dict):
-        raise ConfigError(f"{key} must be a mapping of settings; got {values!r}")
+        raise ConfigError(message("core.setting.section_not_mapping", section=key, value=repr(values)))
     valid = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - valid)
     if unknown:
-        raise ConfigError(f"unknown {key} setting(s) {unknown}; valid: {', '.join(sorted(valid))}")
+        raise ConfigError(message("core.setting.unknown_fields", section=key, keys=unknown,
+                                  valid=", ".join(sorted(valid))))
     values = dict(values)
     for f in dataclasses.fields(cls):  # YAML reads 1e-3 as text in some spellings; accept numbers written as text
         if f.name in values and type(f.default) is float and isinstance(values[f.name], str):
@@ -226,15 +228,19 @@ def field_label(section: str, name: str) -> str:
 _FIELD_KEY = re.compile(r"\b(model|data|method|train)\.([a-z][a-z0-9_]*)\b")
 
 
-def on_screen(message: str) -> str:
+def on_screen(said: str, lang: str = "en") -> str:
     """A message for the app's screen: every field key in it (train.max_seq_len) becomes the field's label in
-    quotes (“Max seq len”), as the form shows it; unknown keys stay as they are."""
+    quotes (“Max seq len”), in `lang`, as the form shows it; unknown keys stay as they are."""
     def label(match: re.Match) -> str:
         section, name = match.groups()
         known = (section == "method" and name in KNOBS) or name in SECTIONS[section].__dataclass_fields__
-        return f"“{field_label(section, name)}”" if known else match.group(0)
+        if not known:
+            return match.group(0)
+        key = f"{section}.{name}.label"  # a knob's too (method.rank.label)
+        shown = text(key, lang) if key in catalogue("en") else field_label(section, name)
+        return f"“{shown}”"
 
-    return _FIELD_KEY.sub(label, message)
+    return _FIELD_KEY.sub(label, said)
 
 
 def field_help(section: str, name: str) -> str:
@@ -277,16 +283,21 @@ def load_preset(path: str | Path) -> RunConfig:
     """Read a YAML preset into a checked RunConfig."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"preset file {str(path)!r} not found; presets live in presets/*.yaml")
+        raise ConfigError(message("core.preset.file_missing", path=repr(str(path))))
     try:
         stat = path.stat()
         raw = _parsed_yaml(str(path), stat.st_mtime_ns, stat.st_size)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"preset {path.name} is not valid YAML: {exc}") from None
+        raise ConfigError(message("core.preset.not_yaml", name=path.name, error=str(exc))) from None
     try:
         return RunConfig.from_dict(copy.deepcopy(raw) or {})
     except ConfigError as exc:
-        raise ConfigError(f"preset {path.name}: {exc}") from None
+        raise ConfigError(message("core.preset.refused", name=path.name, error=_said(exc))) from None
+
+
+def _said(error: Exception) -> Message | str:
+    """What an error says, kept as its Message when it has one (so it is still put into the reader's language)."""
+    return error.args[0] if len(error.args) == 1 and isinstance(error.args[0], Message) else str(error)
 
 
 def dump_config(config: RunConfig, header: str = "") -> str:

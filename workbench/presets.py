@@ -3,6 +3,7 @@
 A preset is a whole run configuration in YAML. Bundled presets are read-only; saved presets are written from the
 Train tab ("Save as preset") or by `python -m workbench presets --save`, and are listed after the bundled ones.
 Saving over an existing saved preset keeps the previous version beside it as NAME.yaml.bak, so nothing is lost.
+A preset refused (no such name, a bad name) raises ConfigError with a catalogue Message (`core.preset.*`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import ConfigError, RunConfig, load_preset, save_preset
+from workbench.i18n import Message, message
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "presets"
 SAVED_PREFIX = "saved:"
@@ -55,13 +57,11 @@ def check_name(name: str) -> str:
     if name.lower().endswith(".yaml"):
         name = name[:-5].strip()
     if not name:
-        raise ConfigError("Preset name: empty; type a name for the settings, e.g. my-lora-rank-16")
+        raise ConfigError(message("core.preset.name_empty"))
     if not NAME_PATTERN.match(name) or name.startswith("."):
-        raise ConfigError(f"Preset name {name!r}: use at most 64 letters, digits, spaces, dots, dashes or "
-                          "underscores (no slashes), starting with a letter or digit")
+        raise ConfigError(message("core.preset.name_bad", name=repr(name)))
     if (BUNDLED_DIR / f"{name}.yaml").is_file():
-        raise ConfigError(f"Preset name {name!r} is a bundled preset's; choose another name (bundled presets are "
-                          "not overwritten)")
+        raise ConfigError(message("core.preset.name_bundled", name=repr(name)))
     return name
 
 
@@ -72,13 +72,13 @@ def resolve_preset(name_or_path: str, home: str | Path | None = None, allow_path
     """
     text = (name_or_path or "").strip()
     if not text:
-        raise ConfigError("Preset: empty; choose one of the presets (python -m workbench presets lists them)")
+        raise ConfigError(message("core.preset.empty"))
     if text.startswith(SAVED_PREFIX):
         name = text[len(SAVED_PREFIX):].strip()
         path = saved_dir(home).joinpath(f"{name}.yaml") if home is not None else None
         if path is None or not NAME_PATTERN.match(name) or not path.is_file():
-            raise ConfigError(f"No saved preset named {name!r}; saved presets: "
-                              f"{_names(p for p in list_presets(home) if p.saved)}")
+            raise ConfigError(message("core.preset.no_saved", name=repr(name),
+                                      names=_names(p for p in list_presets(home) if p.saved)))
         return path
     path = Path(text).expanduser()
     if allow_paths and path.suffix in (".yaml", ".yml") and path.is_file():
@@ -87,8 +87,8 @@ def resolve_preset(name_or_path: str, home: str | Path | None = None, allow_path
         for folder in (BUNDLED_DIR, saved_dir(home) if home is not None else None):
             if folder is not None and (folder / f"{text}.yaml").is_file():
                 return folder / f"{text}.yaml"
-    where = "give a YAML file's path or one of" if allow_paths else "choose one of"
-    raise ConfigError(f"No preset {text!r}: {where}: {_names(list_presets(home))}")
+    key = "core.preset.unknown_or_path" if allow_paths else "core.preset.unknown"
+    raise ConfigError(message(key, name=repr(text), names=_names(list_presets(home))))
 
 
 def read_preset(name_or_path: str, home: str | Path | None = None, allow_paths: bool = True) -> RunConfig:
@@ -107,6 +107,6 @@ def save_user_preset(config: RunConfig, name: str, home: str | Path) -> tuple[Pr
     return Preset(name, path, True), replaced
 
 
-def _names(presets) -> str:
+def _names(presets) -> str | Message:
     names = [p.key for p in presets]
-    return ", ".join(names) if names else "(none)"
+    return ", ".join(names) if names else message("core.none")

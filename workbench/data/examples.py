@@ -14,7 +14,8 @@ A field longer than MAX_FIELD_CHARS (20,000 characters) is treated as absurdly l
 problem that gives the length and the limit, and asks to split the row or shorten the text.
 
 The files themselves (formats, encodings, framing) are read by workbench.data.files; this module turns their rows
-into examples.
+into examples. Problems, notes and errors are catalogue Messages (`core.data.*`): `summary(lang)` writes the report in
+either language, `str()` of an error in the environment's.
 """
 
 from __future__ import annotations
@@ -30,23 +31,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.data.files import LAYOUTS, BadRow, DataError, keys_of, read_rows, show, type_name
+from workbench.data.files import LAYOUTS, TURN, BadRow, DataError, keys_of, read_rows, show, type_name
+from workbench.i18n import Message, message, say, text
 
 __all__ = ["MAX_FIELD_CHARS", "DataError", "DataReport", "Example", "RowProblem", "file_kind", "preview_rows",
            "prompt_text", "read_examples", "read_with_kind", "report_kind", "split_examples"]
 
 MAX_FIELD_CHARS = 20_000
 
-# on_progress(fraction done, what is being done): how long jobs (a big upload) tell a UI how far they are.
-Progress = Callable[[float, str], None]
+# on_progress(fraction done, what is being done: a Message or text): how long jobs (a big upload) tell a UI how far
+# they are; the UI says it in its reader's language (say(what, lang)).
+Progress = Callable[[float, "Message | str"], None]
 _PROGRESS_EVERY = 50_000  # rows between two progress reports: often enough for a bar, rare enough to cost nothing
 
 _KINDS = ("auto", "sft", "preference")
-_REQUIRED = {"alpaca": "instruction and output (input optional)", "prompt_completion": "prompt and completion",
-             "messages": "a list of turns", "preference": "prompt, chosen and rejected"}
-# The layouts as the report names them.
-SHAPE_NAMES = {"alpaca": "Alpaca (instruction, input, output)", "prompt_completion": "prompt and completion",
-               "messages": "chat messages", "preference": "preference pairs (prompt, chosen, rejected)"}
+# What each layout needs (core.data.required.<shape>) and how the report names it (core.data.shape.<shape>) are in
+# the catalogues.
 _KNOWN_KEYS = {"alpaca": {"instruction", "input", "output", "system"},
                "prompt_completion": {"prompt", "completion", "system"},
                "messages": {"messages", "conversations", "system"},
@@ -81,11 +81,16 @@ class Example:
 
 @dataclass(frozen=True)
 class RowProblem:
-    """One bad row: where it is, which field (if any) and what to do about it."""
+    """One bad row: where it is, which field (if any) and what to do about it (`why`, a Message)."""
 
     line: int
     field: str | None
-    reason: str
+    why: Message
+
+    @property
+    def reason(self) -> str:
+        """Why, in the environment's language."""
+        return str(self.why)
 
 
 @dataclass
@@ -97,7 +102,8 @@ class DataReport:
     rows_read: int = 0
     examples: list[Example] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    read_notes: list[Message] = field(default_factory=list)  # how the file was read (encoding, blank lines, ...)
+    unknown_keys: list[tuple[str, int]] = field(default_factory=list)  # keys no layout reads, and in how many rows
     shapes: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -113,44 +119,73 @@ class DataReport:
         """What a position is called in this format: line (JSONL), item (JSON list) or row (CSV/Parquet)."""
         return {"json": "item", "csv": "row", "parquet": "row"}.get(self.file_format, "line")
 
-    def summary(self, max_problems: int = 50) -> str:
-        """Human-readable report: counts, shapes, notes, then one line per bad row."""
-        shapes = ", ".join(f"{SHAPE_NAMES.get(k, k)}: {v}" for k, v in self.shapes.items()) or "none"
-        out = [f"File: {self.path}", f"Format: {self.file_format}",
-               f"Rows read: {self.rows_read}, good: {self.good}, bad: {self.bad}", f"Row layouts: {shapes}"]
-        if self.notes:
-            out += ["Notes:"] + [f"  - {note}" for note in self.notes]
+    @property
+    def notes(self) -> list[str]:
+        """The notes in the environment's language (what the run's result and log keep)."""
+        return self.notes_in()
+
+    def notes_in(self, lang: str | None = None) -> list[str]:
+        """How the file was read and which keys were ignored, in `lang` (default: the environment's)."""
+        notes = [say(note, lang) for note in self.read_notes]
+        if self.unknown_keys:
+            parts = [text(f"core.data.note.unknown_key.{'one' if n == 1 else 'many'}", lang, field=key, count=n)
+                     for key, n in self.unknown_keys]
+            notes.append(text("core.data.note.unknown_keys", lang, keys=", ".join(parts)))
+        return notes
+
+    def summary(self, max_problems: int = 50, lang: str | None = None) -> str:
+        """Human-readable report in `lang` (default: the environment's): counts, shapes, notes, then one line per
+        bad row."""
+        def say_in(key: str, **fields: object) -> str:
+            return text(key, lang, **fields)
+
+        shapes = ", ".join(f"{say_in(f'core.data.shape.{k}')}: {v}" for k, v in self.shapes.items())
+        out = [say_in("core.data.report.file", path=self.path),
+               say_in("core.data.report.format", format=self.file_format),
+               say_in("core.data.report.counts", read=self.rows_read, good=self.good, bad=self.bad),
+               say_in("core.data.report.layouts", layouts=shapes or say_in("core.data.report.no_layouts"))]
+        notes = self.notes_in(lang)
+        if notes:
+            out += [say_in("core.data.report.notes")] + [f"  - {note}" for note in notes]
         if self.problems:
-            out.append(f"Problems ({self.bad}):")
-            out += [f"  {_problem_line(p, self.unit)}" for p in self.problems[:max_problems]]
+            out.append(say_in("core.data.report.problems", count=self.bad))
+            out += [problem_line(p, self.unit).render(lang) for p in self.problems[:max_problems]]
             if self.bad > max_problems:
-                out.append(f"  ... and {self.bad - max_problems} more")
+                out.append(say_in("core.data.report.more", count=self.bad - max_problems))
         return "\n".join(out)
 
 
-def _problem_line(problem: RowProblem, unit: str) -> str:
-    # Reasons usually name their field already; only prefix it when they don't, to avoid saying it twice.
-    named = problem.field is None or f'"{problem.field}"' in problem.reason
-    prefix = "" if named else f'field "{problem.field}": '
-    return f"{unit} {problem.line}: {prefix}{problem.reason}"
+def problem_line(problem: RowProblem, unit: str) -> Message:
+    """A report's line for a bad row ("  line 4: ..."), indented as the report and the errors list them."""
+    # Reasons usually name their field already; only name it when they don't, to avoid saying it twice. Field names
+    # are quoted alike in both languages, so the English text tells.
+    named = problem.field is None or f'"{problem.field}"' in problem.why.render("en")
+    where = message(f"core.data.unit.{unit}")
+    if named:
+        return message("core.data.problem", unit=where, line=problem.line, reason=problem.why)
+    return message("core.data.problem.field", unit=where, line=problem.line, field=problem.field, reason=problem.why)
 
 
-def _check_text(value: Any, label: str, key: str, allow_empty: bool = False) -> str:
-    """Return `value` unchanged if it is usable text, else raise BadRow naming `label`."""
+def _field_label(key: str) -> Message:
+    return message("core.data.label.field", field=key)
+
+
+def _check_text(value: Any, label: Message, key: str, allow_empty: bool = False, answer: bool = False) -> str:
+    """Return `value` unchanged if it is usable text, else raise BadRow naming `label`; `answer` says that the text
+    is an answer (a prompt otherwise)."""
     if not isinstance(value, str):
-        raise BadRow(f"{label} is {type_name(value)}, expected text (a string)", key)
+        raise BadRow(message("core.data.row.not_text", label=label, kind=type_name(value)), key)
     if not allow_empty and not value.strip():
-        what = "answer" if key in _ANSWER_KEYS or label.endswith("(assistant) content") else "prompt"
-        raise BadRow(f"{label} is empty; every row needs a non-empty {what}", key)
+        what = message("core.data.row.answer" if answer or key in _ANSWER_KEYS else "core.data.row.prompt")
+        raise BadRow(message("core.data.row.empty", label=label, what=what), key)
     if len(value) > MAX_FIELD_CHARS:
-        raise BadRow(f"{label} is {len(value):,} characters long, over the {MAX_FIELD_CHARS:,} limit; "
-                     "split it into several shorter examples or shorten the text", key)
+        raise BadRow(message("core.data.row.too_long", label=label, length=f"{len(value):,}",
+                             limit=f"{MAX_FIELD_CHARS:,}"), key)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates (e.g. "\ud800" in JSON) would crash tokenizers later.
-        raise BadRow(f"{label} contains an invalid unicode character (a lone surrogate); fix or remove it",
-                     key) from None
+        raise BadRow(message("core.data.row.surrogate", label=label), key) from None
     return value
 
 
@@ -158,8 +193,9 @@ def _text(row: dict, key: str, shape: str, optional: bool = False) -> str:
     if key not in row or (optional and row[key] is None):
         if optional:
             return ""
-        raise BadRow(f'missing field "{key}"; {shape} rows need {_REQUIRED[shape]}', key)
-    return _check_text(row[key], f'field "{key}"', key, allow_empty=optional)
+        raise BadRow(message("core.data.row.missing", field=key, shape=shape,
+                             required=message(f"core.data.required.{shape}")), key)
+    return _check_text(row[key], _field_label(key), key, allow_empty=optional)
 
 
 def _with_system(row: dict, shape: str, turns: list[dict]) -> list[dict]:
@@ -171,17 +207,19 @@ def _with_system(row: dict, shape: str, turns: list[dict]) -> list[dict]:
 
 def _one_turn(turn: Any, where: str, key: str) -> dict:
     if not isinstance(turn, dict):
-        raise BadRow(f'{where} is {type_name(turn)}, expected an object like {{"role": "user", "content": ...}}', key)
+        raise BadRow(message("core.data.turn.not_object", where=where, kind=type_name(turn),
+                             example='{"role": "user", "content": ...}'), key)
     role = turn.get("role", turn.get("from"))
     role = _ROLE_ALIASES.get(role, role) if isinstance(role, str) else role
     if role is None:
-        raise BadRow(f'{where} has no "role"; use "system", "user" or "assistant"', key)
+        raise BadRow(message("core.data.turn.no_role", where=where), key)
     if role not in _ROLES:
-        raise BadRow(f'{where} has role "{show(role)}"; roles must be "system", "user" or "assistant"', key)
+        raise BadRow(message("core.data.turn.bad_role", where=where, role=show(role)), key)
     content_key = "content" if "content" in turn else "value" if "value" in turn else None
     if content_key is None:
-        raise BadRow(f'{where} ({role}) has no "content"; every turn needs its text', key)
-    content = _check_text(turn[content_key], f"{where} ({role}) content", key)
+        raise BadRow(message("core.data.turn.no_content", where=where, role=role), key)
+    label = message("core.data.label.turn", where=where, role=role)
+    content = _check_text(turn[content_key], label, key, answer=role == "assistant")
     return {"role": role, "content": content}
 
 
@@ -190,17 +228,15 @@ def _check_order(turns: list[dict], key: str, end: str) -> None:
     for i in range(start, len(turns)):
         role, expected = turns[i]["role"], ("user", "assistant")[(i - start) % 2]
         if role == "system":
-            raise BadRow(f"{key}[{i}] is a system turn; a system message may only be the first turn", key)
+            raise BadRow(message("core.data.turn.system_later", where=f"{key}[{i}]"), key)
         if role != expected:
-            raise BadRow(f'{key}[{i}] has role "{role}" but "{expected}" was expected; after the optional system '
-                         "turn, turns must alternate user, assistant, user, ...", key)
+            raise BadRow(message("core.data.turn.order", where=f"{key}[{i}]", role=role, expected=expected), key)
     if len(turns) == start:
-        raise BadRow(f'field "{key}" has only a system turn; it needs a user turn and an assistant answer', key)
+        raise BadRow(message("core.data.turn.only_system", field=key), key)
     last = turns[-1]["role"]
     if last != end:
-        what = "a chat row must end with an assistant turn (the answer to learn)" if end == "assistant" \
-            else "a preference prompt must end with a user turn"
-        raise BadRow(f'the last turn {key}[{len(turns) - 1}] is "{last}"; {what}', key)
+        what = message("core.data.turn.end_assistant" if end == "assistant" else "core.data.turn.end_user")
+        raise BadRow(message("core.data.turn.last", where=f"{key}[{len(turns) - 1}]", role=last, what=what), key)
 
 
 def _turns(value: Any, key: str, end: str) -> list[dict]:
@@ -209,13 +245,11 @@ def _turns(value: Any, key: str, end: str) -> list[dict]:
         try:
             value = json.loads(value)
         except (ValueError, RecursionError):
-            raise BadRow(f'field "{key}" is text that is not a JSON list of {{"role", "content"}} turns',
-                         key) from None
+            raise BadRow(message("core.data.turns.text", field=key, turn='{"role", "content"}'), key) from None
     if not isinstance(value, list):
-        raise BadRow(f'field "{key}" is {type_name(value)}, expected a list of {{"role": ..., "content": ...}} turns',
-                     key)
+        raise BadRow(message("core.data.turns.not_list", field=key, kind=type_name(value), turn=TURN), key)
     if not value:
-        raise BadRow(f'field "{key}" is an empty list; it needs a user turn and an assistant answer', key)
+        raise BadRow(message("core.data.turns.empty", field=key), key)
     turns = [_one_turn(turn, f"{key}[{i}]", key) for i, turn in enumerate(value)]
     _check_order(turns, key, end)
     return turns
@@ -245,8 +279,7 @@ def _preference(row: dict, line: int) -> Example:
     chosen = _text(row, "chosen", "preference")
     rejected = _text(row, "rejected", "preference")
     if chosen.strip() == rejected.strip():
-        raise BadRow('fields "chosen" and "rejected" are identical; a preference pair needs two different answers',
-                     "rejected")
+        raise BadRow(message("core.data.row.identical"), "rejected")
     return Example(tuple(_with_system(row, "preference", turns)), line, "preference", chosen, rejected)
 
 
@@ -265,16 +298,15 @@ def _detect_shape(row: dict) -> str | None:
 
 def _parse_row(row: Any, line: int, kind: str) -> Example:
     if not isinstance(row, dict):
-        raise BadRow(f'expected a JSON object like {{"instruction": ..., "output": ...}}, got {type_name(row)}')
+        raise BadRow(message("core.data.row.not_object", example='{"instruction": ..., "output": ...}',
+                             kind=type_name(row)))
     shape = _detect_shape(row)
     if shape is None:
-        raise BadRow(f"no known layout matches; keys found: {keys_of(row)}. Expected instruction/input/output "
-                     "(alpaca), prompt/completion, messages (chat) or prompt/chosen/rejected (preference)")
+        raise BadRow(message("core.data.row.no_layout", keys=keys_of(row)))
     if kind == "sft" and shape == "preference":
-        raise BadRow("this is a preference row (prompt/chosen/rejected), not an SFT example; "
-                     "use the preference/DPO path (kind='preference') for it")
+        raise BadRow(message("core.data.row.preference_in_sft"))
     if kind == "preference" and shape != "preference":
-        raise BadRow(f"this row has the {shape} layout, but preference (DPO) data needs prompt, chosen and rejected")
+        raise BadRow(message("core.data.row.sft_in_preference", shape=shape))
     if shape in ("messages", "preference"):
         return (_chat if shape == "messages" else _preference)(row, line)
     return _single_turn(row, line, shape)
@@ -288,7 +320,8 @@ def _collect(report: DataReport, items: list[tuple[int, Any]], kind: str,
     for line, row in items:
         report.rows_read += 1
         if on_progress is not None and report.rows_read % _PROGRESS_EVERY == 0:
-            on_progress(report.rows_read / len(items), f"Checked {report.rows_read:,} of {len(items):,} rows")
+            checked = message("core.data.progress.rows", done=f"{report.rows_read:,}", total=f"{len(items):,}")
+            on_progress(report.rows_read / len(items), checked)
         if isinstance(row, dict) and len(seen) < 100:
             seen.update(row)
         try:
@@ -296,30 +329,29 @@ def _collect(report: DataReport, items: list[tuple[int, Any]], kind: str,
                 raise row
             example = _parse_row(row, line, kind)
         except BadRow as bad:
-            report.problems.append(RowProblem(line, bad.field, bad.reason))
+            report.problems.append(RowProblem(line, bad.field, bad.why))
             continue
         report.examples.append(example)
         unknown.update(set(row) - _KNOWN_KEYS[example.shape])
     report.shapes = dict(Counter(ex.shape for ex in report.examples))
     if unknown:
-        parts = [f"{show(k, 30)} ({n} row{'s' if n != 1 else ''})" for k, n in unknown.most_common(20)]
-        report.notes.append("ignored unknown keys: " + ", ".join(parts))
+        report.unknown_keys = [(str(show(k, 30)), n) for k, n in unknown.most_common(20)]
     return seen
 
 
 def _no_good_rows(report: DataReport, seen: set[str]) -> DataError:
     if report.rows_read == 0:
-        return DataError(f"{report.path}: file is empty (no rows)")
-    first = "\n".join(f"  {_problem_line(p, report.unit)}" for p in report.problems[:5])
-    found = ", ".join(sorted(show(k, 30) for k in seen)[:30]) or "(none)"
-    return DataError(f"{report.path}: no usable rows; all {report.rows_read} {report.unit}s have problems.\n"
-                     f"Each row must match one of these layouts:\n{LAYOUTS}\nKeys found: {found}\n"
-                     f"First problems:\n{first}")
+        return DataError(message("core.data.file.no_rows", path=report.path))
+    first = [problem_line(p, report.unit) for p in report.problems[:5]]
+    found = ", ".join(sorted(str(show(k, 30)) for k in seen)[:30]) or message("core.none")
+    return DataError(message("core.data.no_usable_rows", path=report.path, count=report.rows_read,
+                             units=message(f"core.data.units.{report.unit}"), layouts=LAYOUTS, keys=found,
+                             first=first))
 
 
-def _checked(path: str, file_format: str, items: list[tuple[int, Any]], notes: list[str], kind: str,
+def _checked(path: str, file_format: str, items: list[tuple[int, Any]], notes: list[Message], kind: str,
              on_progress: Progress | None = None) -> DataReport:
-    report = DataReport(path, file_format, notes=list(notes))
+    report = DataReport(path, file_format, read_notes=list(notes))
     seen = _collect(report, items, kind, on_progress)
     if not report.examples:
         raise _no_good_rows(report, seen)
@@ -387,7 +419,8 @@ def _guarded(path: str | os.PathLike, kind: str, on_progress: Progress | None,
     except DataError:
         raise
     except Exception as err:  # callers (UI, CLI) must only ever need to handle DataError, whatever the bytes are
-        raise DataError(f"{name}: could not read the file ({type(err).__name__}: {show(str(err), 200)})") from err
+        raise DataError(message("core.data.file.failed", path=name, error=f"{type(err).__name__}: "
+                                                                          f"{show(str(err), 200)}")) from err
 
 
 def read_examples(path: str | os.PathLike, *, kind: str = "auto", on_progress: Progress | None = None) -> DataReport:
@@ -419,7 +452,7 @@ def file_kind(path: str | os.PathLike) -> str:
     try:
         stat = os.stat(name)
     except OSError as err:
-        raise DataError(f"{name}: cannot read the file ({err.strerror}); check the path") from None
+        raise DataError(message("core.data.file.cannot_stat", path=name, error=err.strerror)) from None
     version = (name, stat.st_mtime_ns, stat.st_size)
     return _KINDS_READ.get(version) or _file_kind(*version)
 
@@ -442,9 +475,11 @@ def _file_kind(path: str, _mtime_ns: int, _size: int) -> str:
 
 
 def _split_count(name: str, value: Any, total: int) -> int:
+    """How many examples a share (`name`: "val" or "test") asks for."""
     bad = isinstance(value, bool) or not isinstance(value, (int, float))
     if bad or (isinstance(value, float) and not 0 <= value < 1) or (isinstance(value, int) and value < 0):
-        raise ValueError(f"{name} must be a fraction in [0, 1) or a whole count >= 0, got {value!r}")
+        raise ValueError(message("core.data.split.share", share=message(f"core.data.split.{name}"),
+                                 value=repr(value)))
     if isinstance(value, int):
         return value
     count = round(value * total)
@@ -454,11 +489,11 @@ def _split_count(name: str, value: Any, total: int) -> int:
 def split_examples(examples: list[Example], val_size: float, test_size: float,
                    seed: int) -> tuple[list[Example], list[Example], list[Example]]:
     """Shuffle with a fixed seed, then split into (train, val, test); sizes are fractions or counts."""
-    n_val = _split_count("the validation share", val_size, len(examples))
-    n_test = _split_count("the test share", test_size, len(examples))
+    n_val = _split_count("val", val_size, len(examples))
+    n_test = _split_count("test", test_size, len(examples))
     if len(examples) - n_val - n_test < 1:
-        raise ValueError(f"the validation share ({val_size!r}) and the test share ({test_size!r}) leave no training "
-                         f"examples out of {len(examples)}; lower them so that training keeps at least 1")
+        raise ValueError(message("core.data.split.nothing_left", val=repr(val_size), test=repr(test_size),
+                                 total=len(examples)))
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     shuffled = [examples[i] for i in order]

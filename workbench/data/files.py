@@ -9,6 +9,9 @@ Text files may be UTF-8 (with or without a byte-order mark), UTF-16 or UTF-32 (t
 without one by where their zero bytes fall) or Korean CP949/EUC-KR (what Korean Excel saves); an encoding other than
 UTF-8 is read as such and named in a note. A binary file (Parquet without its extension, ZIP, gzip, mostly control
 bytes) is refused with what it looks like.
+
+Every sentence here (a DataError's, a BadRow's reason, a note) is a catalogue Message (workbench/i18n, `core.data.*`),
+put into a language by whoever shows it: `str()` gives the environment's, `say(error, lang)` any.
 """
 
 from __future__ import annotations
@@ -24,24 +27,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from workbench.i18n import Message, message
+
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv",
                ".parquet": "parquet"}
 SUFFIXES = tuple(_EXTENSIONS)  # the file types a data file may have: uploads and file pickers offer these
 
 
-LAYOUTS = ("  alpaca: instruction, input (optional), output\n"
-            "  prompt/completion: prompt, completion\n"
-            '  chat: messages = list of {"role": ..., "content": ...} turns\n'
-            "  preference: prompt, chosen, rejected")
+TURN = '{"role": ..., "content": ...}'  # how a chat turn looks, in messages that show one
+LAYOUTS = message("core.data.layouts", turn=TURN)
 
 
 _COLUMN_SETS = ({"instruction", "output"}, {"prompt", "completion"}, {"messages"}, {"conversations"},
                 {"prompt", "chosen", "rejected"})
 
 
-# Signatures of common non-text files, so the error can say what the file really is.
-_MAGIC = {b"PAR1": "a Parquet file; give it the .parquet extension", b"PK\x03\x04":
-          "a ZIP archive or Excel workbook; export it as CSV (UTF-8)", b"\x1f\x8b": "gzip-compressed; unzip it first"}
+# Signatures of common non-text files, so the error can say what the file really is (core.data.magic.<kind>).
+_MAGIC = {b"PAR1": "parquet", b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip"}
 # The keys of every layout: an object that has one of them is an example, not a file of examples.
 _EXAMPLE_KEYS = {"instruction", "output", "prompt", "completion", "messages", "conversations", "chosen", "rejected"}
 
@@ -54,51 +56,60 @@ class DataError(ValueError):
 
 
 class BadRow(Exception):
-    """One row is unusable; carries the field at fault and the reason (a RowProblem once collected)."""
+    """One row is unusable; carries the field at fault and why (a Message; a RowProblem once collected)."""
 
-    def __init__(self, reason: str, field: str | None = None):
-        super().__init__(reason)
-        self.reason, self.field = reason, field
+    def __init__(self, why: Message, field: str | None = None):
+        super().__init__(why)
+        self.why, self.field = why, field
+
+    @property
+    def reason(self) -> str:
+        """Why, in the environment's language."""
+        return str(self.why)
 
 
-def type_name(value: Any) -> str:
+def type_name(value: Any) -> Message:
+    """What kind of JSON value `value` is, in words ("a number", "text", ...)."""
     if value is None:
-        return "null"
+        return message("core.type.null")
     if isinstance(value, bool):
-        return "a boolean"
+        return message("core.type.boolean")
     # Never repr() numbers: a huge int has no str() in Python 3.11+ (digit limit) and would raise.
-    kinds = {int: "a number", float: "a number", str: "text", list: "a list", dict: "an object", bytes: "bytes"}
-    return kinds.get(type(value), f"a {type(value).__name__}")
+    kinds = {int: "number", float: "number", str: "text", list: "list", dict: "object", bytes: "bytes"}
+    kind = kinds.get(type(value))
+    return message(f"core.type.{kind}") if kind else message("core.type.other", name=type(value).__name__)
 
 
-def show(value: Any, limit: int = 40) -> str:
-    """Safe, short rendering of user data inside a message (escapes lone surrogates)."""
-    text = value if isinstance(value, str) else type_name(value)
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+def show(value: Any, limit: int = 40) -> str | Message:
+    """Safe, short rendering of user data inside a message (escapes lone surrogates); a value that is not text is
+    named by its kind."""
+    if not isinstance(value, str):
+        return type_name(value)
+    text = value.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def keys_of(row: dict) -> str:
-    return ", ".join(show(k, 30) for k in list(row)[:20]) or "(none)"
+def keys_of(row: dict) -> str | Message:
+    return ", ".join(str(show(k, 30)) for k in list(row)[:20]) or message("core.none")
 
 
-def _encoding_hint(raw: bytes) -> str:
+def _encoding_hint(raw: bytes) -> Message:
     try:
         text = raw.decode("cp949")
         if any("\uac00" <= ch <= "\ud7a3" for ch in text):
-            return "the file looks like cp949/EUC-KR (Korean)"
+            return message("core.data.hint.cp949")
     except UnicodeDecodeError:
         pass
     try:
         raw.decode("cp1252")
-        return "the file looks like Windows-1252/Latin-1"
+        return message("core.data.hint.cp1252")
     except UnicodeDecodeError:
-        return "the encoding is unknown"
+        return message("core.data.hint.unknown")
 
 
-def _utf8_reason(where: str, raw_line: bytes, pos: int) -> str:
-    return (f"{where} is not valid UTF-8 (byte 0x{raw_line[pos]:02x} at position {pos}); "
-            f"{_encoding_hint(raw_line)} — save it as UTF-8")
+def _utf8_reason(where: Message, raw_line: bytes, pos: int) -> Message:
+    return message("core.data.not_utf8", where=where, byte=f"{raw_line[pos]:02x}", position=pos,
+                   hint=_encoding_hint(raw_line))
 
 
 def _decode_all(path: str, data: bytes) -> str:
@@ -108,20 +119,19 @@ def _decode_all(path: str, data: bytes) -> str:
         start = data.rfind(b"\n", 0, err.start) + 1
         end = data.find(b"\n", err.start)
         line_no = data.count(b"\n", 0, err.start) + 1
-        reason = _utf8_reason(f"line {line_no}", data[start:len(data) if end < 0 else end], err.start - start)
-        raise DataError(f"{path}: {reason}") from None
+        where = message("core.data.where.file_line", path=path, line=line_no)
+        raise DataError(_utf8_reason(where, data[start:len(data) if end < 0 else end], err.start - start)) from None
 
 
 def _nul_row(where: str, text: str) -> BadRow | None:
-    """A BadRow for text holding a NUL character, which no text file has: the line was damaged (or pasted from a
-    binary file). None for text without one."""
+    """A BadRow for text holding a NUL character, which no text file has: the line (`where` "line") or the row
+    ("row") was damaged, or pasted from a binary file. None for text without one."""
     pos = text.find("\x00")
     if pos < 0:
         return None
     count = text.count("\x00")
-    what = "a NUL byte" if count == 1 else f"{count} NUL bytes"
-    return BadRow(f"{where} contains {what} (\\x00), the first at column {pos + 1}; text never holds one, so {where} "
-                  f"is damaged: remove {'it' if count == 1 else 'them'}, or {where}")
+    key = "core.data.nul.one" if count == 1 else "core.data.nul.many"
+    return BadRow(message(key, where=message(f"core.data.where.the_{where}"), count=count, column=pos + 1))
 
 
 def _loads(text: str) -> Any:
@@ -129,14 +139,19 @@ def _loads(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        return BadRow(f"invalid JSON: {err.msg} at column {err.colno}; each line must be one complete JSON object")
+        return BadRow(message("core.data.json.row_invalid", error=err.msg, column=err.colno))
     except RecursionError:
-        return BadRow("invalid JSON: nested too deeply")
+        return BadRow(message("core.data.json.row_too_deep"))
     except ValueError as err:  # e.g. an integer with more digits than Python allows
-        return BadRow(f"invalid JSON: {show(str(err), 120)}")
+        return BadRow(message("core.data.json.row_error", error=show(str(err), 120)))
 
 
-def _read_jsonl(data: bytes, notes: list[str]) -> list[tuple[int, Any]]:
+def _plural(key: str, count: int) -> Message:
+    """`key.one` for 1, `key.many` otherwise, with the count (English has a plural; Korean says it the same)."""
+    return message(f"{key}.{'one' if count == 1 else 'many'}", count=count)
+
+
+def _read_jsonl(data: bytes, notes: list[Message]) -> list[tuple[int, Any]]:
     sep = b"\r" if b"\n" not in data and b"\r" in data else b"\n"  # old Mac files end lines with CR only
     pieces = data.split(sep)
     if pieces and not pieces[-1]:
@@ -149,67 +164,63 @@ def _read_jsonl(data: bytes, notes: list[str]) -> list[tuple[int, Any]]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
             # Decode line by line so one badly encoded line does not cost the whole file.
-            items.append((num, BadRow(_utf8_reason(f"line {num}", raw, err.start))))
+            items.append((num, BadRow(_utf8_reason(message("core.data.where.line", line=num), raw, err.start))))
             continue
         if not text.strip():
             blank += 1
             continue
-        items.append((num, _nul_row("the line", text) or _loads(text)))
+        items.append((num, _nul_row("line", text) or _loads(text)))
     if blank:
-        notes.append(f"{blank} blank line{'s' if blank != 1 else ''} skipped")
+        notes.append(_plural("core.data.note.blank_lines", blank))
     return items
 
 
-def _unwrap(path: str, doc: Any, notes: list[str]) -> list:
+def _unwrap(path: str, doc: Any, notes: list[Message]) -> list:
     if isinstance(doc, list):
         if not doc:
-            raise DataError(f"{path}: the JSON list is empty; add at least one example object")
+            raise DataError(message("core.data.json.empty_list", path=path))
         return doc
     if isinstance(doc, dict):
         lists = [k for k, v in doc.items() if isinstance(v, list) and any(isinstance(x, dict) for x in v)]
         if len(lists) == 1:
-            notes.append(f'the file holds an object; used the list of rows under key "{show(lists[0])}"')
+            notes.append(message("core.data.note.rows_under_key", field=show(lists[0])))
             return doc[lists[0]]
-        hint = " (it looks like a single example)" if _EXAMPLE_KEYS & set(doc) else ""
-        raise DataError(f"{path}: a .json file must hold a list of objects like [{{...}}, {{...}}], but it holds one "
-                        f"object{hint} with keys: {keys_of(doc)}. Wrap the rows in [ ], or use .jsonl with one "
-                        "object per line")
-    raise DataError(f"{path}: a .json file must hold a list of objects, but it holds {type_name(doc)}; "
-                    "or use .jsonl with one object per line")
+        hint = message("core.data.json.single_example") if _EXAMPLE_KEYS & set(doc) else ""
+        raise DataError(message("core.data.json.one_object", path=path, example="[{...}, {...}]", hint=hint,
+                                keys=keys_of(doc)))
+    raise DataError(message("core.data.json.not_a_list", path=path, kind=type_name(doc)))
 
 
-def _read_json(path: str, data: bytes, notes: list[str]) -> tuple[str, list[tuple[int, Any]]]:
+def _read_json(path: str, data: bytes, notes: list[Message]) -> tuple[str, list[tuple[int, Any]]]:
     text = _decode_all(path, data)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data" and "\n" in text.strip():
             # A common mix-up: JSON Lines saved with a .json extension. Read it the way it was written.
-            notes.append("the .json file holds one JSON object per line (JSON Lines); read it as JSONL")
+            notes.append(message("core.data.note.json_lines"))
             return "jsonl", _read_jsonl(data, notes)
-        what = "a NUL byte (\\x00), which no text holds" if text[err.pos:err.pos + 1] == "\x00" else err.msg
-        raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {what}. Fix the syntax "
-                        "(a .json file must hold one list of objects), or use .jsonl with one object per line"
-                        ) from None
+        what = message("core.data.json.nul") if text[err.pos:err.pos + 1] == "\x00" else err.msg
+        raise DataError(message("core.data.json.invalid", path=path, line=err.lineno, column=err.colno,
+                                error=what)) from None
     except RecursionError:
-        raise DataError(f"{path}: the JSON is nested too deeply to read") from None
+        raise DataError(message("core.data.json.too_deep", path=path)) from None
     except ValueError as err:
-        raise DataError(f"{path}: invalid JSON: {show(str(err), 120)}") from None
+        raise DataError(message("core.data.json.error", path=path, error=show(str(err), 120))) from None
     return "json", list(enumerate(_unwrap(path, doc, notes), 1))
 
 
 def _check_columns(path: str, columns: list[str]) -> None:
     if not any(need <= set(columns) for need in _COLUMN_SETS):
-        found = ", ".join(show(c, 30) for c in columns[:30]) or "(none)"
-        raise DataError(f"{path}: the columns are: {found}. None of the supported layouts fits; "
-                        f"rename the columns to one of:\n{LAYOUTS}")
+        found = ", ".join(str(show(c, 30)) for c in columns[:30]) or message("core.none")
+        raise DataError(message("core.data.columns_unknown", path=path, columns=found, layouts=LAYOUTS))
 
 
 def _ragged(count: int, expected: int, delimiter: str) -> BadRow:
-    sep = "tab" if delimiter == "\t" else "comma"
-    fix = (f"a value probably contains an unquoted {sep}; put such values in double quotes" if count > expected
-           else "a value is missing or a quote is not closed")
-    return BadRow(f"row has {count} fields but the header has {expected}; {fix}")
+    sep = message("core.data.sep.tab" if delimiter == "\t" else "core.data.sep.comma")
+    fix = (message("core.data.ragged.unquoted", sep=sep) if count > expected
+           else message("core.data.ragged.missing"))
+    return BadRow(message("core.data.ragged", count=count, expected=expected, fix=fix))
 
 
 def _allow_long_fields(size: int) -> None:
@@ -228,34 +239,35 @@ def _csv_row(header: list[str], record: list[str], delimiter: str) -> Any:
         return _ragged(len(record), len(header), delimiter)
     for cell in record:
         if "\x00" in cell:
-            return _nul_row("the row", cell)
+            return _nul_row("row", cell)
     return dict(zip(header, record))
 
 
-def _read_csv(path: str, data: bytes, notes: list[str], delimiter: str) -> list[tuple[int, Any]]:
+def _read_csv(path: str, data: bytes, notes: list[Message], delimiter: str) -> list[tuple[int, Any]]:
     text = _decode_all(path, data)
     _allow_long_fields(len(text) + 1)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         records = list(reader)
     except csv.Error as err:
-        raise DataError(f"{path}: cannot parse the file near line {reader.line_num}: {err}") from None
+        raise DataError(message("core.data.csv.unparsable", path=path, line=reader.line_num, error=str(err))) from None
     filled = [i for i, rec in enumerate(records) if any(cell.strip() for cell in rec)]
     if not filled:
-        raise DataError(f"{path}: file is empty (no header, no rows)")
+        raise DataError(message("core.data.csv.empty", path=path))
     header = [cell.strip() for cell in records[filled[0]]]
     if header != records[filled[0]]:
-        notes.append("removed spaces around column names")
+        notes.append(message("core.data.note.column_spaces"))
     twice = [h for h, n in Counter(header).items() if n > 1]
     if twice:
-        raise DataError(f"{path}: column {', '.join(show(h) for h in twice)} appears more than once in the header")
+        names = ", ".join(str(show(h)) for h in twice)
+        raise DataError(message("core.data.csv.column_twice", path=path, columns=names))
     _check_columns(path, header)
     items = [(i + 1, _csv_row(header, records[i], delimiter)) for i in filled[1:]]
     if not items:
-        raise DataError(f"{path}: the file has a header ({', '.join(header)}) but no data rows; add rows below it")
+        raise DataError(message("core.data.csv.no_rows", path=path, header=", ".join(header)))
     blank = len(records) - len(filled)
     if blank:
-        notes.append(f"{blank} blank row{'s' if blank != 1 else ''} skipped")
+        notes.append(_plural("core.data.note.blank_rows", blank))
     return items
 
 
@@ -271,10 +283,9 @@ def _read_parquet(path: str) -> list[tuple[int, Any]]:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable Parquet file ({show(str(err), 200)}); re-export it, "
-                        "e.g. with pandas DataFrame.to_parquet, or use .jsonl") from err
+        raise DataError(message("core.data.parquet.unreadable", path=path, error=show(str(err), 200))) from err
     if table.num_rows == 0:
-        raise DataError(f"{path}: the Parquet file has columns ({', '.join(table.column_names)}) but no rows")
+        raise DataError(message("core.data.parquet.no_rows", path=path, columns=", ".join(table.column_names)))
     _check_columns(path, table.column_names)
     return [(i, {k: v for k, v in row.items() if not _is_missing(v)}) for i, row in enumerate(table.to_pylist(), 1)]
 
@@ -284,11 +295,11 @@ def _read_bytes(path: str, limit: int = -1) -> bytes:
         with open(path, "rb") as handle:
             return handle.read(limit)
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path") from None
+        raise DataError(message("core.data.file.not_found", path=path)) from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a file; pick the data file inside it") from None
+        raise DataError(message("core.data.file.folder", path=path)) from None
     except OSError as err:
-        raise DataError(f"{path}: cannot read the file ({err.strerror or err})") from None
+        raise DataError(message("core.data.file.unreadable", path=path, error=err.strerror or str(err))) from None
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -301,14 +312,14 @@ def _looks_binary(data: bytes) -> bool:
 
 
 def _refuse_known_binary(path: str, data: bytes) -> None:
-    for magic, what in _MAGIC.items():
+    for magic, kind in _MAGIC.items():
         if data.startswith(magic):
-            raise DataError(f"{path}: this looks like a binary file, not text: {what}")
+            raise DataError(message("core.data.binary.known", path=path, what=message(f"core.data.magic.{kind}")))
 
 
 def _refuse_binary(path: str, data: bytes) -> None:
     if _looks_binary(data):
-        raise DataError(f"{path}: this looks like a binary file, not text; use a .jsonl, .json, .csv or .parquet file")
+        raise DataError(message("core.data.binary", path=path))
 
 
 # UTF-32's byte-order marks first: the UTF-32 LE mark (FF FE 00 00) starts with the UTF-16 LE one (FF FE).
@@ -339,27 +350,27 @@ def _sniff_wide(head: bytes) -> str | None:
     return None
 
 
-def _from_wide(path: str, data: bytes, notes: list[str]) -> bytes:
+def _from_wide(path: str, data: bytes, notes: list[Message]) -> bytes:
     """A UTF-16 or UTF-32 file converted to UTF-8 bytes (with a note saying so); any other file unchanged."""
     bom = next(((mark, codec) for mark, codec in _WIDE_BOMS if data.startswith(mark)), None)
     codec = bom[1] if bom else _sniff_wide(data[:65536])
     if codec is None:
         return data
     name = codec.upper().replace("-LE", " LE").replace("-BE", " BE")
-    how = "its byte-order mark" if bom else "its zero bytes; it has no byte-order mark"
+    how = message("core.data.told_by.bom" if bom else "core.data.told_by.zeros")
     start = len(bom[0]) if bom else 0
     try:
         text = data[start:].decode(codec)
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: the file looks {name} encoded (told by {how}), but it is not valid {name} at "
-                        f"byte {start + err.start} ({err.reason}); save the file as UTF-8") from None
-    notes.append(f"the file was encoded as {name} (told by {how}); read it as such")
+        raise DataError(message("core.data.wide.invalid", path=path, name=name, how=how, byte=start + err.start,
+                                error=err.reason)) from None
+    notes.append(message("core.data.note.wide", name=name, how=how))
     # Lone surrogates cannot come out of a strict decode, so UTF-8 can hold every character.
     return text.encode("utf-8")
 
 
 _HANGUL = re.compile("[\uac00-\ud7a3]")
-CP949_NOTE = "the file was encoded as CP949/EUC-KR (Korean Windows/Excel); read it as such"
+CP949_NOTE = message("core.data.note.cp949")
 
 
 def _is_cp949(data: bytes, line_by_line: bool) -> bool:
@@ -385,7 +396,7 @@ def _is_cp949(data: bytes, line_by_line: bool) -> bool:
     return not line_by_line or len(foreign) * 2 >= len(lines)
 
 
-def _from_cp949(data: bytes, notes: list[str], line_by_line: bool) -> bytes:
+def _from_cp949(data: bytes, notes: list[Message], line_by_line: bool) -> bytes:
     """A CP949/EUC-KR file as UTF-8 bytes (with a note); a UTF-8 file, or one of unclear encoding, unchanged."""
     if data.isascii():
         return data
@@ -401,27 +412,28 @@ def _from_cp949(data: bytes, notes: list[str], line_by_line: bool) -> bytes:
 
 
 def read_text(path: str) -> tuple[str, list[str]]:
-    """A text file's text and notes on how it was read: UTF-8 (with or without a byte-order mark), UTF-16/32, or
-    Korean CP949/EUC-KR as Korean Excel saves a CSV. Anything else raises DataError naming the line and a fix."""
-    notes: list[str] = []
+    """A text file's text and notes on how it was read (in the environment's language): UTF-8 (with or without a
+    byte-order mark), UTF-16/32, or Korean CP949/EUC-KR as Korean Excel saves a CSV. Anything else raises DataError
+    naming the line and a fix."""
+    notes: list[Message] = []
     data = _from_wide(path, _read_bytes(path), notes)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     data = _from_cp949(data, notes, line_by_line=False)
-    return _decode_all(path, data), notes
+    return _decode_all(path, data), [str(note) for note in notes]
 
 
-def read_rows(path: str) -> tuple[str, list[tuple[int, Any]], list[str]]:
+def read_rows(path: str) -> tuple[str, list[tuple[int, Any]], list[Message]]:
     """(file format, (line, row) pairs, notes on what was fixed along the way) of a data file."""
     ext = Path(path).suffix.lower()
     if ext not in _EXTENSIONS:
-        raise DataError(f"{path}: unsupported file type {ext or '(no extension)'!r}; supported: .jsonl .json .csv "
-                        ".parquet (also .ndjson and .tsv)")
+        raise DataError(message("core.data.file.unsupported", path=path,
+                                ext=repr(ext) if ext else message("core.data.file.no_extension")))
     file_format, notes = _EXTENSIONS[ext], []
     # Parquet is read by pyarrow; only peek at it here, to report a missing or empty file the same way.
     data = _read_bytes(path, 4 if file_format == "parquet" else -1)
     if not data.strip():
-        raise DataError(f"{path}: file is empty; add one example per row")
+        raise DataError(message("core.data.file.empty", path=path))
     if file_format == "parquet":
         return file_format, _read_parquet(path), notes
     _refuse_known_binary(path, data)
@@ -429,12 +441,12 @@ def read_rows(path: str) -> tuple[str, list[tuple[int, Any]], list[str]]:
     _refuse_binary(path, data)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
-        notes.append("removed a UTF-8 byte-order mark")
+        notes.append(message("core.data.note.bom"))
         if not data.strip():
-            raise DataError(f"{path}: file is empty (only a byte-order mark); add one example per row")
+            raise DataError(message("core.data.file.only_bom", path=path))
     data = _from_cp949(data, notes, line_by_line=file_format == "jsonl")
     if b"\r\n" in data:
-        notes.append("Windows line endings (CRLF) handled")
+        notes.append(message("core.data.note.crlf"))
     if file_format == "jsonl":
         return file_format, _read_jsonl(data, notes), notes
     if file_format == "json":

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.i18n import message
+
 IGNORE_INDEX = -100
 FALLBACK_TEMPLATE = (
     "{% for m in messages %}{{ '### ' + m['role'].capitalize() + ':\\n' + m['content'] + '\\n\\n' }}{% endfor %}"
@@ -225,8 +227,9 @@ class TokenLengths:
             chunk = indices[start:start + self.CHUNK]
             lengths += example_lengths([self.examples[i] for i in chunk], self.tokenizer)
             if on_progress is not None:
-                on_progress((start + len(chunk)) / len(indices),
-                            f"Counted the tokens of {start + len(chunk):,} of {len(indices):,} examples")
+                on_progress((start + len(chunk)) / len(indices), message("core.data.progress.tokens",
+                                                                         done=f"{start + len(chunk):,}",
+                                                                         total=f"{len(indices):,}"))
         return lengths
 
     def _fill(self, indices: Sequence[int], on_progress: Any = None) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from workbench.i18n import message
+
 SAMPLES_DIR = Path(__file__).parent / "samples"
 SAMPLE_PREFIX = "sample:"
 DEFAULT_SAMPLE = "en_ticket_triage"
@@ -25,7 +27,8 @@ def resolve_data_path(spec: str) -> Path:
         name = spec[len(SAMPLE_PREFIX):]
         path = SAMPLES_DIR / f"{name}.jsonl"
         if name not in list_samples() + [GENERAL_REFERENCE] or not path.is_file():
-            raise FileNotFoundError(f"no bundled sample {name!r}; choose one of: {', '.join(list_samples())}")
+            raise FileNotFoundError(message("core.data.sample.unknown", name=repr(name),
+                                            choices=", ".join(list_samples())))
         return path
     return Path(spec).expanduser()
 
@@ -39,5 +42,5 @@ def sample_info(name: str) -> dict[str, Any]:
     """What a bundled sample is measured by (samples.yaml): its headline metric, its preset, whether it needs a
     base model that reads Korean."""
     if name not in _infos():
-        raise ValueError(f"no entry for sample {name!r} in {SAMPLES_DIR / 'samples.yaml'}; add its headline metric")
+        raise ValueError(message("core.data.sample.no_entry", name=repr(name), path=str(SAMPLES_DIR / "samples.yaml")))
     return {"preset": "classroom-lora", "korean_base": False, **_infos()[name]}

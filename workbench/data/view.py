@@ -1,5 +1,6 @@
 """What the Data tab shows about a file: the validation report, the split, previews and token lengths, as plain
-data (the CLI's `data check` reads the same file the same way)."""
+data (the CLI's `data check` reads the same file the same way). The report is written in the language asked for
+(`describe_data(..., lang=)`; the catalogues' `core.data.*`), the file read once for every language."""
 
 from __future__ import annotations
 
@@ -8,23 +9,21 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.config import field_label
 from workbench.data.examples import gc_paused, preview_rows, read_examples, read_with_kind, split_examples
 from workbench.data.formatting import TokenLengths, length_bounds
 from workbench.data.language import KOREAN, MIXED, is_hangul, language_of, percentile, suggested_new_tokens
 from workbench.data.samples import resolve_data_path
+from workbench.i18n import Message, message, say, text
 from workbench.models.loading import cached_tokenizer
 
-PREFERENCE_NOTE = ("Preference pairs (prompt / chosen / rejected): data for DPO, which learns to prefer the chosen "
-                   "answer over the rejected one. The Train tab switches its objective to DPO for this file; the SFT "
-                   "objective needs instruction rows. Token lengths count the prompt and the chosen answer.")
+PREFERENCE_NOTE = message("core.data.view.preference")
 
 
 @dataclass
 class DataView:
     """What the Data tab shows about a chosen file and split."""
 
-    summary: str
+    summary: str  # in the language describe_data was asked for
     good: int
     splits: dict[str, list[dict]] = field(default_factory=dict)
     # Token lengths per split for the chart: every example's, or a random sample of LENGTH_SAMPLE of a bigger split
@@ -45,8 +44,7 @@ class DataView:
 
 
 LENGTH_SAMPLE = 2_000  # examples per split whose lengths the chart shows: a histogram's shape needs no more
-MAX_LEN_LABEL = field_label("train", "max_seq_len")
-SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+MAX_LEN_LABEL = message("train.max_seq_len.label")  # the Train tab's name of the setting
 ANSWER_SAMPLE = 500  # training answers measured for their length and language
 
 
@@ -89,7 +87,7 @@ def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size:
         return None if on_progress is None else (lambda done, message: on_progress(low + (high - low) * done, message))
 
     if on_progress is not None:
-        on_progress(0.0, f"Reading {os.path.basename(path)}")
+        on_progress(0.0, message("core.data.progress.reading", name=os.path.basename(path)))
     report, kind = read_with_kind(path, kind=kind, on_progress=stage(0.0, 0.6))
     tokenizer = cached_tokenizer(model)
     examples = report.examples
@@ -102,7 +100,8 @@ def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size:
         except ValueError as exc:  # e.g. 10 % + 10 % of 2 rows: the rows are still reported, the split beside them
             if not examples:
                 raise
-            split_problem, order = str(exc), split_examples(list(range(len(examples))), 0, 0, seed)
+            # Kept as the Message it was raised with (not the exception, whose traceback would stay in the cache).
+            split_problem, order = exc.args[0], split_examples(list(range(len(examples))), 0, 0, seed)
         bounds = length_bounds(examples, tokenizer)
         parts, lengths = {}, {}
         for i, (name, positions) in enumerate(zip(("train", "val", "test"), order)):
@@ -119,12 +118,14 @@ def _measured(path: str, _mtime_ns: int, _size: int, val_size: float, test_size:
 
 
 def describe_data(path: str, val_size: float, test_size: float, seed: int, model: str = "embedded",
-                  max_len: int = 256, preview: int = 8, kind: str = "auto", on_progress: Any = None) -> DataView:
+                  max_len: int = 256, preview: int = 8, kind: str = "auto", on_progress: Any = None,
+                  lang: str | None = None) -> DataView:
     """Read, validate and split a data file; token lengths per split with the model's chat template.
 
     kind "auto" takes a file of preference pairs as DPO data and anything else as instructions (SFT), whose
     report then names the preference rows as bad; "sft" or "preference" asks for one kind. on_progress(fraction,
-    message), if given, hears how far the check is (a UI's progress bar; the core knows no UI).
+    message), if given, hears how far the check is (a UI's progress bar; the core knows no UI). The summary, the
+    split problem and the bad rows' reasons are in `lang` (default: the environment's language).
     """
     resolved = os.fspath(resolve_data_path(path))
     try:
@@ -139,42 +140,49 @@ def describe_data(path: str, val_size: float, test_size: float, seed: int, model
     for i, counts in enumerate(lengths.values()):  # only examples that may be over max_len are counted, once each
         bar = None if on_progress is None else (lambda done, text, i=i: on_progress(0.95 + (i + done) / 60, text))
         truncated += counts.count_over(max_len, bar)
-    sizes = ", ".join(f"{SPLIT_NAMES[name]} {len(examples)}" for name, examples in parts.items())
-    note = f"\n\n{PREFERENCE_NOTE}" if kind == "preference" else ""
-    summary = f"{report.summary()}{note}\n\nSplit (seed {seed}): {sizes}."
-    if split_problem:
-        summary += (f"\n⚠️ The validation and test shares cannot be used: {split_problem}. The split above "
-                    "shows every row as training; set both shares to 0 to train on every row.")
-    if truncated:
-        summary += (f"\n{truncated} example(s) are longer than the Train tab's max length ({MAX_LEN_LABEL} "
-                    f"{max_len}); their prompts will be cut.")
     sampled = any(counts.sampled < len(examples) for counts, examples in zip(lengths.values(), parts.values()))
-    if sampled:
-        summary += (f"\nThe token-length chart shows a random sample of {LENGTH_SAMPLE:,} examples per split; the "
-                    "count of examples over the max length is over all of them.")
     charted = {name: counts.sample() for name, counts in lengths.items()}
     longest = max((max(values) for values in charted.values() if values), default=0)
     answer_p95 = percentile(answers.lengths, 95)
     new_tokens = suggested_new_tokens(answer_p95)
-    if answers.language in (KOREAN, MIXED) and answers.syllables:
-        summary += "\n\n" + korean_note(answers, longest, answer_p95, new_tokens, max_len)
-    problems = [{report.unit: p.line, "field": p.field or "", "reason": p.reason} for p in report.problems]
+    korean = (korean_note(answers, longest, answer_p95, new_tokens, max_len)
+              if answers.language in (KOREAN, MIXED) and answers.syllables else None)
+    sizes = {name: len(examples) for name, examples in parts.items()}
+    summary = "\n".join([report.summary(lang=lang), *_view_lines(kind, seed, sizes, split_problem, truncated, max_len,
+                                                                 sampled, korean, lang)])
+    problems = [{report.unit: p.line, "field": p.field or "", "reason": p.why.render(lang)} for p in report.problems]
     if on_progress is not None:
-        on_progress(1.0, "Checked")
+        on_progress(1.0, message("core.data.progress.checked"))
     return DataView(summary=summary, good=report.good, truncated=truncated, kind=kind, sampled=sampled,
                     lengths=charted,
                     splits={name: preview_rows(examples, preview) for name, examples in parts.items()},
-                    problems=problems, split_problem=split_problem, language=answers.language, longest=longest,
-                    answer_p95=answer_p95, new_tokens=new_tokens,
-                    sizes={name: len(examples) for name, examples in parts.items()})
+                    problems=problems, split_problem=say(split_problem, lang) if split_problem else "",
+                    language=answers.language, longest=longest, answer_p95=answer_p95, new_tokens=new_tokens,
+                    sizes=sizes)
 
 
-def korean_note(answers: AnswerStats, longest: int, answer_p95: int, new_tokens: int, max_len: int) -> str:
+def _view_lines(kind: str, seed: int, sizes: dict[str, int], split_problem: Any, truncated: int, max_len: int,
+                sampled: bool, korean: Message | None, lang: str | None) -> list[str]:
+    """The lines the Data tab adds below the file's report, in `lang`."""
+    lines = ["", PREFERENCE_NOTE.render(lang)] if kind == "preference" else []
+    split = ", ".join(text(f"core.data.view.split.{name}", lang, count=count) for name, count in sizes.items())
+    lines += ["", text("core.data.view.split", lang, seed=seed, sizes=split)]
+    if split_problem:
+        lines.append(text("core.data.view.split_problem", lang, problem=say(split_problem, lang)))
+    if truncated:
+        lines.append(text("core.data.view.truncated", lang, count=truncated, label=MAX_LEN_LABEL.render(lang),
+                          max_len=max_len))
+    if sampled:
+        lines.append(text("core.data.view.sampled", lang, count=f"{LENGTH_SAMPLE:,}"))
+    if korean is not None:
+        lines += ["", korean.render(lang)]
+    return lines
+
+
+def korean_note(answers: AnswerStats, longest: int, answer_p95: int, new_tokens: int, max_len: int) -> Message:
     """What Korean costs on the model's tokenizer, in this file's own numbers."""
     per_syllable = sum(answers.lengths) / answers.syllables
-    fits = (f"{MAX_LEN_LABEL} {max_len} holds the longest" if longest <= max_len else
-            f"raise {MAX_LEN_LABEL} on the Train tab from {max_len} to {longest} or more so that no example is cut")
-    return (f"Korean text: this tokenizer spends about {per_syllable:.1f} tokens per Hangul syllable (English "
-            f"words take 1–2), so an example here is up to {longest} tokens and 95 % of the answers fit in "
-            f"{answer_p95} tokens. Compare, Evaluate and the Arena answer with up to {new_tokens} new tokens for "
-            f"this data, so answers are not cut mid-sentence; {fits}.")
+    fits = (message("core.data.korean.fits", label=MAX_LEN_LABEL, max_len=max_len) if longest <= max_len else
+            message("core.data.korean.raise", label=MAX_LEN_LABEL, max_len=max_len, longest=longest))
+    return message("core.data.korean", per_syllable=f"{per_syllable:.1f}", longest=longest, answer_p95=answer_p95,
+                   new_tokens=new_tokens, fits=fits)

@@ -94,17 +94,26 @@ class Message:
     """A sentence of the catalogue not yet put into a language: the core builds these (and raises exceptions with
     one as their argument, e.g. `raise ValueError(Message("train.refused.dpo", method=name))`), and whoever shows
     it picks the language: the UI the browser's (`say(error, lang)`), the CLI the environment's (`str()`).
-    A field may itself be a Message (e.g. a field's label), rendered in the same language."""
+    A field may itself be a Message (e.g. a field's label), rendered in the same language, or a list of them (e.g.
+    a report's first problems), rendered one a line."""
 
     key: str
     fields: dict[str, object] = field(default_factory=dict)
 
     def render(self, lang: str | None = None) -> str:
-        return text(self.key, lang, **{name: value.render(lang) if isinstance(value, Message) else value
-                                       for name, value in self.fields.items()})
+        return text(self.key, lang, **{name: _rendered(value, lang) for name, value in self.fields.items()})
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _rendered(value: object, lang: str | None) -> object:
+    """A Message field's value in `lang`: a Message rendered, a list of them one a line, anything else as it is."""
+    if isinstance(value, Message):
+        return value.render(lang)
+    if isinstance(value, list) and any(isinstance(item, Message) for item in value):
+        return "\n".join(say(item, lang) for item in value)
+    return value
 
 
 def message(key: str, **fields: object) -> Message:

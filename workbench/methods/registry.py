@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench.i18n import Message, message
+
 if TYPE_CHECKING:  # config imports this module; only the types are needed here
     from torch import nn
 
@@ -32,32 +34,35 @@ class Knob:
     choices: tuple[str, ...] = ()
     step: float | None = None
 
-    def check(self, value: Any) -> str | None:
-        """Return an error message for a bad value, or None when it is fine."""
+    def check(self, value: Any) -> Message | None:
+        """Return an error message for a bad value (a catalogue Message), or None when it is fine."""
         return check_value(f"method.{self.name}", value, self.default, self.minimum, self.maximum, self.choices,
                            max_chars=2000)
 
 
 def check_value(where: str, value: Any, default: Any, minimum: float | None = None, maximum: float | None = None,
-                choices: tuple[str, ...] = (), max_chars: int | None = None) -> str | None:
+                choices: tuple[str, ...] = (), max_chars: int | None = None) -> Message | None:
     """The one check of a setting's value against its kind (the default's type), range and choices: an error message
-    that names the setting, the value and what would be right, or None. Method knobs and every config field use it."""
+    that names the setting, the value and what would be right (a catalogue Message, `core.setting.*`: str() in the
+    environment's language, say(problem, lang) in any), or None. Method knobs and every config field use it."""
     if choices:
-        return None if value in choices else f"{where} is {value!r}; choose one of: {', '.join(choices)}"
+        return None if value in choices else message("core.setting.choice", where=where, value=repr(value),
+                                                      choices=", ".join(choices))
     kind = type(default)
     if kind is bool and not isinstance(value, bool):
-        return f"{where} must be true or false; got {value!r}"
+        return message("core.setting.boolean", where=where, value=repr(value))
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        return f"{where} must be a whole number; got {value!r}"
+        return message("core.setting.whole", where=where, value=repr(value))
     if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-        return f"{where} must be a number; got {value!r}"
+        return message("core.setting.number", where=where, value=repr(value))
     if kind is str:
         if not isinstance(value, str):
-            return f"{where} must be text; got {value!r}"
+            return message("core.setting.text", where=where, value=repr(value))
         if max_chars is not None and len(value) > max_chars:
-            return f"{where} must be text of at most {max_chars} characters; got {value!r:.60}"
+            return message("core.setting.too_long", where=where, limit=max_chars, value=f"{value!r:.60}")
     if minimum is not None and maximum is not None and not minimum <= value <= maximum:
-        return f"{where} must be between {minimum:g} and {maximum:g}; got {value!r}"
+        return message("core.setting.range", where=where, minimum=f"{minimum:g}", maximum=f"{maximum:g}",
+                       value=repr(value))
     return None
 
 
@@ -181,7 +186,8 @@ def get_method(name: str) -> MethodSpec:
     try:
         return METHODS[name]
     except KeyError:
-        raise ValueError(f"Unknown PEFT method {name!r}; choose one of: {', '.join(sorted(METHODS))}") from None
+        raise ValueError(message("core.setting.unknown_method", name=repr(name),
+                                 choices=", ".join(sorted(METHODS)))) from None
 
 
 def linear_names(model: nn.Module, wanted: tuple[str, ...]) -> list[str]:

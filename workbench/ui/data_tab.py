@@ -12,10 +12,10 @@ import pandas as pd
 from workbench.app import NO_DATA, Workbench
 from workbench.config import MAX_SHARE, DataConfig, TrainConfig, field_label, field_range
 from workbench.data.files import SUFFIXES
-from workbench.data.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples
+from workbench.data.samples import DEFAULT_SAMPLE, SAMPLE_PREFIX, list_samples, sample_info
 from workbench.data.view import describe_data
 from workbench.fsio import write_csv
-from workbench.i18n import text
+from workbench.i18n import say, text
 from workbench.plots import make_length_histogram
 from workbench.ui.i18n import T, lang_of
 
@@ -58,6 +58,17 @@ def data_name(path: str, lang: str) -> str:
 
 def no_data_line(reason: str, lang: str) -> str:
     return text("data.no_data", lang, reason=reason.rstrip("."))
+
+
+def korean_base_note(path: str, lang: str) -> str:
+    """For a bundled sample that only a base model reading Korean can learn (samples.yaml `korean_base`): what the
+    embedded model does with it and what to pick instead; "" for any other data."""
+    name = path[len(SAMPLE_PREFIX):] if path.startswith(SAMPLE_PREFIX) else ""
+    try:
+        needs_korean = bool(name) and sample_info(name)["korean_base"]
+    except ValueError:  # a sample without an entry: nothing to say about it
+        needs_korean = False
+    return f"\n\n{text('data.korean_base', lang)}" if needs_korean else ""
 
 
 def headline(view, name: str, max_len: int, lang: str) -> str:
@@ -118,23 +129,27 @@ def build_data_tab(workbench: Workbench) -> DataTab:
     def failed(exc: Exception, lang: str) -> tuple:
         """Nothing of the previous data stays on screen as if it were this file's: the tab shows the failure, and the
         Train tab says there is no data until a sample or a fixed file is chosen (no file is touched)."""
-        gr.Warning(str(exc).splitlines()[0])
+        said = say(exc, lang)
+        gr.Warning(said.splitlines()[0])
         empty = _frame([])
-        return ("", text("data.not_used", lang, error=exc), gr.update(value=None, visible=False), None, empty,
-                empty, empty, gr.update(visible=False), no_data_line(str(exc).splitlines()[0], lang), {})
+        return ("", text("data.not_used", lang, error=said), gr.update(value=None, visible=False), None, empty,
+                empty, empty, gr.update(visible=False), no_data_line(said.splitlines()[0], lang), {})
 
     def show(path: str, keep: Callable[[], str], val_size: float, test_size: float, seed: float, max_len: int,
              lang: str, progress: gr.Progress | None = None):
         max_len = int(max_len or DEFAULT_MAX_LEN)
         # A big upload takes seconds to check and count: the bar says how far it is (a no-op outside an event).
-        report = None if progress is None else (lambda done, message: progress(done, desc=message))
+        report = None if progress is None else (lambda done, message: progress(done, desc=say(message, lang)))
         try:
-            view = describe_data(path, val_size, test_size, int(seed or 0), max_len=max_len, on_progress=report)
+            view = describe_data(path, val_size, test_size, int(seed or 0), max_len=max_len, on_progress=report,
+                                 lang=lang)
             kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:
             return failed(exc, lang)
         frames = [_frame(view.splits[split]) for split in ("train", "val", "test")]
-        summary = view.summary.replace(f"File: {path}", f"File: {kept}", 1)  # the copy runs use, not the temp file
+        shown = (text("core.data.report.file", lang, path=name) for name in (path, kept))
+        summary = view.summary.replace(*shown, 1)  # the copy runs use, not the temp file
+        summary += korean_base_note(kept, lang)
         problems = _problems_csv(workbench, kept, view.problems)  # shown only when there are bad rows
         if view.split_problem:  # the rows are reported all the same; the split's fix is one click away
             gr.Warning(text("data.split_warning", lang))

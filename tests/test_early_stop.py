@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.data.formatting import encode_examples
 from workbench.evaluate.loss import evaluate_loss
 from workbench.models.adapters import load_trained
 from workbench.models.loading import load_model

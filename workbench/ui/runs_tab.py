@@ -140,7 +140,7 @@ def _lengths(workbench: Workbench, run_ids: list[str] | None,
         except (ValueError, OSError) as exc:  # a deleted upload: chart the others, say which one is missing
             gr.Warning(text("runs.unreadable_data", lang, run=label, error=say(exc, lang).splitlines()[0]))
             continue
-        lengths[f"{label} · train"] = view.lengths["train"]
+        lengths[f"{label} · {text('charts.series.train', lang)}"] = view.lengths["train"]
         max_lens.add(config.train.max_seq_len)
     return lengths, (max_lens.pop() if len(max_lens) == 1 else None)
 

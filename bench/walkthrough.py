@@ -121,7 +121,8 @@ def main() -> int:
             page.set_default_timeout(LOAD_S * 1000)
             page.goto(f"http://127.0.0.1:{port}/")
             tab(page, KO["tab.train"])  # a tab's content is drawn on its first visit
-            expect(page.get_by_text("Trainable parameters:").first).to_be_attached()
+            trainable = KO["train.summary.trainable"].split(":**")[0].strip("*")  # the run summary, in Korean
+            expect(page.get_by_text(f"{trainable}:").first).to_be_attached()
             stage("page load")
 
             # 1 · Data: the Korean sample; the report explains what Korean costs on this tokenizer.
@@ -146,9 +147,11 @@ def main() -> int:
             visible(page.get_by_label(KO["train.run_name.label"], exact=True)).fill(RUN_NAME)
             set_number(page, KO["train.max_steps.label"], args.steps)
             page.get_by_role("button", name=KO["train.start"], exact=True).click()
-            progress = visible(page.locator(".html-container").filter(has_text=re.compile(r"step \d+ / ")))
-            expect(progress).to_contain_text("running", timeout=LOAD_S * 1000)
-            expect(progress).to_contain_text("completed", timeout=(LOAD_S + 60 * args.steps) * 1000)
+            step = KO["train.progress.step"].format(step=r"\d+", total=r"\d+")  # 스텝 \d+ / \d+
+            progress = visible(page.locator(".html-container").filter(has_text=re.compile(step)))
+            expect(progress).to_contain_text(KO["train.status.running"], timeout=LOAD_S * 1000)
+            expect(progress).to_contain_text(KO["train.status.completed"], timeout=(LOAD_S + 60 * args.steps) * 1000)
+            checks["progress line in Korean"] = True
             next_step = visible(page.get_by_role("button", name=KO["train.next.compare"], exact=True))
             expect(next_step).to_be_visible(timeout=30_000)
             shot(page, "train.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ from workbench.config import (
     load_preset,
     save_preset,
 )
+from workbench.data.language import is_hangul
+from workbench.i18n import LANGS, catalogue
 from workbench.methods import registry as methods
+from workbench.methods.cards import method_card
 from workbench.methods.registry import KNOBS, METHODS, MethodSpec, get_method, register
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -470,6 +474,28 @@ def test_every_method_knob_has_help_and_a_config_field(name):
     assert knob.check(knob.default) is None
 
 
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_has_its_name_summary_and_card_in_both_languages(name):
+    """A method's words are in the catalogues (methods.yaml): the Korean card explains it in Korean, with the same
+    formula as the English one."""
+    spec = METHODS[name]
+    for lang in LANGS:
+        words = catalogue(lang)
+        keys = (spec.label_key, spec.summary_key, spec.card_key, f"{spec.family_key}.name", f"{spec.family_key}.about")
+        assert [key for key in keys if not words.get(key, "").strip()] == [], lang
+    english, korean = method_card(name, "en"), method_card(name, "ko")
+    assert english != korean and sum(map(is_hangul, korean)) > 100
+    assert re.search(r"`[^`]+`", english).group(0) == re.search(r"`[^`]+`", korean).group(0)  # the formula
+
+
+@pytest.mark.parametrize("name", sorted(KNOBS))
+def test_every_knob_has_its_name_help_and_choices_in_both_languages(name):
+    knob = KNOBS[name]
+    keys = [knob.label_key, knob.help_key, *(knob.choice_key(choice) for choice in knob.choices)]
+    for lang in LANGS:
+        assert [key for key in keys if not catalogue(lang).get(key, "").strip()] == [], lang
+
+
 def test_field_help_unknown_field_raises():
     with pytest.raises(KeyError):
         field_help("train", "nope")
@@ -482,7 +508,7 @@ def test_field_help_unknown_field_raises():
 def test_registered_method_is_well_formed(name):
     spec = METHODS[name]
     assert spec.name == name and get_method(name) is spec
-    assert spec.label and spec.summary and spec.family
+    assert spec.label and spec.summary and spec.family in methods.FAMILIES
     # a method sets itself up one way: a peft config builder, or (plain-weight methods) a prepare function
     builders = [fn for fn in (spec.build, getattr(spec, "prepare", None)) if fn is not None]
     assert len(builders) == 1 and callable(builders[0])
@@ -504,16 +530,16 @@ def test_get_method_unknown_lists_names():
 
 
 def _throwaway(name: str, knobs: tuple[str, ...] = ("rank",)) -> MethodSpec:
-    return MethodSpec(name=name, label="Test", family="test", summary="only for a test", knobs=knobs,
+    return MethodSpec(name=name, family="test", knobs=knobs,
                       build=lambda cfg, model, steps: None, peft_type="TEST")
 
 
 def test_register_refuses_a_spec_that_does_not_say_how_it_is_served():
     with pytest.raises(ValueError, match="peft_type"):
-        register(MethodSpec(name="test-no-type", label="Test", family="test", summary="x", knobs=(),
+        register(MethodSpec(name="test-no-type", family="test", knobs=(),
                             build=lambda cfg, model, steps: None))
     with pytest.raises(ValueError, match="serve is one of"):
-        register(MethodSpec(name="test-bad-serve", label="Test", family="test", summary="x", knobs=(),
+        register(MethodSpec(name="test-bad-serve", family="test", knobs=(),
                             build=lambda cfg, model, steps: None, peft_type="TEST", serve="sometimes"))
     assert "test-no-type" not in METHODS and "test-bad-serve" not in METHODS
 

@@ -17,6 +17,7 @@ from workbench.data.examples import read_examples
 from workbench.data.samples import resolve_data_path
 from workbench.generate.engine import ChatEngine, Side
 from workbench.generate.sampling import SamplingConfig
+from workbench.i18n import say
 from workbench.models.loading import ModelError, load_model, resolve_model_source
 from workbench.runs.store import RunStore
 from workbench.train.jobs import JobRunner, execute_run
@@ -188,7 +189,7 @@ def test_execute_run_records_the_same_as_the_cli(home, tiny_config):
     result = execute_run(store, record.run_id, config, on_event=events.append)
     kinds = [e.kind for e in events]
     assert kinds[:kinds.index("start")] == ["phase"] * kinds.index("start") and kinds[-1] == "end"
-    assert [e.values["phase"] for e in events if e.kind == "phase"][0] == "loading the model"
+    assert [say(e.values["phase"], "en") for e in events if e.kind == "phase"][0] == "loading the model"
     saved = store.get_run(record.run_id)
     assert saved.status == "completed" and saved.train_loss == pytest.approx(result.train_loss)
     assert store.read_json(record.run_id, "result.json")["steps"] == 2

@@ -12,6 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -191,6 +192,41 @@ def test_training_run_completes_with_progress_loss_curve_and_adapter(app, starte
     assert (adapter / "adapter_config.json").is_file()
     assert (adapter / "adapter_model.safetensors").stat().st_size > 10_000
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 4
+
+
+def test_a_korean_browser_gets_the_method_card_knobs_and_progress_line_in_korean(app, started_run):
+    """What the Train tab writes follows the browser's language: the line beside Start (asked here by a client that
+    sends a Korean browser's Accept-Language) and the card of the method picked; the knobs are drawn from the
+    catalogues."""
+    from gradio_client import Client
+
+    from workbench.i18n import catalogue
+    from workbench.methods.cards import method_card
+
+    korean = catalogue("ko")
+    client = Client(app.url, verbose=False, headers={"Accept-Language": "ko-KR,ko;q=0.9,en;q=0.8"})
+    try:
+        html, _plot = client.submit(started_run, api_name="/poll_run").result(timeout=CALL_TIMEOUT_S)
+    finally:
+        client.close()
+    status = re.search(r"<b>(.+?)</b>", html).group(1)
+    assert status in {korean[f"train.status.{s}"] for s in ("queued", "running", "stopping", "completed")}, html
+    assert re.search(r"스텝 \d+ / (\d+|\?)", html), html
+
+    # The method picker's handler (private: the page calls it), as a Korean and an English browser ask it.
+    [on_method_change] = [f.fn for f in app.demo.fns.values() if getattr(f.fn, "__name__", "") == "on_method_change"]
+    card, *knobs = on_method_change("dora", SimpleNamespace(headers={"accept-language": "ko-KR,ko;q=0.9"}))
+    assert card == method_card("dora", "ko") and "크기(magnitude)와 방향(direction)" in card
+    assert on_method_change("dora", None)[0] == method_card("dora", "en")
+    assert sum(knob["visible"] for knob in knobs) == 4  # rank, alpha, dropout, targets
+    import gradio as gr
+
+    blocks = list(app.demo.blocks.values())
+    label_keys = {getattr(getattr(block, "label", None), "key", None) for block in blocks}
+    choice_keys = {getattr(name, "key", None) for block in blocks if isinstance(block, (gr.Dropdown, gr.Radio))
+                   for name, _value in block.choices}
+    assert {"method.rank.label", "method.targets.label"} <= label_keys
+    assert {"methods.dora.label", "method.targets.choice.all-linear"} <= choice_keys
 
 
 def test_compare_base_and_adapter_then_clear(app, started_run):

@@ -138,7 +138,7 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
         if event.total_steps:
             bar.total = event.total_steps
         if event.kind == "phase":
-            bar.set_description(event.values["phase"])
+            bar.set_description(str(event.values["phase"]))  # a catalogue Message: the environment's language
         if event.kind == "step":
             reached["step"] = event.step
         if event.kind == "start":
@@ -184,14 +184,17 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    """Every method with its knobs, in the environment's language (English unless it asks for Korean)."""
     for spec in METHODS.values():
-        needs = "CUDA GPU" if spec.needs_cuda else "runs on CPU"
-        print(f"{spec.name:<16} {spec.label} ({spec.family}; {needs})\n    {spec.summary}")
+        needs = text("methods.cli.needs_cuda" if spec.needs_cuda else "methods.cli.cpu")
+        print(f"{spec.name:<16} {text(spec.label_key)} ({text(spec.family_key + '.name')}; {needs})\n"
+              f"    {text(spec.summary_key)}")
         for name in spec.knobs:
             knob = KNOBS[name]
-            valid = (", ".join(knob.choices) if knob.choices else "text" if knob.minimum is None
+            valid = (", ".join(knob.choices) if knob.choices else text("methods.cli.text") if knob.minimum is None
                      else f"{knob.minimum:g}–{knob.maximum:g}")
-            print(f"    --{name:<12} default {knob.default!r:<12} [{valid}]")
+            print(f"    --{name:<12} {text('methods.cli.default')} {knob.default!r:<12} [{valid}]  "
+                  f"{text(knob.label_key)}")
     return 0
 
 
@@ -357,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--method", help="fine-tuning method (see `methods`)")
     for name, knob in KNOBS.items():
         kind = str if knob.choices else type(knob.default)
-        train.add_argument(f"--{name}", type=kind, default=None, help=knob.help)
+        train.add_argument(f"--{name}", type=kind, default=None, help=text(knob.help_key))
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any setting of the run, e.g. --set train.eval_test=false (repeatable)")
     train.add_argument("--resume", metavar="RUN_ID", help="go on with a stopped, interrupted or failed run from its "

@@ -2,7 +2,9 @@
 
 Everything that offers a method reads this module: the Train tab's choices and visible knobs, the CLI's
 `--method` and knob flags, preset validation and the parametrised tests. Adding a method is one `register`
-call here plus one preset (see CONTRIBUTING.md). The explanation cards live in `method_cards.py`.
+call here, its texts in the catalogues (`workbench/i18n/*/methods.yaml`: its name, summary and card, in Korean and
+English) and one preset (see CONTRIBUTING.md). A method's and a knob's words are looked up by key (`label_key`,
+`help_key`, ...); `label`, `help` and `summary` give them in English, for the core's own messages.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.i18n import Message, message
+from workbench.i18n import Message, message, text
 
 if TYPE_CHECKING:  # config imports this module; only the types are needed here
     from torch import nn
@@ -23,16 +25,37 @@ if TYPE_CHECKING:  # config imports this module; only the types are needed here
 
 @dataclass(frozen=True)
 class Knob:
-    """One setting of a method: its range, default and the help text shown beside it."""
+    """One setting of a method: its range and default; its name, help and choices' names are in the catalogues
+    (`method.<name>.label`, `.help`, `.choice.<value>`)."""
 
     name: str  # the MethodConfig field it sets
-    label: str
-    help: str
     default: Any
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     step: float | None = None
+
+    @property
+    def label_key(self) -> str:
+        return f"method.{self.name}.label"
+
+    @property
+    def help_key(self) -> str:
+        return f"method.{self.name}.help"
+
+    def choice_key(self, choice: str) -> str:
+        """The catalogue key of one choice's name on screen (the value itself is what configs hold)."""
+        return f"method.{self.name}.choice.{choice}"
+
+    @property
+    def label(self) -> str:
+        """The knob's name on the form, in English (messages of the core name knobs by it)."""
+        return text(self.label_key, "en")
+
+    @property
+    def help(self) -> str:
+        """The knob's help in English (the catalogues hold it in Korean too)."""
+        return text(self.help_key, "en")
 
     def check(self, value: Any) -> Message | None:
         """Return an error message for a bad value (a catalogue Message), or None when it is fine."""
@@ -69,31 +92,18 @@ def check_value(where: str, value: Any, default: Any, minimum: float | None = No
 KNOBS: dict[str, Knob] = {
     knob.name: knob
     for knob in (
-        Knob("rank", "Rank r", "Size of the low-rank update B·A. Higher learns more and costs more; step it up "
-             "(4 → 8 → 16 → 32) until the validation loss stops improving.", 8, 1, 256, step=1),
-        Knob("alpha", "Alpha", "Scale of the update: the change is multiplied by alpha / r (alpha / √r with "
-             "rsLoRA). A common choice is alpha = 2 × r.", 16, 1, 512, step=1),
-        Knob("dropout", "Dropout", "Dropout on the adapter's input during training; a little (0.05) helps on "
-             "small data sets.", 0.05, 0.0, 0.5, step=0.01),
-        Knob("targets", "Target layers", "Which linear layers are adapted: the attention projections only "
-             "(cheaper) or every linear layer of the blocks (more capacity, ~3× slower on CPU).",
-             "attention", choices=("attention", "all-linear")),
-        Knob("bits", "Quantisation", "Precision of the frozen base weights: 4-bit NF4 with double quantisation "
-             "(the QLoRA recipe, ~4× smaller) or 8-bit.", "4", choices=("4", "8")),
-        Knob("num_virtual_tokens", "Virtual tokens", "How many learned vectors are put in front of every input. "
-             "More gives more capacity and a longer context to process.", 16, 1, 256, step=1),
-        Knob("init_text", "Initialise from text", "Start the virtual tokens from the embeddings of this text "
-             "(e.g. a task description); empty = random start.", ""),
-        Knob("encoder_hidden_size", "Encoder size", "Hidden width of the small MLP that produces the virtual "
-             "tokens (P-tuning's prompt encoder).", 128, 16, 4096, step=16),
-        Knob("adapter_len", "Adapter prompt length", "Learned prompt vectors per adapted layer.", 10, 1, 128,
-             step=1),
-        Knob("adapter_layers", "Adapted layers", "How many of the top layers get an adapter prompt (at most the "
-             "model's layer count).", 8, 1, 200, step=1),
-        Knob("trainable_layers", "Trainable top layers", "Train only the top N transformer blocks; everything "
-             "below stays frozen.", 2, 1, 200, step=1),
-        Knob("train_modules", "Modules trained", "Inside the trainable blocks: everything, only attention or "
-             "only the MLP.", "all", choices=("all", "attention", "mlp")),
+        Knob("rank", 8, 1, 256, step=1),
+        Knob("alpha", 16, 1, 512, step=1),
+        Knob("dropout", 0.05, 0.0, 0.5, step=0.01),
+        Knob("targets", "attention", choices=("attention", "all-linear")),
+        Knob("bits", "4", choices=("4", "8")),
+        Knob("num_virtual_tokens", 16, 1, 256, step=1),
+        Knob("init_text", ""),
+        Knob("encoder_hidden_size", 128, 16, 4096, step=16),
+        Knob("adapter_len", 10, 1, 128, step=1),
+        Knob("adapter_layers", 8, 1, 200, step=1),
+        Knob("trainable_layers", 2, 1, 200, step=1),
+        Knob("train_modules", "all", choices=("all", "attention", "mlp")),
     )
 }
 
@@ -113,13 +123,12 @@ class MethodSpec:
     Compare answers with a saved result: "shared" shares the base model's LoRA batch (one PeftModel holds them all),
     "soft" wraps the shared base with the virtual tokens, "own" loads a copy of the base. `after_step(model, step)`
     runs after each optimiser step (before the gradients are cleared) and `extra_loss(model)` adds a regulariser
-    to each step's loss.
+    to each step's loss. Its name on screen, one-line summary and explanation card are in the catalogues
+    (`methods.<name>.label`, `.summary`, `.card`), its family's words under `methods.family.<family>`.
     """
 
     name: str
-    label: str
-    family: str  # "reparameterisation" | "additive" | "soft prompt" | "selective" | "full"
-    summary: str
+    family: str  # one of FAMILIES
     knobs: tuple[str, ...]
     build: Callable[[MethodConfig, nn.Module, int], Any] | None = None  # -> a peft config
     prepare: Callable[[MethodConfig, nn.Module], nn.Module] | None = None  # sets requires_grad itself
@@ -136,6 +145,32 @@ class MethodSpec:
     frozen_on_meta: tuple[str, ...] = ()  # parameters peft leaves trainable on the meta device only (preflight)
 
     @property
+    def label_key(self) -> str:
+        return f"methods.{self.name}.label"
+
+    @property
+    def summary_key(self) -> str:
+        return f"methods.{self.name}.summary"
+
+    @property
+    def card_key(self) -> str:
+        return f"methods.{self.name}.card"
+
+    @property
+    def family_key(self) -> str:
+        """The family's catalogue prefix: `<it>.name` is its name, `<it>.about` one line on what it changes."""
+        return f"methods.family.{self.family.replace(' ', '_')}"
+
+    @property
+    def label(self) -> str:
+        """The method's name in English (the core's messages name it so; the page and CLI ask the catalogue)."""
+        return text(self.label_key, "en")
+
+    @property
+    def summary(self) -> str:
+        return text(self.summary_key, "en")
+
+    @property
     def uses_peft(self) -> bool:
         return self.build is not None
 
@@ -146,6 +181,7 @@ class MethodSpec:
 
 
 METHODS: dict[str, MethodSpec] = {}
+FAMILIES = ("reparameterisation", "additive", "soft prompt", "selective", "full")
 
 
 def register(spec: MethodSpec) -> MethodSpec:
@@ -357,53 +393,33 @@ LORA_KNOBS = ("rank", "alpha", "dropout", "targets")
 # and DPO (or a run continuing from one) trains them.
 LORA_TYPE: dict[str, Any] = {"peft_type": "LORA", "serve": "shared", "merges": True, "dpo": True}
 for _spec in (
-    MethodSpec("lora", "LoRA", "reparameterisation", "Freezes the model and learns a low-rank update "
-               "W + (alpha/r)·B·A beside chosen linear layers.", LORA_KNOBS, build=_lora(), learning_rate=2e-3,
+    MethodSpec("lora", "reparameterisation", LORA_KNOBS, build=_lora(), learning_rate=2e-3, **LORA_TYPE),
+    MethodSpec("qlora", "reparameterisation", (*LORA_KNOBS, "bits"), build=_lora(), learning_rate=2e-3,
+               needs_cuda=True, **LORA_TYPE),
+    MethodSpec("dora", "reparameterisation", LORA_KNOBS, build=_lora(use_dora=True), learning_rate=2e-3,
                **LORA_TYPE),
-    MethodSpec("qlora", "QLoRA", "reparameterisation", "LoRA on a base model stored in 4-bit NF4 (or 8-bit): "
-               "the frozen weights take about a quarter of the memory.", (*LORA_KNOBS, "bits"),
-               build=_lora(), learning_rate=2e-3, needs_cuda=True, **LORA_TYPE),
-    MethodSpec("dora", "DoRA", "reparameterisation", "Splits each adapted weight into magnitude × direction "
-               "and learns the magnitude plus a LoRA update of the direction.", LORA_KNOBS,
-               build=_lora(use_dora=True), learning_rate=2e-3, **LORA_TYPE),
-    MethodSpec("rslora", "rsLoRA", "reparameterisation", "LoRA scaled by alpha/√r instead of alpha/r, so high "
-               "ranks keep learning instead of fading.", LORA_KNOBS, build=_lora(use_rslora=True),
-               learning_rate=1e-3, **LORA_TYPE),
-    MethodSpec("ia3", "IA3", "additive", "Learns one scaling vector per adapted layer (keys, values, "
-               "feed-forward): the fewest trainable parameters of all.", ("targets",), build=_ia3,
-               learning_rate=1e-2, peft_type="IA3", merges=True),
-    MethodSpec("prompt_tuning", "Prompt tuning", "soft prompt", "Learns a few virtual token embeddings put in "
-               "front of every input; the model itself is untouched.", ("num_virtual_tokens", "init_text"),
-               build=_prompt_tuning, learning_rate=3e-2, peft_type="PROMPT_TUNING", serve="soft",
-               batch_same_length=True),
-    MethodSpec("prefix_tuning", "Prefix tuning", "soft prompt", "Learns key/value vectors prepended in every "
-               "layer's attention.", ("num_virtual_tokens",), build=_prefix_tuning, learning_rate=1e-2,
+    MethodSpec("rslora", "reparameterisation", LORA_KNOBS, build=_lora(use_rslora=True), learning_rate=1e-3,
+               **LORA_TYPE),
+    MethodSpec("ia3", "additive", ("targets",), build=_ia3, learning_rate=1e-2, peft_type="IA3", merges=True),
+    MethodSpec("prompt_tuning", "soft prompt", ("num_virtual_tokens", "init_text"), build=_prompt_tuning,
+               learning_rate=3e-2, peft_type="PROMPT_TUNING", serve="soft", batch_same_length=True),
+    MethodSpec("prefix_tuning", "soft prompt", ("num_virtual_tokens",), build=_prefix_tuning, learning_rate=1e-2,
                peft_type="PREFIX_TUNING", serve="soft"),
-    MethodSpec("p_tuning", "P-tuning", "soft prompt", "Virtual tokens produced by a small trained MLP (the "
-               "prompt encoder), which makes them easier to optimise.", ("num_virtual_tokens",
-                                                                        "encoder_hidden_size"),
-               build=_p_tuning, learning_rate=1e-2, peft_type="P_TUNING", serve="soft", batch_same_length=True),
-    MethodSpec("llama_adapter", "LLaMA-Adapter", "additive", "Learned adaption prompts in the top layers' "
-               "attention, gated by a factor that starts at zero.", ("adapter_len", "adapter_layers"),
-               build=_llama_adapter, learning_rate=9e-3, needs_model_types=LLAMA_FAMILY,
-               peft_type="ADAPTION_PROMPT"),
-    MethodSpec("selective", "Selective (freeze)", "selective", "Freezes everything but the top N blocks (or "
-               "their attention / MLP only) and trains those weights directly.",
-               ("trainable_layers", "train_modules"), prepare=_selective, learning_rate=1e-4),
-    MethodSpec("loha", "LoHa", "reparameterisation", "A low-rank update built as the element-wise (Hadamard) "
-               "product of two LoRA-style pairs: more expressive than LoRA at the same rank.", LORA_KNOBS,
-               build=_loha, learning_rate=1e-2, peft_type="LOHA", merges=True),
-    MethodSpec("lokr", "LoKr", "reparameterisation", "An update built as the Kronecker product of two small "
-               "matrices: very few parameters on large layers.", LORA_KNOBS, build=_lokr, learning_rate=1e-2,
-               peft_type="LOKR", merges=True),
-    MethodSpec("vera", "VeRA", "reparameterisation", "One pair of frozen random matrices shared by every layer; "
-               "each layer learns only two scaling vectors.", ("rank", "dropout", "targets"), build=_vera,
-               learning_rate=5e-2, peft_type="VERA", merges=True),
-    MethodSpec("adalora", "AdaLoRA", "reparameterisation", "LoRA in SVD form whose rank budget moves during "
-               "training to the layers where the update matters most.", LORA_KNOBS, build=_adalora,
-               learning_rate=1e-2, peft_type="ADALORA", merges=True, after_step=_adalora_step,
-               extra_loss=_adalora_orthogonality, frozen_on_meta=("ranknum",)),
-    MethodSpec("full", "Full fine-tuning", "full", "Trains every weight: the most capacity, the most memory, "
-               "and the most forgetting.", (), prepare=_full, learning_rate=5e-5),
+    MethodSpec("p_tuning", "soft prompt", ("num_virtual_tokens", "encoder_hidden_size"), build=_p_tuning,
+               learning_rate=1e-2, peft_type="P_TUNING", serve="soft", batch_same_length=True),
+    MethodSpec("llama_adapter", "additive", ("adapter_len", "adapter_layers"), build=_llama_adapter,
+               learning_rate=9e-3, needs_model_types=LLAMA_FAMILY, peft_type="ADAPTION_PROMPT"),
+    MethodSpec("selective", "selective", ("trainable_layers", "train_modules"), prepare=_selective,
+               learning_rate=1e-4),
+    MethodSpec("loha", "reparameterisation", LORA_KNOBS, build=_loha, learning_rate=1e-2, peft_type="LOHA",
+               merges=True),
+    MethodSpec("lokr", "reparameterisation", LORA_KNOBS, build=_lokr, learning_rate=1e-2, peft_type="LOKR",
+               merges=True),
+    MethodSpec("vera", "reparameterisation", ("rank", "dropout", "targets"), build=_vera, learning_rate=5e-2,
+               peft_type="VERA", merges=True),
+    MethodSpec("adalora", "reparameterisation", LORA_KNOBS, build=_adalora, learning_rate=1e-2,
+               peft_type="ADALORA", merges=True, after_step=_adalora_step, extra_loss=_adalora_orthogonality,
+               frozen_on_meta=("ranknum",)),
+    MethodSpec("full", "full", (), prepare=_full, learning_rate=5e-5),
 ):
     register(_spec)

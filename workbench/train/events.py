@@ -11,7 +11,8 @@ from typing import Any
 @dataclass
 class TrainEvent:
     """Something the trainer reports: kind is 'phase' (what it is doing before the first step, e.g. "loading the
-    model"; values["phase"]), 'start', 'step', 'eval' or 'end'."""
+    model"; values["phase"], a catalogue Message that whoever shows it puts into words, or "" when it is done),
+    'start', 'step', 'eval' or 'end'."""
 
     kind: str
     step: int

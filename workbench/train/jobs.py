@@ -19,6 +19,7 @@ from typing import Any
 
 from workbench.config import RunConfig
 from workbench.evaluate.scoring import EvaluationStopped, score_run
+from workbench.i18n import Message, message
 from workbench.models.adapters import is_peft_adapter
 from workbench.models.loading import free_memory
 from workbench.runs.store import ACTIVE, RUN_ID_RE, RunRecord, RunStore, StoreError
@@ -94,9 +95,9 @@ def _train_and_record(store: RunStore, run_id: str, config: RunConfig, should_st
         result = run_training(config, store.run_dir(run_id), on_event=record, should_stop=should_stop,
                               resume=resume)
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}".strip()
-        store.update_run(run_id, status="failed", error=message[:2000])
-        store.write_json(run_id, "error.json", {"error": message, "traceback": traceback.format_exc()})
+        error = f"{type(exc).__name__}: {exc}".strip()
+        store.update_run(run_id, status="failed", error=error[:2000])
+        store.write_json(run_id, "error.json", {"error": error, "traceback": traceback.format_exc()})
         raise
     if config.train.eval_test and result.test_examples and result.steps and result.status == "completed":
         score_test_split(store, run_id, result, record, should_stop)
@@ -112,8 +113,8 @@ def score_test_split(store: RunStore, run_id: str, result: RunResult, record: Ca
                      should_stop: Callable[[], bool] | None = None) -> None:
     """Score the run's test split (base vs adapter). A failure here is noted but does not fail the run: the
     adapter is trained and saved, and the Evaluate tab can score it again. Stop ends the scoring too."""
-    def progress(fraction: float, message: str) -> None:
-        phase = f"scoring the test split · {message}" if message else ""
+    def progress(fraction: float, detail: str) -> None:  # the phase is put into words where it is shown
+        phase = message("train.phase.scoring", detail=detail) if detail else ""
         record(TrainEvent("score", result.steps, result.total_steps, {"fraction": fraction, "phase": phase}))
 
     try:
@@ -143,7 +144,7 @@ class JobSnapshot:
     eta: float | None = None
     queue_position: int | None = None
     error: str = ""
-    phase: str = ""  # e.g. "scoring the test split: adapter" after the last step
+    phase: Message | str = ""  # what it is doing besides steps, e.g. scoring the test split (say(phase, lang))
 
     @property
     def fraction(self) -> float:

@@ -20,6 +20,7 @@ from workbench.data.formatting import IGNORE_INDEX, TokenizedExample, collate, e
 from workbench.data.general import probe_examples, replay_examples
 from workbench.data.samples import resolve_data_path
 from workbench.evaluate.loss import StopRequested, evaluate_loss, token_loss_sum
+from workbench.i18n import Message, message
 from workbench.methods.registry import get_method
 from workbench.models.adapters import save_trained
 from workbench.models.loading import free_memory, load_model
@@ -155,20 +156,20 @@ def run_training(
 
         return run_dpo(config, output_dir, emit, stop)
 
-    def halt(phase: str) -> None:  # Stop while getting ready ends the run here, with nothing new trained
+    def halt(phase: Message | str) -> None:  # Stop while getting ready ends the run here, with nothing new trained
         if stop():
             raise StopRequested(phase)
         emit(TrainEvent("phase", 0, 0, {"phase": phase}))
 
     try:
-        halt("loading the model")
+        halt(message("train.phase.loading_model"))
         loaded = load_model(config.model, quantize_bits=quantize_bits(config))
-        halt("reading and tokenizing the data")
+        halt(message("train.phase.reading_data"))
         tokenizer, device = loaded.tokenizer, loaded.device
         data = prepare_data(config, tokenizer)
         steps_per_epoch = math.ceil(len(data.train) / (cfg.batch_size * cfg.grad_accum))
         total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-        halt("setting up the method")
+        halt(message("train.phase.setting_up"))
         model = attach_method(loaded.model, config, total_steps)
         halt("")
     except StopRequested:
@@ -206,7 +207,7 @@ def run_training(
     }))
     measured = {}
     if not resume:  # the starting point of the curves
-        emit(TrainEvent("phase", 0, total_steps, {"phase": "measuring the starting validation loss"}))
+        emit(TrainEvent("phase", 0, total_steps, {"phase": message("train.phase.starting_loss")}))
         measured = measure(model, data, 0, cfg.batch_size, pad_id, device, every, stop)
         emit(TrainEvent("phase", 0, total_steps, {"phase": ""}))
         if measured:

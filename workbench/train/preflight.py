@@ -15,6 +15,7 @@ from typing import Any
 from workbench.config import RunConfig
 from workbench.data.examples import DataError, file_kind
 from workbench.data.samples import resolve_data_path
+from workbench.i18n import text
 from workbench.methods.registry import dpo_methods, get_method
 from workbench.models.loading import one_build_at_a_time, pick_dtype, resolve_model_source
 from workbench.train.attach import attach_method, count_parameters
@@ -48,15 +49,16 @@ class Preflight:
     memory: MemoryEstimate
     problems: list[str] = field(default_factory=list)
 
-    def summary(self) -> str:
+    def summary(self, lang: str | None = None) -> str:
+        """What the Train tab shows above Start, in `lang` (None: the environment's); the problems as they are."""
         m = self.memory
         lines = [
-            f"**Trainable parameters:** {self.trainable:,} of {self.total:,} "
-            f"({100 * self.trainable / self.total:.3f}%)",
-            f"**Saved size:** {_size(self.adapter_bytes)}",
-            f"**Memory (estimate):** {_size(m.total)} = weights {_size(m.weights)} + gradients {_size(m.gradients)} "
-            f"+ optimiser {_size(m.optimizer)} + activations {_size(m.activations)} — this machine has "
-            f"{_size(m.available)} free ({m.device})",
+            text("train.summary.trainable", lang, trainable=f"{self.trainable:,}", total=f"{self.total:,}",
+                 percent=f"{100 * self.trainable / self.total:.3f}"),
+            text("train.summary.saved_size", lang, size=_size(self.adapter_bytes)),
+            text("train.summary.memory", lang, total=_size(m.total), weights=_size(m.weights),
+                 gradients=_size(m.gradients), optimizer=_size(m.optimizer), activations=_size(m.activations),
+                 available=_size(m.available), device=m.device),
         ]
         return "  \n".join(lines + [f"⛔ {p}" for p in self.problems])
 

@@ -19,7 +19,7 @@ from workbench.ui.arena_tab import build_arena_tab
 from workbench.ui.compare_tab import CompareTab, build_compare_tab
 from workbench.ui.data_tab import DataTab, build_data_tab
 from workbench.ui.eval_tab import build_eval_tab
-from workbench.ui.i18n import I18N, T
+from workbench.ui.i18n import I18N, T, lang_of
 from workbench.ui.runs_tab import build_runs_tab
 from workbench.ui.sides import FEW_SHOT, OFF, side_choices
 from workbench.ui.train_tab import TrainTab, build_train_tab
@@ -165,9 +165,9 @@ def remember_choices(demo: gr.Blocks, workbench: Workbench, data: DataTab, train
         return {"version": 1, "form": {name: values[name] for name in train.form},
                 "sample": values["sample"], "sides": {name: values[name] for name in sides}}
 
-    def on_restore(choices: dict | None):
+    def on_restore(choices: dict | None, request: gr.Request = None):
         choices = choices if isinstance(choices, dict) else {}
-        updates, notes = train.restore(choices.get("form"))
+        updates, notes = train.restore(choices.get("form"), lang_of(request))
         samples = list_samples()
         if choices.get("sample") in samples:
             updates[data.sample_dropdown] = choices["sample"]

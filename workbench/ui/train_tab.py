@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,19 +22,20 @@ from workbench.config import (
 )
 from workbench.data.examples import DataError, file_kind
 from workbench.data.samples import resolve_data_path
-from workbench.i18n import text
+from workbench.i18n import say, text
 from workbench.methods.cards import method_card
 from workbench.methods.registry import KNOBS, METHODS, get_method
 from workbench.models.adapters import has_trained_weights
 from workbench.plots import make_loss_figure
-from workbench.presets import BUNDLED_DIR, list_presets, read_preset, save_user_preset
+from workbench.presets import BUNDLED_DIR, read_preset, save_user_preset
 from workbench.runs.store import StoreError
 from workbench.train.jobs import launch_problems, resolve_init_adapter
 from workbench.train.preflight import preflight
 from workbench.train.sweeps import DEFAULT_RANKS, parse_ranks, sweep_configs
 from workbench.ui.data_tab import DataTab
-from workbench.ui.i18n import T, derived
+from workbench.ui.i18n import T, derived, lang_of
 from workbench.ui.sides import follow_answer_lengths
+from workbench.ui.train_lines import format_progress, preset_choices
 
 DEFAULT_PRESET = "classroom-lora"
 MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
@@ -57,13 +59,7 @@ class TrainTab:
     params_md: gr.Markdown
     on_form_change: Callable
     on_page_load: Callable
-    restore: Callable  # (saved form values by name) -> ({component: value}, notes): a browser's choices back
-
-
-
-
-def _preset_choices(workbench: Workbench) -> list[tuple[str, str]]:
-    return [(p.label, p.key) for p in list_presets(workbench.home)]
+    restore: Callable  # (saved form values by name, lang) -> ({component: value}, notes): a browser's choices back
 
 
 def _default_config() -> RunConfig:
@@ -73,11 +69,12 @@ def _default_config() -> RunConfig:
 
 def _knob_component(name: str, value: Any) -> gr.components.Component:
     knob = KNOBS[name]
+    label, info = T(knob.label_key), T(knob.help_key)
     if knob.choices:
-        return gr.Radio(list(knob.choices), value=value, label=knob.label, info=knob.help)
+        return gr.Radio([(T(knob.choice_key(c)), c) for c in knob.choices], value=value, label=label, info=info)
     if isinstance(knob.default, str):
-        return gr.Textbox(value, label=knob.label, info=knob.help)
-    return gr.Slider(knob.minimum, knob.maximum, value=value, step=knob.step, label=knob.label, info=knob.help)
+        return gr.Textbox(value, label=label, info=info)
+    return gr.Slider(knob.minimum, knob.maximum, value=value, step=knob.step, label=label, info=info)
 
 
 def _train_component(name: str, value: Any) -> gr.components.Component:
@@ -108,36 +105,21 @@ def _whole(value: Any, default: Any) -> Any:
     return int(value) if whole and isinstance(value, float) and value.is_integer() else value
 
 
-def format_progress(snapshot: Any) -> str:
-    """An HTML progress bar with step / total, ETA and speed."""
-    pct = 100 * snapshot.fraction
-    eta = f" · ETA {int(snapshot.eta // 60)}m {int(snapshot.eta % 60):02d}s" if snapshot.eta is not None else ""
-    speed = f" · {snapshot.tokens_per_s:.0f} tokens/s" if snapshot.tokens_per_s else ""
-    queue = f" · waiting, position {snapshot.queue_position} in the queue" if snapshot.queue_position else ""
-    loss = f" · train loss {snapshot.train_loss:.4f}" if snapshot.train_loss is not None else ""
-    val = f" · val loss {snapshot.val_loss:.4f}" if snapshot.val_loss is not None else ""
-    error = f"<div style='color:#b91c1c'>{snapshot.error}</div>" if snapshot.error else ""
-    # After the last step the bar sits at 100 % while the test split is scored: say so, or it looks stalled.
-    phase = f" · <i>{html.escape(snapshot.phase)}</i>" if snapshot.phase else ""
-    return (f"<div><b>{snapshot.status}</b> · step {snapshot.step} / {snapshot.total_steps or '?'}{eta}{speed}"
-            f"{loss}{val}{queue}{phase}</div><div style='background:#e5e7eb;border-radius:6px;height:14px'>"
-            f"<div style='width:{pct:.1f}%;background:#2563eb;height:14px;border-radius:6px'></div></div>{error}")
-
-
 def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     config = _default_config()
-    preset_choices = _preset_choices(workbench)
+    presets = preset_choices(workbench)
     with gr.Row():
-        preset_dropdown = gr.Dropdown(preset_choices, value=DEFAULT_PRESET if (DEFAULT_PRESET, DEFAULT_PRESET)
-                                      in preset_choices else None, label=T("train.preset.label"),
+        preset_dropdown = gr.Dropdown(presets, value=DEFAULT_PRESET if (DEFAULT_PRESET, DEFAULT_PRESET)
+                                      in presets else None, label=T("train.preset.label"),
                                       allow_custom_value=True, info=T("train.preset.info"))
         preset_btn = gr.Button(T("train.preset.button"))
         run_name_box = gr.Textbox(label=T("train.run_name.label"), placeholder=T("train.run_name.placeholder"))
     model_box = gr.Textbox(config.model.name_or_path, label=T("model.name_or_path.label"),
                            info=T("model.name_or_path.help"))
-    method_dropdown = gr.Dropdown([(spec.label, name) for name, spec in METHODS.items()], value=config.method.name,
-                                  label=T("method.name.label"), info=T("method.name.help"))
-    card_md = gr.Markdown(method_card(config.method.name))
+    method_dropdown = gr.Dropdown([(T(spec.label_key), name) for name, spec in METHODS.items()],
+                                  value=config.method.name, label=T("method.name.label"), info=T("method.name.help"))
+    first = config.method.name  # its card as the page opens; a change of method writes the card in the browser's words
+    card_md = gr.Markdown(derived(f"{get_method(first).card_key}+family", functools.partial(method_card, first)))
     with gr.Row():
         knob_components = {name: _knob_component(name, getattr(config.method, name)) for name in KNOBS}
         for name, component in knob_components.items():
@@ -228,9 +210,10 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     def form_values(loaded: RunConfig) -> dict:  # a config back into the form, by component
         return {form[key]: value for key, value in values_of(loaded).items()}
 
-    def restore(saved: dict | None) -> tuple[dict, list[str]]:
+    def restore(saved: dict | None, lang: str = "en") -> tuple[dict, list[str]]:
         """A browser's saved form (values by name) back into the form, if it still makes a valid run: data that is
-        gone falls back to the default sample, settings this version refuses to the defaults; each with a note."""
+        gone falls back to the default sample, settings this version refuses to the defaults; each with a note (in
+        `lang`)."""
         defaults_by_name = values_of(config)
         values = {**defaults_by_name, **{k: v for k, v in (saved or {}).items() if k in form}}
         notes = []
@@ -238,30 +221,31 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             resolve_data_path(workbench.check_data_path(values["data_path"])).stat()
         except (ValueError, OSError):
             if values["data_path"]:
-                notes.append(f"The data you last used ({values['data_path']}) is no longer on the server; the "
-                             "bundled sample is chosen instead.")
+                notes.append(text("train.restore.data_gone", lang, path=values["data_path"]))
             values["data_path"] = defaults_by_name["data_path"]
         try:
             config_from_form(**values)
         except (ValueError, RuntimeError) as exc:
-            notes.append(f"Your last settings could not be used ({on_screen(str(exc))}); the defaults are back.")
+            notes.append(text("train.restore.settings_refused", lang, error=on_screen(say(exc, lang))))
             values = {**defaults_by_name, "data_path": values["data_path"]}
         return {form[key]: value for key, value in values.items()}, notes
 
     def checked(config: RunConfig) -> list[str]:  # a run id in "Continue from adapter" is checked as its folder
         return launch_problems(workbench.store, config)  # the CLI's `train` asks the same
 
-    def on_form_change(**values):
+    def on_form_change(request: gr.Request = None, **values):
         try:
-            return preflight(resolve_init_adapter(workbench.store, config_from_form(**values))).summary()
+            plan = preflight(resolve_init_adapter(workbench.store, config_from_form(**values)))
         except (ValueError, RuntimeError, OSError) as exc:
-            return f"⚠️ {on_screen(str(exc))}"
+            return f"⚠️ {on_screen(say(exc, lang_of(request)))}"
+        return plan.summary(lang_of(request))
 
-    def on_method_change(method: str):  # any change, also from a preset: card and visible knobs follow
-        spec = get_method(method)
-        return [method_card(method), *[gr.update(visible=name in spec.knobs) for name in knob_components]]
+    def on_method_change(method: str, request: gr.Request = None):  # any change, also from a preset: card and
+        spec = get_method(method)  # visible knobs follow
+        return [method_card(method, lang_of(request)),
+                *[gr.update(visible=name in spec.knobs) for name in knob_components]]
 
-    def on_start(**values):
+    def on_start(request: gr.Request = None, **values):
         try:
             config = config_from_form(**values)
             problems = checked(config)
@@ -269,44 +253,47 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                 raise ConfigError("; ".join(problems))
             record = workbench.jobs.submit(config)
         except (ConfigError, ValueError, RuntimeError) as exc:
-            raise gr.Error(on_screen(str(exc))) from None
+            raise gr.Error(on_screen(say(exc, lang_of(request)))) from None
         return gr.update(choices=workbench.run_choices(), value=record.run_id)
 
-    def on_queue_sweep(ranks_text: str, keep_ratio: bool, **values):
+    def on_queue_sweep(ranks_text: str, keep_ratio: bool, request: gr.Request = None, **values):
+        lang = lang_of(request)
         try:
             config = config_from_form(**values)
             configs = sweep_configs(config, parse_ranks(ranks_text or ""), bool(keep_ratio), config.name)
-            problems = [f"rank {c.method.rank}: {p}" for c in configs for p in checked(c)]
+            problems = [text("train.sweep.problem", lang, rank=c.method.rank, problem=p)
+                        for c in configs for p in checked(c)]
             if problems:  # all or nothing: a half-queued sweep would chart a misleading curve
                 raise ConfigError("; ".join(problems))
             records = [workbench.jobs.submit(c) for c in configs]
         except (ConfigError, ValueError, RuntimeError) as exc:
-            raise gr.Error(on_screen(str(exc))) from None
-        lines = [f"Queued {len(records)} runs:"]
+            raise gr.Error(on_screen(say(exc, lang))) from None
+        lines = [text("train.sweep.queued", lang, count=len(records))]
         for record in records:
             position = workbench.jobs.queue_position(record.run_id)
-            where = f"position {position} in the queue" if position else "training now"
+            where = (text("train.sweep.position", lang, position=position) if position
+                     else text("train.sweep.training_now", lang))
             lines.append(f"- **{record.name}** · `{record.run_id}` · {where}")
         return "\n".join(lines), [r.run_id for r in records]
 
     def on_sweep_queued(run_ids: list[str]):  # show the first run of the sweep in "Run shown"
         return gr.update(choices=workbench.run_choices(), value=run_ids[0] if run_ids else None)
 
-    def on_resume(run_id: str):
+    def on_resume(run_id: str, request: gr.Request = None):
+        lang = lang_of(request)
         if not run_id:
-            raise gr.Error("Resume: choose the run to resume in Run shown")
+            raise gr.Error(text("train.resume.none", lang))
         try:
             record = workbench.jobs.resume(run_id)
         except (ValueError, StoreError) as exc:
-            raise gr.Error(f"Resume: {exc}") from None
-        gr.Info(f"Resuming {record.name} from its last checkpoint.")
+            raise gr.Error(text("train.resume.refused", lang, error=say(exc, lang))) from None
+        gr.Info(text("train.resume.started", lang, name=record.name))
         return gr.update(choices=workbench.run_choices(), value=run_id)
 
-    def on_stop(run_id: str):  # a waiting run is taken out of the queue; a training one stops at its next step
-        waiting = bool(run_id) and workbench.jobs.queue_position(run_id) is not None
+    def on_stop(run_id: str, request: gr.Request = None):  # a waiting run is taken out of the queue; a training
+        waiting = bool(run_id) and workbench.jobs.queue_position(run_id) is not None  # one stops at its next step
         if run_id and workbench.jobs.stop(run_id):
-            gr.Info("Cancelled: the run was waiting in the queue and never started." if waiting else
-                    "Stopping at the next step; the adapter and a checkpoint are saved, and Resume goes on from it.")
+            gr.Info(text("train.stop.cancelled" if waiting else "train.stop.stopping", lang_of(request)))
 
     figures: dict[tuple, Any] = {}  # the latest loss figure per run state, shared by every browser
 
@@ -317,53 +304,57 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             figures[key] = make_loss_figure({key[3]: rows})
         return figures[key]
 
-    def on_poll(run_id: str, seen: tuple | None = None):
+    def on_poll(run_id: str, seen: tuple | None = None, request: gr.Request = None):
+        lang = lang_of(request)
         if not run_id:
             return gr.skip(), gr.skip(), seen, gr.update(visible=False)
         try:
             workbench.store.run_dir(run_id)  # not a run id at all: refused
         except StoreError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(say(exc, lang)) from None
         try:
             snapshot = workbench.jobs.snapshot(run_id)
             rows = workbench.store.read_metrics(run_id)
         except StoreError as exc:  # a run deleted in the Runs tab: said in place, not as a toast every second
-            return (f"<div style='color:#b91c1c'>{html.escape(str(exc))} (a deleted run is in the Runs tab's "
-                    "trash)</div>"), gr.skip(), seen, gr.update(visible=False)
+            deleted = text("train.run_deleted", lang, error=html.escape(say(exc, lang)))
+            return f"<div style='color:#b91c1c'>{deleted}</div>", gr.skip(), seen, gr.update(visible=False)
         name = workbench.store.get_run(run_id).name
         key = (run_id, len(rows), snapshot.status, name)
         # Redraw the chart only when there is something new: polling stays light while a run trains. Every
         # browser watching the same run gets the one figure drawn for that state (a class polls the same run).
         # The legend names the run by its name, as the Runs tab does.
         if key == seen:
-            return format_progress(snapshot), gr.skip(), key, gr.skip()
+            return format_progress(snapshot, lang), gr.skip(), key, gr.skip()
         trained = snapshot.status in NEXT_STATUSES and has_trained_weights(workbench.store.adapter_dir(run_id))
-        return format_progress(snapshot), loss_figure(key, rows), key, gr.update(visible=trained)
+        return format_progress(snapshot, lang), loss_figure(key, rows), key, gr.update(visible=trained)
 
-    def on_preset(key: str):
+    def on_preset(key: str, request: gr.Request = None):
         if not key:
-            raise gr.Error("Preset: choose a preset to load")
+            raise gr.Error(text("train.preset.none", lang_of(request)))
         try:
             return form_values(read_preset(key, workbench.home, allow_paths=False))
         except ConfigError as exc:
-            raise gr.Error(on_screen(str(exc))) from None
+            raise gr.Error(on_screen(say(exc, lang_of(request)))) from None
 
-    def on_save_preset(preset_name: str, **values):
+    def on_save_preset(preset_name: str, request: gr.Request = None, **values):
+        lang = lang_of(request)
         try:
             preset, replaced = save_user_preset(config_from_form(**values), preset_name, workbench.home)
         except (ConfigError, ValueError, OSError) as exc:
-            raise gr.Error(on_screen(str(exc))) from None
-        kept = f" The previous version is kept as `{preset.path.name}.bak`." if replaced else ""
-        message = f"✅ Saved preset **{preset.name}** (`{preset.path}`).{kept}"
-        return message, gr.update(choices=_preset_choices(workbench), value=preset.key)
+            raise gr.Error(on_screen(say(exc, lang))) from None
+        saved = text("train.preset.saved_message", lang, name=preset.name, path=preset.path)
+        if replaced:
+            saved += text("train.preset.backup", lang, backup=f"{preset.path.name}.bak")
+        return saved, gr.update(choices=preset_choices(workbench, lang), value=preset.key)
 
-    def on_run_settings(run_id: str):
+    def on_run_settings(run_id: str, request: gr.Request = None):
+        lang = lang_of(request)
         if not run_id:
-            raise gr.Error("Settings of a run: choose a run first")
+            raise gr.Error(text("train.run_settings.none", lang))
         try:
             return form_values(workbench.store.load_config(run_id))
         except (StoreError, ConfigError) as exc:
-            raise gr.Error(f"Settings of a run: {on_screen(str(exc))}") from None
+            raise gr.Error(text("train.run_settings.refused", lang, error=on_screen(say(exc, lang)))) from None
 
     def on_data_change(path: str):  # instructions train with SFT, preference pairs with DPO: follow the data
         try:
@@ -383,8 +374,10 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
                               [train_components["objective"], objective_accordion], api_visibility="private")
     fields = list(form.values())
     preset_btn.click(on_preset, preset_dropdown, fields, api_name="load_preset")
-    preset_dropdown.focus(lambda: gr.update(choices=_preset_choices(workbench)), None, preset_dropdown,
-                          api_visibility="private")
+    def on_preset_focus(request: gr.Request = None):  # presets saved since, also from the CLI or another browser
+        return gr.update(choices=preset_choices(workbench, lang_of(request)))
+
+    preset_dropdown.focus(on_preset_focus, None, preset_dropdown, api_visibility="private")
     save_btn.click(on_save_preset, inputs_kwargs={"preset_name": preset_name_box, **form},
                    outputs=[save_md, preset_dropdown], api_name="save_preset")
     settings_btn.click(on_run_settings, settings_run_dropdown, fields, api_name="load_run_settings")
@@ -409,8 +402,10 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     seen_state = gr.State(None)
     timer.tick(on_poll, [run_dropdown, seen_state], [progress_html, loss_plot, seen_state, next_row],
                api_visibility="private", show_progress="hidden")
-    run_dropdown.change(lambda run_id: on_poll(run_id)[:2], run_dropdown, [progress_html, loss_plot],
-                        api_name="poll_run")
+    def on_show_run(run_id: str, request: gr.Request = None):  # the run picked: its line and chart at once
+        return on_poll(run_id, None, request)[:2]
+
+    run_dropdown.change(on_show_run, run_dropdown, [progress_html, loss_plot], api_name="poll_run")
     run_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, run_dropdown,
                        api_visibility="private")
 

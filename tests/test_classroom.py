@@ -131,3 +131,63 @@ def test_the_workbench_gives_each_student_their_own_runs_uploads_and_data(tmp_pa
         assert not single.viewer(None).in_class and not single.login("kim", "t")
     finally:
         single.close()
+
+
+TINY_RUN = {"train.max_steps": 1, "train.batch_size": 1, "train.max_seq_len": 64, "train.eval_every": 0,
+            "data.val_size": 0, "data.test_size": 0}
+
+
+@pytest.mark.slow
+def test_runs_left_waiting_when_the_app_stopped_start_again_round_robin_across_students(home, tiny_config):
+    from workbench.runs.store import RunStore
+    from workbench.train.jobs import JobRunner
+
+    store = RunStore(home / "runs")
+    names = ["a1", "a2", "a3", "b1", "c1"]  # a queued three before b and c queued one each
+    for name in names:  # as an app that stopped mid-lesson leaves them: queued, nobody holding them
+        store.create_run(tiny_config(**TINY_RUN, name=name), owner=name[0])
+    runner = JobRunner(store)
+    try:
+        ids = {r.name: r.run_id for r in store.list_runs()}
+        for run_id in ids.values():
+            assert runner.wait(run_id, timeout=600).status == "completed"
+    finally:
+        runner.shutdown(timeout=60)
+    started = sorted(store.list_runs(), key=lambda r: r.started_at)
+    assert [r.name for r in started] == ["a1", "b1", "c1", "a2", "a3"]
+    assert store.last_started()["a"] == started[-1].started_at
+
+
+@pytest.mark.slow
+def test_the_next_run_trains_while_the_last_ones_test_split_is_scored(home, tiny_config):
+    from workbench.runs.store import RunStore
+    from workbench.train.jobs import JobRunner
+
+    store = RunStore(home / "runs")
+    runner = JobRunner(store)
+    try:
+        scored = runner.submit(tiny_config(**{**TINY_RUN, "data.test_size": 4, "train.eval_test": True,
+                                              "train.eval_max_new_tokens": 8}), name="scored")
+        second = runner.submit(tiny_config(**TINY_RUN), name="next")
+        assert runner.wait(scored.run_id, timeout=600).status == "completed"  # wait covers the scoring too
+        assert runner.wait(second.run_id, timeout=600).status == "completed"
+    finally:
+        runner.shutdown(timeout=60)
+    eval_written = (store.run_dir(scored.run_id) / "eval.json").stat().st_mtime
+    assert store.get_run(second.run_id).started_at < eval_written  # it did not wait for the scoring
+    assert store.read_json(scored.run_id, "scores.json")["adapter"]
+
+
+def test_a_student_may_not_queue_more_than_the_limit(home, tiny_config):
+    from workbench.runs.store import RunStore
+    from workbench.train.jobs import JobRunner
+
+    store = RunStore(home / "runs")
+    runner = JobRunner(store, max_waiting=1)
+    runner.shutdown()  # no worker: every submitted run stays waiting
+    runner.submit(tiny_config(**TINY_RUN), owner="lee")
+    with pytest.raises(ValueError) as info:
+        runner.submit(tiny_config(**TINY_RUN), owner="lee")
+    assert "1 run(s) waiting" in say(info.value, "en")
+    runner.submit(tiny_config(**TINY_RUN), owner="park")
+    assert len(runner.waiting_order()) == 2

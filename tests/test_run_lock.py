@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from workbench.cli import main
+from workbench.i18n import say
 from workbench.runs.store import RunBusyError, RunStore
 from workbench.train.jobs import JobRunner
 
@@ -123,7 +124,7 @@ def test_stop_during_the_first_validation_ends_the_run_at_once_and_says_stopping
     runner = JobRunner(RunStore(home / "runs"))
     record = runner.submit(config)
     deadline = time.monotonic() + 240
-    while runner.snapshot(record.run_id).phase != "measuring the starting validation loss":
+    while say(runner.snapshot(record.run_id).phase, "en") != "measuring the starting validation loss":
         assert runner.snapshot(record.run_id).status in ("queued", "running") and time.monotonic() < deadline
         time.sleep(0.02)
     assert runner.stop(record.run_id)

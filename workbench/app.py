@@ -197,9 +197,10 @@ class Workbench:
         return records, next(iter(models.values()), None)
 
     def close(self, timeout: float = 60.0) -> bool:
-        """Stop training (the run at its next step, saving what it learned; waiting ones cancelled) and wait up to
+        """Stop training (the run at its next step, saving what it learned; waiting ones stay queued and wait again
+        in the same order when the app starts next) and wait up to
         `timeout` seconds for it. A worker thread cut off mid-step when the process exits could leave a run with no
         adapter, and makes torch abort ("terminate called without an active exception")."""
-        return self.jobs.shutdown(timeout)
+        return self.jobs.shutdown(timeout, keep_waiting=True)
 
 

@@ -196,6 +196,12 @@ class RunStore:
             raise StoreError(not_yours("run"))
         return record
 
+    def waiting_runs(self) -> list[RunRecord]:
+        """Runs the index says are queued, as written (whoever holds them), oldest first."""
+        with self._connect() as db:
+            rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE status = 'queued' ORDER BY created_at")
+            return [RunRecord(*row) for row in rows.fetchall()]
+
     def last_started(self) -> dict[str, float]:
         """When each owner's most recent run started training (the fair queue's turns)."""
         with self._connect() as db:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import html
+import time
 from typing import Any
 
 from workbench.app import Workbench
@@ -46,6 +47,9 @@ def format_progress(snapshot: Any, lang: str = "en") -> str:
         parts.append(text("train.progress.val_loss", lang, loss=f"{snapshot.val_loss:.4f}"))
     if snapshot.queue_position:
         parts.append(text("train.progress.queue", lang, position=snapshot.queue_position))
+        if getattr(snapshot, "expected_start", None) is not None:  # after the runs ahead, at this machine's pace
+            wait = max(0, round((snapshot.expected_start - time.time()) / 60))
+            parts.append(text("train.progress.starts_in", lang, minutes=wait))
     # After the last step the bar sits at 100 % while the test split is scored: say so, or it looks stalled.
     if snapshot.phase:
         parts.append(f"<i>{html.escape(say(snapshot.phase, lang))}</i>")

@@ -191,3 +191,17 @@ def test_a_student_may_not_queue_more_than_the_limit(home, tiny_config):
     assert "1 run(s) waiting" in say(info.value, "en")
     runner.submit(tiny_config(**TINY_RUN), owner="park")
     assert len(runner.waiting_order()) == 2
+
+
+def test_the_hash_password_command_prints_a_hash_the_accounts_file_accepts(monkeypatch, capsys):
+    import io
+
+    from workbench.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("교실-비밀\n"))
+    assert main(["hash-password"]) == 0
+    hashed = capsys.readouterr().out.strip()
+    accounts = parse_accounts(f"user,password,role\nkim,{hashed},teacher\n")
+    assert check_login(accounts, "kim", "교실-비밀") and not check_login(accounts, "kim", "교실")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert main(["hash-password"]) == 2 and "empty" in capsys.readouterr().err

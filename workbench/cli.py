@@ -183,6 +183,26 @@ def _train(store: Any, run_id: str, config: Any, args: argparse.Namespace, resum
     return 0
 
 
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """A password's hash for a classroom accounts file: read from stdin when piped, else asked twice."""
+    import getpass
+
+    from workbench.classroom.accounts import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(text("classroom.hash.ask"))
+        if password != getpass.getpass(text("classroom.hash.again")):
+            print(text("classroom.hash.differ"), file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print(text("classroom.hash.empty"), file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     """Every method with its knobs, in the environment's language (English unless it asks for Korean)."""
     for spec in METHODS.values():
@@ -372,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     sub.add_parser("methods", help="list fine-tuning methods and their knobs").set_defaults(func=cmd_methods)
+    sub.add_parser("hash-password", help="print a password's hash for a classroom accounts file (the password from "
+                   "stdin, or asked for)").set_defaults(func=cmd_hash_password)
     presets = sub.add_parser("presets", help="list the bundled and saved presets, or save one")
     presets.add_argument("--save", metavar="NAME", help="save settings as saved:NAME ($WORKBENCH_HOME/presets)")
     presets.add_argument("--from-run", metavar="RUN_ID", help="with --save: the settings of this stored run")

@@ -70,8 +70,9 @@ def run_sample(name: str, preset: str, overrides: dict, resamples: int) -> dict:
     if report is None:
         raise SystemExit(f"{name}: the test split was not scored (is train.eval_test off?)")
     base, run = (per_example(report, label, info["headline"]) for label in ("base", "adapter"))
-    row = {"sample": name, "preset": preset, "headline": info["headline"], "test_examples": len(report.references),
-           "steps": result.steps, "total_steps": result.total_steps, "early_stop": result.early_stop,
+    row = {"sample": name, "preset": preset, "headline_metric": info["headline"],
+           "test_examples": len(report.references), "steps": result.steps, "total_steps": result.total_steps,
+           "early_stop": result.early_stop,
            "train_seconds": round(result.seconds, 1), "end_to_end_seconds": round(finished - started, 1),
            "scoring_seconds": round(finished - phases.get("trained", finished), 1)}
     for metric in ("headline", "rougeL"):
@@ -92,7 +93,7 @@ def show(row: dict) -> str:
              f"train {row['train_seconds']:.0f} s, end to end {row['end_to_end_seconds']:.0f} s "
              f"(scoring {row['scoring_seconds']:.0f} s)"]
     for metric in ("headline", "rougeL"):
-        name = row["headline"] if metric == "headline" else "ROUGE-L"
+        name = row["headline_metric"] if metric == "headline" else "ROUGE-L"
         part = row[metric]
         lines.append(f"  {name:<14} base {pct(part['base'])} → run {pct(part['run'])}   gain {pct(part['gain'])}")
     return "\n".join(lines)

@@ -299,3 +299,49 @@ def make_length_histogram(lengths: Mapping[str, Sequence[int]], max_len: int | N
         fig.add_vline(x=max_len, line={"dash": "dot", "color": "#111827"},
                       annotation_text=text("charts.lengths.max", lang, max_len=max_len))
     return fig
+
+
+def _bin_value(item: Any, name: str) -> Any:
+    """A reliability bin's field, whether it is a dataclass (ReliabilityBin) or a dict read back from JSON."""
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name)
+
+
+def make_reliability_figure(reliability: Mapping[str, Sequence[Any]], ece: Mapping[str, float] | None = None,
+                            lang: str | None = None) -> go.Figure:
+    """A reliability diagram per model on a multiple-choice set: for each confidence bin with questions in it,
+    the mean confidence (x) against the accuracy (y), the dot's size and the lower panel the questions in the
+    bin; points on the diagonal are calibrated, below it over-confident. `reliability` maps a model's label to its
+    bins (each with lower, upper, count, confidence, accuracy); `ece` adds each model's ECE to its legend entry."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=text("charts.mc.reliability.diagonal", lang),
+                             line={"color": "#9ca3af", "dash": "dash"}, hoverinfo="skip"), row=1, col=1)
+    shown = 0
+    for index, (label, bins) in enumerate(reliability.items()):
+        filled = [b for b in bins if _bin_value(b, "count")]
+        if not filled:
+            continue
+        shown += 1
+        color, counts = _color(index), [_bin_value(b, "count") for b in filled]
+        name = (text("charts.mc.reliability.legend", lang, label=label, ece=f"{ece[label]:.3f}")
+                if ece and ece.get(label) is not None else label)
+        fig.add_trace(go.Scatter(
+            x=[_bin_value(b, "confidence") for b in filled], y=[_bin_value(b, "accuracy") for b in filled],
+            mode="lines+markers", name=name, legendgroup=label, line={"color": color},
+            marker={"color": color, "size": [8 + 14 * (n / max(counts)) ** 0.5 for n in counts]},
+            customdata=[[n, _bin_value(b, "lower"), _bin_value(b, "upper")] for n, b in zip(counts, filled)],
+            hovertemplate=text("charts.mc.reliability.hover", lang) + "<extra>" + label + "</extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(
+            x=[(_bin_value(b, "lower") + _bin_value(b, "upper")) / 2 for b in filled], y=counts,
+            name=label, legendgroup=label, showlegend=False,
+            marker={"color": color}, opacity=0.7,
+            hovertemplate=text("charts.mc.reliability.count_hover", lang) + "<extra>" + label + "</extra>"),
+            row=2, col=1)
+    fig = _layout(fig, text("charts.mc.reliability.title", lang), "", "")
+    fig.update_layout(height=460, barmode="group", bargap=0.15)
+    fig.update_xaxes(range=[0, 1.02], row=1, col=1)
+    fig.update_xaxes(range=[0, 1.02], title_text=text("charts.mc.reliability.x", lang), row=2, col=1)
+    fig.update_yaxes(range=[0, 1.02], title_text=text("charts.mc.reliability.y", lang), row=1, col=1)
+    fig.update_yaxes(title_text=text("charts.mc.reliability.count_y", lang), row=2, col=1)
+    if not shown:
+        annotate_empty(fig, text("charts.mc.reliability.empty", lang))
+    return fig

@@ -26,8 +26,6 @@ from appdriver import CALL_TIMEOUT_S, _free_port, _kwargs, _tiny_run_form, _valu
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from workbench.evaluate.metrics import SIMILARITY_KIND
-
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +114,7 @@ def apps(tmp_path_factory):
 def _eval_form(client: Client, path: str, **changes) -> dict:
     fields = {"Data": "A file or sample", "Run": None, "File": path, "Split": "all", "Limit": 2,
               "Include the base model": True, "Runs": [], "Max new tokens": 8,
-              f"Similarity ({SIMILARITY_KIND})": False, "Perplexity": False}
+              "Similarity": False, "Perplexity": False}
     return _kwargs(types.SimpleNamespace(client=client), "/evaluate", **{**fields, **changes})
 
 

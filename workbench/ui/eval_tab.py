@@ -204,9 +204,9 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
                                           allow_custom_value=True, info=T("evaluate.runs.info"))
             max_tokens_slider = gr.Slider(8, 512, value=64, step=8, label=T("sampling.max_new_tokens"),
                                           info=T("evaluate.max_new_tokens.info"))
-            similarity_label = derived("evaluate.similarity.label+kind",
-                                       lambda lang: text("evaluate.similarity.label", lang, kind=SIMILARITY_KIND))
-            similarity_checkbox = gr.Checkbox(True, label=similarity_label, info=T("evaluate.similarity.info"))
+            similarity_info = derived("evaluate.similarity.info+kind",
+                                      lambda lang: text("evaluate.similarity.info", lang, kind=SIMILARITY_KIND))
+            similarity_checkbox = gr.Checkbox(True, label=T("evaluate.similarity.label"), info=similarity_info)
             perplexity_checkbox = gr.Checkbox(True, label=T("evaluate.perplexity.label"),
                                               info=T("evaluate.perplexity.info"))
     with gr.Row():

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from workbench.paths import workbench_home
@@ -21,12 +22,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth", default=None, help="require a login: USER:PASSWORD")
     parser.add_argument("--auth-file", default=None,
                         help="require a login: a file of accounts, one USER:PASSWORD per line (# starts a comment)")
+    parser.add_argument("--classroom", default=None, metavar="ACCOUNTS.csv",
+                        help="classroom mode: accounts with roles from a CSV file with the columns user,password,role "
+                             "(role teacher or student; a password may be a hash from `python -m workbench "
+                             "hash-password`). Each student gets a workspace of their own, runs wait in a fair queue, "
+                             "and the teacher gets the Class tab")
+    parser.add_argument("--class-queue-limit", type=int, default=2, metavar="N",
+                        help="classroom mode: how many runs one student may have waiting at once (default 2)")
+    parser.add_argument("--class-step-budget", type=int, default=0, metavar="STEPS",
+                        help="classroom mode: the most optimizer steps a student's run may take (default 0: as the "
+                             "run's settings say); the teacher can change it in the Class tab")
     parser.add_argument("--max-upload-mb", type=float, default=200,
                         help="largest file a browser may upload, in MB (default 200); larger ones are refused")
     parser.add_argument("--data-dir", action="append", default=[], metavar="FOLDER",
                         help="a folder whose files users may name as data (repeatable); besides it the app reads only "
                              "bundled samples and uploaded files")
     args = parser.parse_args(argv)
+    if args.classroom and (args.auth or args.auth_file):
+        parser.error("--classroom has its own accounts; leave out --auth and --auth-file")
+    if args.class_queue_limit < 1 or args.class_step_budget < 0:
+        parser.error("--class-queue-limit must be 1 or more and --class-step-budget 0 or more")
     if not args.max_upload_mb > 0:
         parser.error(f"--max-upload-mb must be more than 0; got {args.max_upload_mb:g}")
     for folder in args.data_dir:
@@ -35,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def launch_options(args: argparse.Namespace, auth: list[tuple[str, str]] | None) -> dict:
+def launch_options(args: argparse.Namespace, auth: list[tuple[str, str]] | Callable[[str, str], bool] | None) -> dict:
     """What `launch` gets: the address, the login (and the wall that keeps every route but the login page behind
     it), the upload cap; never a public share link."""
     from workbench.ui.app import server_options
@@ -129,11 +144,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach this address can train and chat",
               file=sys.stderr)
+    from workbench.classroom.accounts import read_accounts as read_class_accounts
+
     try:
         auth = read_accounts(args.auth, args.auth_file)
+        accounts = read_class_accounts(args.classroom) if args.classroom else None
     except ValueError as err:
         sys.exit(f"error: {err}")
-    workbench = Workbench(home, data_dirs=args.data_dir)
+    workbench = Workbench(home, data_dirs=args.data_dir, accounts=accounts, max_waiting=args.class_queue_limit,
+                          step_budget=args.class_step_budget)
+    if accounts is not None:
+        auth = workbench.login  # every account of the file; each request knows who sent it
+        teachers = sum(account.is_teacher for account in accounts.values())
+        print(f"Classroom mode: {len(accounts)} accounts ({teachers} teacher(s)) from {args.classroom}",
+              file=sys.stderr)
     demo = build_app(workbench)  # first: it loads transformers' modules in this thread (see build_app)
     threading.Thread(target=warm_up, args=(cached_tokenizer,), daemon=True).start()
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)  # `kill`, systemd or docker stop: the same clean stop

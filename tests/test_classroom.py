@@ -112,7 +112,8 @@ def test_the_workbench_gives_each_student_their_own_runs_uploads_and_data(tmp_pa
         for record in (mine, theirs):
             make_adapter(bench.store.run_dir(record.run_id))
         assert [label for label, _ in bench.run_choices(True, lee)] == ["서연's · lora · 0 steps"]
-        assert len(bench.run_choices(True, teacher)) == 2 and len(bench.run_choices(True)) == 2
+        assert len(bench.run_choices(True, teacher)) == 2
+        assert bench.run_choices(True) == []  # a call that names no viewer gets nobody's rights in classroom mode
         assert bench.trained_runs([(mine.run_id, "Side 2")], lee)[0][0].name == "서연's"
         with pytest.raises(ValueError, match="Side 2: There is no run of yours"):
             bench.trained_runs([(theirs.run_id, "Side 2")], lee)
@@ -205,3 +206,111 @@ def test_the_hash_password_command_prints_a_hash_the_accounts_file_accepts(monke
     assert check_login(accounts, "kim", "교실-비밀") and not check_login(accounts, "kim", "교실")
     monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
     assert main(["hash-password"]) == 2 and "empty" in capsys.readouterr().err
+
+
+def _class_workbench(home):
+    from workbench.app import Workbench
+
+    accounts = parse_accounts("user,password,role\nteach,t,teacher\nkim,k,student\nlee,l,student\n")
+    return Workbench(home, accounts=accounts, max_waiting=2)
+
+
+def test_the_teachers_step_budget_caps_student_runs_and_is_kept_across_a_restart(tmp_path, tiny_config):
+    from workbench.classroom.access import Viewer
+    from workbench.teacher import NotTeacher, set_step_budget
+
+    workbench = _class_workbench(tmp_path / "home")
+    teach, kim = workbench.viewer("teach"), workbench.viewer("kim")
+    with pytest.raises(NotTeacher):
+        set_step_budget(workbench, kim, 5)
+    assert set_step_budget(workbench, teach, 5) == 5
+    long, short = tiny_config(**{"train.max_steps": 80}), tiny_config(**{"train.max_steps": 3})
+    assert workbench.class_budget(long, kim).train.max_steps == 5  # capped
+    assert workbench.class_budget(short, kim).train.max_steps == 3  # already within
+    assert workbench.class_budget(tiny_config(**{"train.max_steps": 0}), kim).train.max_steps == 5  # epochs: capped
+    assert workbench.class_budget(long, teach).train.max_steps == 80  # the teacher's own runs are not
+    workbench.close()
+    again = _class_workbench(tmp_path / "home")
+    assert again.step_budget == 5 and again.class_budget(long, Viewer("lee")).train.max_steps == 5
+    again.close()
+
+
+def test_a_student_continues_only_from_a_run_they_may_see_never_from_a_folder(tmp_path, tiny_config):
+    from workbench.config import ConfigError
+    from workbench.runs.store import StoreError
+
+    workbench = _class_workbench(tmp_path / "home")
+    kim, lee = workbench.viewer("kim"), workbench.viewer("lee")
+    kims = workbench.store.create_run(tiny_config(), owner="kim").run_id
+    assert workbench.check_start_adapter(tiny_config(**{"train.init_adapter": kims}), kim)
+    with pytest.raises(StoreError, match="no run of yours"):
+        workbench.check_start_adapter(tiny_config(**{"train.init_adapter": kims}), lee)
+    with pytest.raises(ConfigError, match="no run of yours"):
+        workbench.check_start_adapter(tiny_config(**{"train.init_adapter": str(workbench.store.run_dir(kims))}),
+                                      lee)
+    workbench.close()
+
+
+def test_saved_presets_are_each_students_own_and_the_teacher_shares_one_with_the_class(tmp_path, tiny_config):
+    from workbench.config import ConfigError
+    from workbench.presets import list_presets, read_preset, save_user_preset
+    from workbench.teacher import share_teacher_preset, teacher_presets
+
+    workbench = _class_workbench(tmp_path / "home")
+    teach, kim, lee = (workbench.viewer(user) for user in ("teach", "kim", "lee"))
+
+    def saved(viewer) -> set[str]:
+        return {p.key for p in list_presets(workbench.preset_home(viewer), shared_home=workbench.class_home)
+                if p.saved}
+
+    save_user_preset(tiny_config(**{"train.max_steps": 7}), "kims", workbench.preset_home(kim))
+    save_user_preset(tiny_config(**{"train.max_steps": 9}), "lesson-1", workbench.preset_home(teach))
+    assert saved(kim) == {"saved:kims"} and saved(lee) == set()
+    with pytest.raises(ConfigError):
+        read_preset("saved:kims", workbench.preset_home(lee), allow_paths=False, shared_home=workbench.class_home)
+    assert teacher_presets(workbench, teach) == ["lesson-1"]
+    shared = share_teacher_preset(workbench, teach, "lesson-1")
+    assert shared.key == "class:lesson-1" and "class:lesson-1" in saved(lee)
+    loaded = read_preset("class:lesson-1", workbench.preset_home(lee), allow_paths=False,
+                         shared_home=workbench.class_home)
+    assert loaded.train.max_steps == 9
+    workbench.close()
+
+
+@pytest.mark.slow
+def test_the_teacher_sees_every_run_stops_and_reorders_the_queue_and_exports_the_class(tmp_path, tiny_config):
+    import time
+
+    from workbench.i18n import say
+    from workbench.teacher import NotTeacher, class_rows, export_class_csv, pin_run, queue_rows, stop_run
+
+    workbench = _class_workbench(tmp_path / "home")
+    teach, kim = workbench.viewer("teach"), workbench.viewer("kim")
+    training = workbench.jobs.submit(tiny_config(**{"train.max_steps": 500, "train.eval_every": 0}), owner="kim")
+    waiting = [workbench.jobs.submit(tiny_config(name=f"{owner}-{n}"), owner=owner).run_id
+               for n, owner in enumerate(("kim", "lee", "lee"))]
+    deadline = time.monotonic() + 120
+    while workbench.store.get_run(training.run_id).status != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    rows = queue_rows(workbench, teach)
+    # Kim's run trains, so lee's turn comes first: lee, kim, lee (round robin, not first come).
+    assert [row["run_id"] for row in rows] == [training.run_id, waiting[1], waiting[0], waiting[2]]
+    assert rows[0]["place"] == 0 and rows[1]["starts"]  # training now; the next one's expected start
+    assert pin_run(workbench, teach, waiting[2])  # lee's second run to the front: it counts as lee's turn
+    rows = queue_rows(workbench, teach)
+    assert [row["run_id"] for row in rows[1:]] == [waiting[2], waiting[0], waiting[1]] and rows[1]["pinned"]
+    assert stop_run(workbench, teach, waiting[0])  # a waiting run leaves the queue
+    assert waiting[0] not in [row["run_id"] for row in queue_rows(workbench, teach)]
+    with pytest.raises(NotTeacher) as refused:
+        stop_run(workbench, kim, training.run_id)
+    assert say(refused.value, "ko") == "교사만 할 수 있습니다."
+    assert stop_run(workbench, teach, training.run_id)  # the training run stops at its next step
+    table = {row["run_id"]: row for row in class_rows(workbench, teach)}
+    assert set(table) == {training.run_id, *waiting} and table[waiting[1]]["owner"] == "lee"
+    text = export_class_csv(workbench, teach).read_text(encoding="utf-8-sig")
+    assert text.splitlines()[0].startswith("owner,name,status") and "lee-2" in text
+    for run_id in waiting[1:]:
+        workbench.jobs.stop(run_id)
+    assert workbench.close(timeout=120)
+    assert workbench.store.get_run(training.run_id).status == "stopped"

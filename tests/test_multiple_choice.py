@@ -351,3 +351,60 @@ def test_the_reliability_diagram_draws_each_model_and_says_when_there_is_nothing
     assert list(figure.data[2].y) == [2, 2] and figure.layout.title.text.startswith("신뢰도")
     empty = make_reliability_figure({"base": []}, lang="en")
     assert not empty.data and "No multiple-choice scores yet" in empty.layout.annotations[0].text
+
+
+@pytest.mark.slow
+def test_after_training_a_run_is_scored_on_the_bundled_sets_and_the_runs_table_shows_it(home, tiny_config,
+                                                                                       make_adapter, monkeypatch):
+    import functools
+    import types
+
+    from workbench.app import Workbench
+    from workbench.evaluate import multiple_choice
+    from workbench.runs.store import RunStore
+    from workbench.train import jobs
+    from workbench.ui.runs_tab import runs_frame
+
+    store = RunStore(home / "runs")
+    config = tiny_config(**{"train.eval_mc": "knowledge_ko", "train.eval_mc_shots": 1, "train.eval_test": False})
+    record = store.create_run(config, name="mc-run")
+    make_adapter(store.run_dir(record.run_id))
+    store.update_run(record.run_id, status="completed", steps=3)
+    calls = []
+    real = multiple_choice.score_mc
+
+    def counted(*args, **kwargs):  # the real scoring, on the first 3 questions of each set (seconds, not minutes)
+        report = real(*args, **kwargs)
+        calls.append([s.label for s in report.scores])
+        return report
+
+    monkeypatch.setattr(multiple_choice, "score_mc", counted)
+    monkeypatch.setattr(jobs, "score_run_mc", functools.partial(multiple_choice.score_run_mc, limit=3))
+    phases = []
+    result = types.SimpleNamespace(steps=3, total_steps=3, test_examples=0)  # what a finished run's result says
+    jobs.score_after_training(store, record.run_id, result, lambda event: phases.append(event.values["phase"]))
+    assert calls == [["base", "adapter"]]
+    summary = store.read_json(record.run_id, "mc.json")
+    assert set(summary) == {"knowledge_ko"}
+    for entry in summary.values():
+        assert entry["shots"] == 1 and entry["base"]["count"] == entry["adapter"]["count"] == 3
+        assert 0 <= entry["adapter"]["accuracy"] <= 1 and 0 <= entry["adapter"]["ece"] <= 1
+    assert store.read_json(record.run_id, "mc-knowledge_ko.json")["shots"] == 1  # the whole report too
+    assert any("multiple choice" in str(phase) for phase in phases)
+    # A second run of the same base reuses the base's scores: only its adapter is scored.
+    other = store.create_run(config, name="mc-run-2")
+    make_adapter(store.run_dir(other.run_id), seed=1)
+    jobs.score_after_training(store, other.run_id, result, lambda event: None)
+    assert calls[1:] == [["adapter"]]
+    assert store.read_json(other.run_id, "mc.json")["knowledge_ko"]["base"] == summary["knowledge_ko"]["base"]
+    assert multiple_choice.MC_SETS["both"] == ("knowledge_en", "knowledge_ko")
+    change = multiple_choice.mc_change(summary)
+    expected = (summary["knowledge_ko"]["adapter"]["accuracy"] - summary["knowledge_ko"]["base"]["accuracy"]) * 100
+    assert change["mc_change"] == pytest.approx(expected, abs=0.06)
+    workbench = Workbench(home)
+    try:
+        table = runs_frame(workbench, "en")
+    finally:
+        workbench.close()
+    row = table[table["name"] == "mc-run"].iloc[0]
+    assert row["MC accuracy"] == change["mc_accuracy"] and row["MC Δ points"] == change["mc_change"]

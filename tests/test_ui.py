@@ -349,3 +349,30 @@ def test_runs_survive_an_app_restart(app, started_run):
     assert y == pytest.approx(train_y)
     assert started_run in [c[1] for c in _call(app, "/list_adapters")["choices"]]
 
+
+
+def test_a_finished_run_whose_labels_are_at_chance_says_so_under_its_progress_line(app):
+    from dataclasses import asdict
+
+    from workbench.config import RunConfig
+    from workbench.evaluate.metrics import chance_levels
+    from workbench.evaluate.scoring import EvalReport, ModelResult
+
+    store = app.workbench.store
+    record = store.create_run(RunConfig(), name="format-only")
+    store.update_run(record.run_id, status="completed", steps=3, total_steps=3)
+    references = ["Category: billing | Priority: low"] * 3 + ["Category: shipping | Priority: high"]
+    levels = chance_levels(references)
+    assert levels["Category"] == (0.75, "billing")
+
+    def result(label: str, adapter: str | None, accuracy: float) -> ModelResult:
+        return ModelResult(label, adapter, {"accuracy[Category]": accuracy, "accuracy[Priority]": 1.0},
+                           ["x"] * 4, [{}] * 4, 1.0, 4)
+
+    report = EvalReport("sample · test", ["q"] * 4, references,
+                        [result("base", None, 0.25), result("adapter", "adapter", 0.75)])
+    store.write_json(record.run_id, "eval.json", asdict(report))
+    line, _plot = _call(app, "/poll_run", record.run_id)
+    assert "<b>completed</b>" in line
+    assert "Category is right 75% of the time, no better than always answering «billing»" in line
+    assert "learned the answer&#x27;s format, not the task" in line and "Priority" not in line.split("⚠️", 1)[1]

@@ -121,6 +121,26 @@ def test_evaluate_a_korean_sample_with_base_and_run(app, run_id):
     assert list(app.home.joinpath("exports").glob("eval-*.csv")), "the CSV is kept under the workbench home"
 
 
+def test_multiple_choice_scores_the_base_and_a_run_on_the_korean_set(app, run_id):
+    notes, summary, reliability, subjects, questions, csv_path = _call(
+        app, "/multiple_choice", mc_set="knowledge_ko", shots=1, limit=3, style="letters", use_base=True,
+        run_ids=[run_id])
+    rows = _rows(summary)
+    assert [r["model"] for r in rows] == ["base", RUN_NAME] and all(r["questions"] == 3 for r in rows)
+    assert all(0 <= r["accuracy"] <= 1 and 0 <= r["ECE"] <= 1 for r in rows)
+    assert {t["name"].split(" ")[0] for t in _figure(reliability)["data"] if t.get("name")} >= {"base"}
+    assert _figure(subjects)["data"], "accuracy per subject"
+    picks = _frame(questions)
+    assert len(picks) == 3 and {"base · choice", f"{RUN_NAME} · p"} <= set(picks.columns)
+    assert all(HANGUL.search(q) for q in picks["question"])
+    assert len(pd.read_csv(csv_path)) == 3
+    with pytest.raises(AppError, match="Question set"):
+        _call(app, "/multiple_choice", mc_set="", shots=0, limit=3, style="letters", use_base=True, run_ids=[])
+    with pytest.raises(AppError, match="refused"):  # a file the app may not read
+        _call(app, "/multiple_choice", mc_set="/etc/passwd.csv", shots=0, limit=3, style="letters", use_base=True,
+              run_ids=[])
+
+
 def test_stored_scores_show_the_test_split_scored_after_training(app, run_id):
     started = time.perf_counter()
     summary, _legend, _bars, examples, _csv = _call(app, "/stored_scores", run_id)

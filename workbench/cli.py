@@ -311,6 +311,8 @@ def _eval_targets(args: argparse.Namespace, store: Any) -> list[Any]:
 def cmd_eval(args: argparse.Namespace) -> int:
     store = RunStore(args.output_dir) if args.output_dir else default_store()
     targets = _eval_targets(args, store)
+    if args.mc:
+        return _eval_mc(args, targets)
     if args.general:
         examples, data = probe_examples(args.limit or 50), f"{GENERAL_SPEC} (probe part)"
     elif args.data:
@@ -340,6 +342,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for model in report.models:  # the last lines: one JSON object per model
         print(json.dumps({"model": model.label, "adapter": model.adapter_path, "examples": len(examples),
                           **{k: round(v, 6) for k, v in model.metrics.items()}}, ensure_ascii=False))
+    return 0
+
+
+def _eval_mc(args: argparse.Namespace, targets: list[Any]) -> int:
+    """`eval --mc SET`: multiple choice through lm-evaluation-harness; the last lines are one JSON object per model."""
+    from workbench.evaluate.multiple_choice import BASE_LABEL, score_mc
+
+    adapters = [(t.label, t.adapter_path) for t in targets if t.adapter_path]
+    base = BASE_LABEL if any(t.adapter_path is None for t in targets) else None
+    report = score_mc(ModelConfig(name_or_path=args.model), adapters, args.mc, shots=args.shots,
+                      limit=args.limit or None, batch_size=args.batch_size, style=args.style, base_label=base,
+                      on_progress=lambda fraction, what: print(f"[{fraction:4.0%}] {what}",
+                                                               file=sys.stderr))
+    if args.csv:
+        import pandas as pd
+
+        write_csv(Path(args.csv), pd.DataFrame(report.question_rows()))
+    if args.report:
+        write_atomic(Path(args.report), json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    print(f"{len(report.rows)} questions of {report.task}, {report.shots}-shot (lm-evaluation-harness "
+          f"{report.lm_eval_version})")
+    for note in report.notes:
+        print(f"note: {note}")
+    for score in report.scores:  # the last lines: one JSON object per model
+        print(json.dumps({"model": score.label, "adapter": score.adapter_path, "set": report.task,
+                          "shots": report.shots, "questions": score.count, "accuracy": round(score.accuracy, 6),
+                          "acc_norm": round(score.acc_norm, 6), "macro_f1": round(score.macro_f1, 6),
+                          "ece": round(score.ece, 6), "brier": round(score.brier, 6),
+                          "seconds": round(score.seconds, 2)}, ensure_ascii=False))
     return 0
 
 
@@ -426,6 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split-seed", type=int, default=0)
     evaluate.add_argument("--general", action="store_true",
                           help="score on the general reference set's probe part (the forgetting probe)")
+    evaluate.add_argument("--mc", metavar="SET",
+                          help="multiple choice instead: a bundled set (knowledge_en, knowledge_ko, their _cloze "
+                               "forms), a file of questions (.jsonl/.csv: question, choices or A-D, answer), or an "
+                               "lm-evaluation-harness task name; accuracy, acc_norm, macro-F1 and calibration (ECE, "
+                               "Brier) per model")
+    evaluate.add_argument("--shots", type=int, default=0, help="multiple choice: k-shot examples, 0 to 5")
+    evaluate.add_argument("--style", default="letters", choices=("letters", "cloze"),
+                          help="multiple choice from a file: ask for the letter (MMLU-style) or score each answer's "
+                               "text (cloze)")
     evaluate.add_argument("--base", action="store_true", help="include the base model (the default without adapters)")
     evaluate.add_argument("--adapter", action="append", metavar="DIR", help="an adapter folder; repeat for more")
     evaluate.add_argument("--run", action="append", metavar="RUN_ID",

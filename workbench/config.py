@@ -147,6 +147,9 @@ class TrainConfig:
                              0, 1000)
     eval_test: bool = knob(True, text("train.eval_test.help", "en"))
     eval_max_new_tokens: int = knob(64, text("train.eval_max_new_tokens.help", "en"), 1, 2048)
+    eval_mc: str = knob("none", text("train.eval_mc.help", "en"),
+                        choices=("none", "knowledge_en", "knowledge_ko", "both"))
+    eval_mc_shots: int = knob(5, text("train.eval_mc_shots.help", "en"), 0, 5)
     objective: str = knob("sft", text("train.objective.help", "en"), choices=("sft", "dpo"))
     dpo_beta: float = knob(0.1, text("train.dpo_beta.help", "en"), 0.001, 10)
     init_adapter: str = knob("", text("train.init_adapter.help", "en"))

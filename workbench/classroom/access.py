@@ -34,6 +34,7 @@ class Viewer:
 
 
 SINGLE_USER = Viewer()
+NOBODY = Viewer(user="\x00nobody")  # no account: sees only what is shared, changes nothing of anyone's
 
 
 KINDS = ("run", "file", "vote", "preset", "report")

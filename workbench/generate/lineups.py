@@ -18,6 +18,7 @@ from typing import Any
 from workbench.data.examples import read_examples
 from workbench.data.files import DataError, read_text
 from workbench.data.samples import resolve_data_path
+from workbench.i18n import Message, message
 
 MAX_SIDES = 4
 MAX_SHOTS = 8
@@ -83,7 +84,7 @@ def parse_prompt_sheet(text: str) -> list[str]:
     if prompts and prompts[0].lower() in ("prompt", "prompts"):
         prompts = prompts[1:]  # a CSV header
     if not prompts:
-        raise ValueError("the prompt sheet is empty; paste one prompt per line or upload a CSV with a 'prompt' column")
+        raise ValueError(message("compare.sheet.error.empty"))
     return prompts
 
 
@@ -95,12 +96,13 @@ def prompt_sheet_csv(path: str) -> tuple[list[str], list[str]]:
         text, notes = read_text(path)
         rows = list(csv.reader(io.StringIO(text, newline="")))
     except (DataError, csv.Error) as exc:
-        raise ValueError(f"Prompt CSV {name!r} could not be read ({exc})") from None
+        error = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Message) else str(exc)
+        raise ValueError(message("compare.sheet.error.unreadable", name=name, error=error)) from None
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     if "prompt" not in header:
-        found = ", ".join(cell for cell in (rows[0] if rows else []) if cell.strip()) or "none"
-        raise ValueError(f"Prompt CSV {name!r} has no 'prompt' column (columns: {found}); add a header row with a "
-                         "column named prompt")
+        found = ", ".join(cell for cell in (rows[0] if rows else []) if cell.strip())
+        raise ValueError(message("compare.sheet.error.no_prompt_column", name=name,
+                                 found=found or message("compare.sheet.error.no_columns")))
     column = header.index("prompt")
     cells = [row[column].replace("\r", " ").replace("\n", " ") for row in rows[1:] if len(row) > column]
     return parse_prompt_sheet("\n".join(cells)), notes

@@ -25,6 +25,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -396,9 +397,10 @@ class RunStore:
         (self.run_dir(run_id) / "record.json").unlink(missing_ok=True)
         return record
 
-    def empty_trash(self) -> tuple[int, int]:
-        """Delete the runs in the trash for good: (runs deleted, bytes freed)."""
-        deleted = self.trash()
+    def empty_trash(self, only: Iterable[str] | None = None) -> tuple[int, int]:
+        """Delete the runs in the trash for good (`only`: just these of them): (runs deleted, bytes freed)."""
+        keep = None if only is None else set(only)
+        deleted = [item for item in self.trash() if keep is None or item[0].run_id in keep]
         for record, _when, _size in deleted:
             shutil.rmtree(self.root / TRASH / record.run_id, ignore_errors=True)
         return len(deleted), sum(size for _record, _when, size in deleted)

@@ -24,6 +24,7 @@ from typing import Any
 
 from workbench.classroom.fairness import Waiting, expected_starts, fair_order, queue_refusal
 from workbench.config import RunConfig
+from workbench.evaluate.multiple_choice import MC_SETS, MCStopped, score_run_mc
 from workbench.evaluate.scoring import EvaluationStopped, score_run
 from workbench.i18n import Message, message
 from workbench.models.adapters import is_peft_adapter
@@ -108,9 +109,10 @@ def _train_and_record(store: RunStore, run_id: str, config: RunConfig, should_st
         store.update_run(run_id, status="failed", error=error[:2000])
         store.write_json(run_id, "error.json", {"error": error, "traceback": traceback.format_exc()})
         raise
-    scored = config.train.eval_test and result.test_examples and result.steps and result.status == "completed"
+    completed = bool(result.steps) and result.status == "completed"
+    scored = completed and (bool(config.train.eval_test and result.test_examples) or config.train.eval_mc != "none")
     if scored and score_later is None:
-        score_test_split(store, run_id, result, record, should_stop)
+        score_after_training(store, run_id, result, record, should_stop)
     # A run stopped while getting ready has no step count of its own yet: the stored ones stay.
     counts = {"total_steps": result.total_steps} if result.total_steps else {}
     store.update_run(run_id, status=result.status, steps=result.steps, train_loss=result.train_loss,
@@ -124,6 +126,38 @@ def _train_and_record(store: RunStore, run_id: str, config: RunConfig, should_st
 def _planned_steps(config: RunConfig) -> int:
     """A run's step count as planned (max_steps, or a guess for epochs-only runs)."""
     return config.train.max_steps or 100
+
+
+def score_after_training(store: RunStore, run_id: str, result: RunResult, record: Callable[[TrainEvent], None],
+                         should_stop: Callable[[], bool] | None = None) -> None:
+    """What a finished run asks to be scored on: its test split (train.eval_test), then the bundled
+    multiple-choice sets (train.eval_mc)."""
+    config = store.load_config(run_id)
+    if config.train.eval_test and result.test_examples:
+        score_test_split(store, run_id, result, record, should_stop)
+    if config.train.eval_mc != "none" and not (should_stop and should_stop()):
+        score_mc_sets(store, run_id, result, record, should_stop)
+
+
+def score_mc_sets(store: RunStore, run_id: str, result: RunResult, record: Callable[[TrainEvent], None],
+                  should_stop: Callable[[], bool] | None = None) -> None:
+    """The base and the run on the bundled multiple-choice sets (mc.json beside the run). A failure is noted as
+    mc_error.json and does not fail the run; Stop ends it between batches."""
+    config = store.load_config(run_id)
+
+    def progress(fraction: float, detail: Message | str) -> None:
+        phase = message("train.phase.mc", detail=detail) if detail else ""
+        record(TrainEvent("score", result.steps, result.total_steps, {"fraction": fraction, "phase": phase}))
+
+    try:
+        score_run_mc(store, run_id, MC_SETS[config.train.eval_mc], config.train.eval_mc_shots, progress, should_stop)
+    except MCStopped as stop:
+        store.write_json(run_id, "mc_error.json", {"error": str(stop)})
+    except Exception as exc:  # noqa: BLE001 - any scoring failure is recorded beside the run, not raised
+        log.exception("multiple choice of run %s failed", run_id)
+        store.write_json(run_id, "mc_error.json", {"error": f"{type(exc).__name__}: {exc}",
+                                                    "traceback": traceback.format_exc()})
+    progress(1.0, "")
 
 
 def score_test_split(store: RunStore, run_id: str, result: RunResult, record: Callable[[TrainEvent], None],
@@ -429,7 +463,7 @@ class JobRunner:
                     live["phase"] = event.values["phase"]
 
             try:
-                score_test_split(self.store, job.run_id, result, record, job.stop_event.is_set)
+                score_after_training(self.store, job.run_id, result, record, job.stop_event.is_set)
             finally:
                 with self._lock:
                     self._scoring_now = None

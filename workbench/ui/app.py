@@ -16,6 +16,7 @@ from workbench.app import Workbench
 from workbench.data.samples import list_samples
 from workbench.i18n import text
 from workbench.ui.arena_tab import build_arena_tab
+from workbench.ui.class_tab import build_class_tab
 from workbench.ui.compare_tab import CompareTab, build_compare_tab
 from workbench.ui.data_tab import DataTab, build_data_tab
 from workbench.ui.eval_tab import build_eval_tab
@@ -23,6 +24,7 @@ from workbench.ui.i18n import I18N, T, lang_of
 from workbench.ui.runs_tab import build_runs_tab
 from workbench.ui.sides import FEW_SHOT, OFF, side_choices
 from workbench.ui.train_tab import TrainTab, build_train_tab
+from workbench.ui.who import viewer_of
 
 # The steps again in Korean, for the many students whose first language it is (kept as Markdown beside this file).
 KOREAN_GUIDE = (Path(__file__).with_name("guide_ko.md")).read_text(encoding="utf-8")
@@ -167,11 +169,12 @@ def remember_choices(demo: gr.Blocks, workbench: Workbench, data: DataTab, train
 
     def on_restore(choices: dict | None, request: gr.Request = None):
         choices = choices if isinstance(choices, dict) else {}
-        updates, notes = train.restore(choices.get("form"), lang_of(request))
+        viewer = viewer_of(workbench, request)
+        updates, notes = train.restore(choices.get("form"), lang_of(request), viewer)
         samples = list_samples()
         if choices.get("sample") in samples:
             updates[data.sample_dropdown] = choices["sample"]
-        options = side_choices(workbench)  # off, few-shot, then the trained runs, newest first
+        options = side_choices(workbench, viewer)  # off, few-shot, then the trained runs, newest first
         values = [value for _label, value in options]
         trained = [value for value in values if value not in (OFF, FEW_SHOT)]
         # First visit: the newest trained run beside the base.
@@ -216,16 +219,25 @@ def build_app(workbench: Workbench) -> gr.Blocks:
                 arena = build_arena_tab(workbench, data, train)
             with gr.Tab(T("tab.runs"), id="runs") as runs_tab:
                 build_runs_tab(workbench, runs_tab)
+            class_tab = build_class_tab(workbench) if workbench.in_class else None  # the teacher's only
         remember_choices(demo, workbench, data, train, compare)
         demo.load(train.on_page_load, None, train.run_dropdown, api_visibility="private")
+        if class_tab is not None:
+            demo.load(class_tab.on_page_load, None, class_tab.tab, api_visibility="private")
         arena_picks = [arena.candidates_dropdown, arena.picked_state]
         demo.load(arena.on_page_load, None, arena_picks, api_visibility="private")
         # A trained run's next step, one click away: its tab opens with the run already chosen.
-        train.compare_next_btn.click(
-            lambda run_id: (gr.Tabs(selected="compare"), gr.update(choices=side_choices(workbench), value=run_id)),
-            train.run_dropdown, [tabs, compare.side_2_dropdown], api_visibility="private")
+        def on_compare_next(run_id: str, request: gr.Request = None):
+            choices = side_choices(workbench, viewer_of(workbench, request))
+            return gr.Tabs(selected="compare"), gr.update(choices=choices, value=run_id)
+
+        def on_evaluate_next(run_id: str, request: gr.Request = None):
+            return gr.Tabs(selected="evaluate"), *evaluation.pick(workbench, run_id, viewer_of(workbench, request))
+
+        train.compare_next_btn.click(on_compare_next, train.run_dropdown, [tabs, compare.side_2_dropdown],
+                                     api_visibility="private")
         train.evaluate_next_btn.click(
-            lambda run_id: (gr.Tabs(selected="evaluate"), *evaluation.pick(workbench, run_id)), train.run_dropdown,
+            on_evaluate_next, train.run_dropdown,
             [tabs, evaluation.source_radio, evaluation.split_run_dropdown, evaluation.models_dropdown],
             api_visibility="private")
         arena_tab.select(arena.on_leaderboard, arena.leaderboard_inputs, arena.leaderboard_outputs,

@@ -7,7 +7,6 @@ the server), and the numbers that could give a side away (prompt tokens betray f
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -26,6 +25,7 @@ from workbench.arena.ratings import (
     win_rate_matrix,
 )
 from workbench.arena.votes import BlindPair, ExportSummary, Vote, export_preferences
+from workbench.classroom.access import Viewer
 from workbench.i18n import say, text
 from workbench.ui.data_tab import DataTab
 from workbench.ui.i18n import T, lang_of
@@ -39,6 +39,7 @@ from workbench.ui.sides import (
     make_sampling,
 )
 from workbench.ui.train_tab import TrainTab
+from workbench.ui.who import viewer_of
 
 # The leaderboard's columns: ratings.leaderboard's keys, shown as words (leaderboard_headers, in the page's language;
 # the help below uses the same words).
@@ -111,12 +112,15 @@ def default_candidates(choices: list[tuple[str, str]]) -> list[str]:
     return [BASE, runs[0]] if runs else [BASE, FEW_SHOT]
 
 
-def _leaderboard_outputs(workbench: Workbench, base_model: str | None, lang: str = "en") -> tuple:
-    """The leaderboard of one base model's votes (the most recently voted one when none is chosen)."""
-    voted = workbench.votes.base_models()
+def _leaderboard_outputs(workbench: Workbench, base_model: str | None, lang: str = "en",
+                         viewer: Viewer | None = None) -> tuple:
+    """The leaderboard of one base model's votes (the most recently voted one when none is chosen): in classroom
+    mode a student's own votes, the teacher's the whole class's."""
+    viewer = workbench.who(viewer)
+    voted = workbench.votes.base_models(viewer)
     names = [name for name, _count in voted]
     base_model = base_model if base_model in names else (names[0] if names else "")
-    battles = workbench.votes.battles(base_model)
+    battles = workbench.votes.battles(base_model, viewer)
     rows = leaderboard(battles)
     labels = [row["model"] for row in rows]
     table = pd.DataFrame(rows, columns=list(LEADERBOARD_KEYS)).round(dict.fromkeys(ROUNDED, 0))
@@ -141,16 +145,17 @@ def _vote_handler(workbench: Workbench, choice: str) -> Callable:
         if battle.vote_id is not None:
             raise gr.Error(text("arena.error.voted", lang, vote=battle.vote_id))
         session = session or uuid.uuid4().hex
+        viewer = viewer_of(workbench, request)
         (left, right), user = battle.pair.reveal(), {"role": "user", "content": battle.prompt}
         try:
             saved = workbench.votes.add(Vote(
                 prompt=battle.prompt, left_model=left, right_model=right, left_answer=battle.answers[0],
                 right_answer=battle.answers[1], choice=choice, history=[user], sampling=battle.sampling,
-                session=session, base_model=battle.base_model))
+                session=session, base_model=battle.base_model, owner=viewer.owner))
         except ValueError as exc:
             raise gr.Error(text("arena.error.not_saved", lang, error=say(exc, lang))) from None
         reveal = text("arena.reveal", lang, choice=text(f"arena.voted.{choice}", lang), left=left, right=right,
-                      vote=saved.id, votes=_count(workbench.votes.count(), "votes", lang))
+                      vote=saved.id, votes=_count(workbench.votes.count(viewer), "votes", lang))
         reveal += f"  \nA: {battle.stats[0]}  \nB: {battle.stats[1]}"
         return reveal, replace(battle, vote_id=saved.id), session
     return on_vote
@@ -168,18 +173,18 @@ def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Are
 
     picked_state = gr.State(None)  # the candidates the page picked by itself, until the student picks others
 
-    def on_page_load():  # runs trained since the app started (or in another window) are listed and the newest picked
-        choices = candidate_choices(workbench)  # the store is read once
+    def on_page_load(request: gr.Request = None):  # runs trained since the app started (or in another window) are
+        choices = candidate_choices(workbench, viewer_of(workbench, request))  # listed, the newest picked
         picked = default_candidates(choices)
         return gr.update(choices=choices, value=picked), picked
 
-    def on_open(current: list[str] | None, picked: list[str] | None):
+    def on_open(current: list[str] | None, picked: list[str] | None, request: gr.Request = None):
         """The tab opened: runs trained since are listed. While the candidates are the ones the page picked by
         itself (or only untrained ones), they follow the newest run; the student's own choice stays."""
         untouched = sorted(current or []) == sorted(picked or []) or set(current or []) <= {BASE, FEW_SHOT}
         if untouched:
-            return on_page_load()
-        return gr.update(choices=candidate_choices(workbench)), picked
+            return on_page_load(request)
+        return gr.update(choices=candidate_choices(workbench, viewer_of(workbench, request))), picked
 
     return ArenaTab(on_leaderboard, leaderboard_inputs, leaderboard_outputs, candidates_dropdown, picked_state,
                     on_page_load, on_open)
@@ -188,7 +193,7 @@ def build_arena_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Are
 def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tuple[gr.Dropdown, list[Any]]:
     """Candidates, settings, the two blind panes, New battle and the vote buttons; returns the candidates list and
     the vote events."""
-    choices = candidate_choices(workbench)
+    choices = candidate_choices(workbench, workbench.page_viewer())
     with gr.Row():
         candidates_dropdown = gr.Dropdown(choices, value=default_candidates(choices), multiselect=True,
                                           label=T("arena.candidates.label"), info=T("arena.candidates.info"),
@@ -217,7 +222,7 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tupl
         try:  # every candidate is checked (and loaded) before the draw, so an error never hints at the pair
             settings = make_sampling(temperature, top_p, max_new_tokens, seed)
             lineup = make_lineup(workbench, picks, [text("arena.candidates.label", lang)] * len(picks), shots,
-                                 shots_path, seed, base_model, exclude=prompt)
+                                 shots_path, seed, base_model, exclude=prompt, viewer=viewer_of(workbench, request))
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang)) from None
         sides = {side.label: side for side in lineup.sides}
@@ -228,7 +233,7 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tupl
             for states in lineup.engine.stream([sides[label] for label in battle.pair.reveal()], histories,
                                                settings):
                 battle = replace(battle, answers=(states[0].text, states[1].text),
-                                 stats=(states[0].stats_line(), states[1].stats_line()))
+                                 stats=(states[0].stats_line(lang), states[1].stats_line(lang)))
                 yield _chat(prompt, states[0].text), _chat(prompt, states[1].text), gr.skip(), battle
         except (RuntimeError, ValueError, OSError) as exc:
             raise gr.Error(text("arena.error.generation", lang, error=say(exc, lang))) from None
@@ -243,10 +248,11 @@ def _build_battles(workbench: Workbench, data: DataTab, train: TrainTab) -> tupl
     votes_cast = [button.click(_vote_handler(workbench, choice), [battle_state, session_state],
                                [reveal_md, battle_state, session_state], api_name=VOTE_API[choice])
                   for choice, button in vote_btns.items()]
-    refresh_btn.click(lambda: gr.update(choices=candidate_choices(workbench)), None, candidates_dropdown,
-                      api_name="list_candidates")
-    candidates_dropdown.focus(lambda: gr.update(choices=candidate_choices(workbench)), None, candidates_dropdown,
-                              api_visibility="private")
+    def on_candidates_focus(request: gr.Request = None):  # runs trained since: the account's own and shared ones
+        return gr.update(choices=candidate_choices(workbench, viewer_of(workbench, request)))
+
+    refresh_btn.click(on_candidates_focus, None, candidates_dropdown, api_name="list_candidates")
+    candidates_dropdown.focus(on_candidates_focus, None, candidates_dropdown, api_visibility="private")
     return candidates_dropdown, votes_cast
 
 
@@ -269,7 +275,7 @@ def _build_leaderboard(workbench: Workbench) -> tuple[Callable, list, list]:
     def on_leaderboard(base_model: str | None, request: gr.Request = None):
         lang = lang_of(request)
         try:
-            return _leaderboard_outputs(workbench, base_model, lang)
+            return _leaderboard_outputs(workbench, base_model, lang, viewer_of(workbench, request))
         except ValueError as exc:
             raise gr.Error(text("arena.error.leaderboard", lang, error=say(exc, lang))) from None
 
@@ -293,10 +299,10 @@ def _build_export(workbench: Workbench, data: DataTab) -> None:
     def on_export(request: gr.Request = None):
         lang = lang_of(request)
         try:
-            votes = list(reversed(workbench.votes.list()))  # oldest first
-            path = workbench.exports / f"votes-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
-            summary = export_preferences(votes, path)
-            copy = str(workbench.save_upload(summary.path))  # where training data is kept
+            viewer = viewer_of(workbench, request)
+            votes = list(reversed(workbench.votes.list(viewer=viewer)))  # oldest first; a student's own
+            summary = export_preferences(votes, workbench.new_export("votes", ".jsonl"))
+            copy = str(workbench.save_upload(summary.path, viewer))  # where training data is kept
         except (ValueError, OSError) as exc:
             raise gr.Error(text("arena.error.export", lang, error=say(exc, lang))) from None
         return str(summary.path), _export_md(summary, copy, lang), copy

@@ -14,9 +14,10 @@ import gradio as gr
 import pandas as pd
 
 from workbench.app import USER_ERRORS, Workbench
+from workbench.classroom.access import Viewer
 from workbench.fsio import write_csv
 from workbench.generate.lineups import MAX_SIDES, Prices, answer_sheet, parse_prompt_sheet, prompt_sheet_csv
-from workbench.i18n import say, text
+from workbench.i18n import message, say, text
 from workbench.ui.data_tab import DataTab
 from workbench.ui.i18n import T, derived, lang_of
 from workbench.ui.sides import (
@@ -32,6 +33,7 @@ from workbench.ui.sides import (
 )
 from workbench.ui.stops import SessionStops
 from workbench.ui.train_tab import TrainTab
+from workbench.ui.who import viewer_of
 
 MAX_SHEET_PROMPTS = 100
 
@@ -44,7 +46,8 @@ class ComparePanes:
     histories: list[gr.State]
 
 
-def _pane_title(workbench: Workbench, index: int, pick: str | None, shots: float, lang: str) -> str:
+def _pane_title(workbench: Workbench, index: int, pick: str | None, shots: float, lang: str,
+                viewer: Viewer | None = None) -> str:
     if index == 0:
         return text("compare.pane.base", lang)
     if not pick or pick == OFF:
@@ -52,7 +55,7 @@ def _pane_title(workbench: Workbench, index: int, pick: str | None, shots: float
     if pick == FEW_SHOT:
         return text("compare.pane.few_shot", lang, n=index + 1, k=int(shots))
     try:
-        return text("compare.pane.model", lang, n=index + 1, model=pick_label(workbench, pick, int(shots)))
+        return text("compare.pane.model", lang, n=index + 1, model=pick_label(workbench, pick, int(shots), viewer))
     except USER_ERRORS:
         return text("compare.pane.model", lang, n=index + 1, model=pick)
 
@@ -64,6 +67,16 @@ def _first_title(index: int):
     return derived(f"compare.pane.off+{index + 1}", lambda lang: text("compare.pane.off", lang, n=index + 1))
 
 
+def _numbers_label(index: int):
+    """The label of a pane's numbers line (tokens, timings), in the page's language."""
+    return derived(f"compare.pane.numbers+{index + 1}", lambda lang: text("compare.pane.numbers", lang, n=index + 1))
+
+
+def _side_names(slots: list[int], lang: str) -> list[str]:
+    """How errors name the sides of `slots` ("Side 2"), in `lang`."""
+    return [text("compare.side.name", lang, n=i + 1) for i in slots]
+
+
 def _build_panes() -> ComparePanes:
     panes = ComparePanes([], [], [], [])
     with gr.Row(equal_height=True):
@@ -71,23 +84,24 @@ def _build_panes() -> ComparePanes:
             with gr.Column(visible=index == 0, min_width=240) as column:
                 panes.columns.append(column)
                 panes.chatbots.append(gr.Chatbot(label=_first_title(index), height=380))
-                panes.stats_mds.append(gr.Markdown(label=f"Side {index + 1} numbers"))
+                panes.stats_mds.append(gr.Markdown(label=_numbers_label(index)))
             panes.histories.append(gr.State([]))
     return panes
 
 
-def _stats(state, prices: Prices) -> str:
-    line = state.stats_line()
+def _stats(state, prices: Prices, lang: str = "en") -> str:
+    line = state.stats_line(lang)
     if prices.shown:
-        line += f" · cost {prices.cost(state.prompt_tokens, state.new_tokens):.6f}"
+        line += text("compare.stats.cost", lang, cost=f"{prices.cost(state.prompt_tokens, state.new_tokens):.6f}")
     return line
 
 
 def _prices(prompt_price: float | None, output_price: float | None) -> Prices:
-    try:
-        return Prices(float(prompt_price or 0), float(output_price or 0))
-    except ValueError as exc:
-        raise ValueError(f"Prices: {exc}") from None
+    prices = {"compare.prompt_price": float(prompt_price or 0), "compare.output_price": float(output_price or 0)}
+    for field, value in prices.items():
+        if not 0 <= value <= 1000:
+            raise ValueError(message("compare.error.price", field=message(field), value=value))
+    return Prices(*prices.values())
 
 
 @dataclass
@@ -128,15 +142,16 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
                 prompt_price, output_price, base_model, history_1, history_2, history_3, history_4,
                 request: gr.Request):
         if not prompt or not prompt.strip():
-            raise gr.Error("Prompt: empty; type a question for every side to answer")
+            raise gr.Error(text("compare.error.empty_prompt", lang_of(request)))
         picks = [BASE, *(pick or OFF for pick in (side_2, side_3, side_4))]
         slots = [i for i, pick in enumerate(picks) if pick != OFF]
         stop = stops.new(request)  # from here: a Stop during the model's load ends the answers before they start
         try:
             sampling_config, prices = make_sampling(temperature, top_p, max_new_tokens, seed), \
                 _prices(prompt_price, output_price)
-            lineup = make_lineup(workbench, [picks[i] for i in slots], [f"Side {i + 1}" for i in slots], shots,
-                                 shots_path, seed, base_model, exclude=prompt)
+            lineup = make_lineup(workbench, [picks[i] for i in slots], _side_names(slots, lang_of(request)), shots,
+                                 shots_path, seed, base_model, exclude=prompt,
+                                 viewer=viewer_of(workbench, request))
         except USER_ERRORS as exc:
             stops.done(stop)
             raise gr.Error(say(exc, lang_of(request))) from None
@@ -144,12 +159,12 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
         old = [history_1, history_2, history_3, history_4]
         histories = [list(old[i] or []) + [user] for i in slots]
         chats, stats = [[] for _ in picks], ["" for _ in picks]  # off sides: empty panes, no history
-        stream = _stream(lineup, histories, sampling_config)
+        stream = _stream(lineup, histories, sampling_config, lang_of(request))
         try:
             for states in stream:
                 for i, history, state in zip(slots, histories, states):
                     chats[i] = history + [{"role": "assistant", "content": state.text}]
-                    stats[i] = _stats(state, prices)
+                    stats[i] = _stats(state, prices, lang_of(request))
                 yield "", *chats, *stats, *chats
                 if stop.is_set():  # Stop: what streamed so far stays in each pane and its history
                     break
@@ -159,9 +174,15 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
 
     def on_side_change(index: int) -> Callable:
         def on_change(pick, shots, request: gr.Request = None):  # a new model in a pane: a new conversation there
-            title = _pane_title(workbench, index, pick, shots, lang_of(request))
+            title = _pane_title(workbench, index, pick, shots, lang_of(request), viewer_of(workbench, request))
             return gr.update(visible=bool(pick) and pick != OFF), gr.update(label=title, value=[]), "", []
         return on_change
+
+    def on_sides_focus(request: gr.Request = None):  # runs trained since, the account's own (and shared) ones
+        return gr.update(choices=side_choices(workbench, viewer_of(workbench, request)))
+
+    def on_other_sides(request: gr.Request = None):
+        return [on_sides_focus(request)] * (len(side_dropdowns) - 1)
 
     def on_clear():
         return *([[]] * MAX_SIDES), *([""] * MAX_SIDES), *([[]] * MAX_SIDES)
@@ -180,28 +201,42 @@ def build_compare_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> C
         dropdown.change(on_side_change(index), [dropdown, few_shot.shots_slider],
                         [panes.columns[index], panes.chatbots[index], panes.stats_mds[index],
                          panes.histories[index]], api_visibility="private")
-        dropdown.focus(lambda: gr.update(choices=side_choices(workbench)), None, dropdown, api_visibility="private")
+        dropdown.focus(on_sides_focus, None, dropdown, api_visibility="private")
 
     def on_shots(shots, side_2, side_3, side_4, request: gr.Request = None):  # "base + k-shot" in the titles follows k
-        return [gr.update(label=_pane_title(workbench, i, pick, shots, lang_of(request)))
+        viewer = viewer_of(workbench, request)
+        return [gr.update(label=_pane_title(workbench, i, pick, shots, lang_of(request), viewer))
                 for i, pick in enumerate((side_2, side_3, side_4), start=1)]
 
     few_shot.shots_slider.change(on_shots, [few_shot.shots_slider, *side_dropdowns], panes.chatbots[1:],
                                  api_visibility="private")
-    refresh_btn.click(lambda: gr.update(choices=side_choices(workbench)), None, side_dropdowns[0],
-                      api_name="list_adapters").then(
-        lambda: [gr.update(choices=side_choices(workbench))] * (len(side_dropdowns) - 1), None, side_dropdowns[1:],
-        api_visibility="private")
+    refresh_btn.click(on_sides_focus, None, side_dropdowns[0], api_name="list_adapters").then(
+        on_other_sides, None, side_dropdowns[1:], api_visibility="private")
     _build_sheet(workbench, settings)
 
     return CompareTab(side_dropdowns[0], side_dropdowns)
 
 
-def _stream(lineup, histories, sampling_config):
+def _stream(lineup, histories, sampling_config, lang: str = "en"):
     try:
         yield from lineup.engine.stream(lineup.sides, histories, sampling_config)
     except (RuntimeError, ValueError, OSError) as exc:  # e.g. out of memory: say so in the app, not a bare trace
-        raise gr.Error(f"Generation failed: {exc}") from None
+        raise gr.Error(text("compare.error.generation", lang, error=say(exc, lang))) from None
+
+
+SHEET_COLUMNS = ("#", "prompt", "side", "answer", "prompt_tokens", "cached_prompt_tokens", "new_tokens", "ttft_s",
+                 "seconds", "tokens_per_s", "cost")
+
+
+def _sheet_headed(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The prompt sheet's table headed in `lang`."""
+    return frame.rename(columns={c: text(f"compare.sheet.column.{c}", lang) for c in SHEET_COLUMNS if c != "#"})
+
+
+def _empty_sheet(request: gr.Request = None) -> pd.DataFrame:
+    """The prompt sheet's table before any answer, headed in the browser's language (read at each page load: a
+    Dataframe's headers are data, which the page's catalogue cannot translate)."""
+    return _sheet_headed(pd.DataFrame(columns=list(SHEET_COLUMNS[:-1])), lang_of(request))
 
 
 def _build_sheet(workbench: Workbench, settings: dict) -> None:
@@ -211,16 +246,16 @@ def _build_sheet(workbench: Workbench, settings: dict) -> None:
         gr.Markdown(T("compare.sheet.help"))
         with gr.Row():
             sheet_box = gr.Textbox(label=T("compare.sheet.prompts"), lines=6, info=T("compare.sheet.prompts.info"),
-                                   placeholder="What is LoRA?\n한국어로 짧게 인사해 주세요.")
+                                   placeholder=T("compare.sheet.prompts.placeholder"))
             sheet_file = gr.File(label=T("compare.sheet.file"), type="filepath", file_types=[".csv"])
         with gr.Row():
             sheet_btn = gr.Button(T("compare.sheet.answer"), variant="primary")
             sheet_stop_btn = gr.Button(T("compare.stop"), variant="stop")
-        sheet_table = gr.Dataframe(label=T("compare.sheet.table"), wrap=True, interactive=False,
-                                   max_height=420, headers=["#", "prompt", "side", "answer", "prompt_tokens",
-                                                            "cached_prompt_tokens", "new_tokens", "ttft_s",
-                                                            "seconds", "tokens_per_s"])
+        sheet_table = gr.Dataframe(_empty_sheet, label=T("compare.sheet.table"), wrap=True, interactive=False,
+                                   max_height=420)
         sheet_csv_file = gr.File(label=T("compare.sheet.csv"), interactive=False)
+
+    words = text  # the handler's `text` is the pasted prompts (the API's parameter name)
 
     def on_answer_sheet(text, csv_path, side_2, side_3, side_4, shots, shots_path, temperature, top_p,
                         max_new_tokens, seed, prompt_price, output_price, base_model, request: gr.Request,
@@ -230,15 +265,14 @@ def _build_sheet(workbench: Workbench, settings: dict) -> None:
         try:
             prompts, notes = prompt_sheet_csv(csv_path) if csv_path else (parse_prompt_sheet(text or ""), [])
             for note in notes:  # e.g. a Korean Excel file read as CP949
-                gr.Info(f"Prompt CSV: {note}.")
+                gr.Info(words("compare.sheet.csv_note", lang_of(request), note=say(note, lang_of(request))))
             if len(prompts) > MAX_SHEET_PROMPTS:
-                raise ValueError(f"Prompts: {len(prompts)} prompts; answer at most {MAX_SHEET_PROMPTS} at a time "
-                                 "(split the sheet)")
+                raise ValueError(message("compare.error.too_many", count=len(prompts), most=MAX_SHEET_PROMPTS))
             sampling_config, prices = make_sampling(temperature, top_p, max_new_tokens, seed), \
                 _prices(prompt_price, output_price)
-            progress(0, desc="Loading the model and adapters…")
-            lineup = make_lineup(workbench, [picks[i] for i in slots], [f"Side {i + 1}" for i in slots], shots,
-                                 shots_path, seed, base_model)
+            progress(0, desc=words("compare.sheet.loading", lang_of(request)))
+            lineup = make_lineup(workbench, [picks[i] for i in slots], _side_names(slots, lang_of(request)), shots,
+                                 shots_path, seed, base_model, viewer=viewer_of(workbench, request))
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang_of(request))) from None
         rows: list[dict] = []
@@ -248,10 +282,12 @@ def _build_sheet(workbench: Workbench, settings: dict) -> None:
         try:
             for index, new_rows in answers:
                 rows += new_rows
-                progress((index + 1) / len(prompts), desc=f"Prompt {index + 1} of {len(prompts)} answered")
+                progress((index + 1) / len(prompts), desc=words("compare.sheet.progress", lang_of(request),
+                                                                 index=index + 1, count=len(prompts)))
                 frame = pd.DataFrame(rows)
-                # The CSV grows with the table, so a sheet stopped halfway still has its answers to download.
-                yield frame, write_csv(csv_path, frame)
+                # The CSV grows with the table, so a sheet stopped halfway still has its answers to download; the
+                # table shows it headed in the reader's language (the CSV keeps the column names).
+                yield _sheet_headed(frame, lang_of(request)), write_csv(csv_path, frame)
                 if stop.is_set():
                     break
         finally:

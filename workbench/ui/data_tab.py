@@ -18,6 +18,7 @@ from workbench.fsio import write_csv
 from workbench.i18n import say, text
 from workbench.plots import make_length_histogram
 from workbench.ui.i18n import T, lang_of
+from workbench.ui.who import viewer_of
 
 PREVIEW_COLUMNS = ["line", "layout", "prompt", "answer"]
 DEFAULT_MAX_LEN = TrainConfig().max_seq_len  # until the Train tab says otherwise
@@ -44,9 +45,23 @@ class DataTab:
 LAYOUTS = {"alpaca": "Alpaca", "prompt_completion": "prompt/completion", "messages": "chat", "preference": "pair"}
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{**row, "layout": LAYOUTS.get(row.get("shape", ""), row.get("shape", ""))} for row in rows],
-                        columns=PREVIEW_COLUMNS)
+def _frame(rows: list[dict], lang: str = "en") -> pd.DataFrame:
+    """A preview table, its headers in `lang` (the rows are the file's own)."""
+    frame = pd.DataFrame([{**row, "layout": LAYOUTS.get(row.get("shape", ""), row.get("shape", ""))} for row in rows],
+                         columns=PREVIEW_COLUMNS)
+    return frame.rename(columns={column: text(f"data.preview.column.{column}", lang) for column in PREVIEW_COLUMNS})
+
+
+def _empty_preview(request: gr.Request = None) -> pd.DataFrame:
+    """A preview before any data is shown, headed in the browser's language (read at each page load: a Dataframe's
+    headers are data, which the page's catalogue cannot translate)."""
+    return _frame([], lang_of(request))
+
+
+def _length_histogram(lengths: dict[str, list[int]], max_len: int, lang: str):
+    """The token-length chart in `lang`, its splits named in it too."""
+    return make_length_histogram({text(f"charts.series.{split}", lang): values for split, values in lengths.items()},
+                                 max_len, lang)
 
 
 def data_name(path: str, lang: str) -> str:
@@ -123,7 +138,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
         previews = []
         for split in ("train", "val", "test"):
             with gr.Tab(T(f"data.preview.{split}")):
-                previews.append(gr.Dataframe(headers=PREVIEW_COLUMNS, wrap=True, max_height=360,
+                previews.append(gr.Dataframe(_empty_preview, wrap=True, max_height=360,
                                              interactive=False, column_widths=["7%", "9%", "50%", "34%"]))
 
     def failed(exc: Exception, lang: str) -> tuple:
@@ -131,7 +146,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
         Train tab says there is no data until a sample or a fixed file is chosen (no file is touched)."""
         said = say(exc, lang)
         gr.Warning(said.splitlines()[0])
-        empty = _frame([])
+        empty = _frame([], lang)
         return ("", text("data.not_used", lang, error=said), gr.update(value=None, visible=False), None, empty,
                 empty, empty, gr.update(visible=False), no_data_line(said.splitlines()[0], lang), {})
 
@@ -146,7 +161,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             kept = keep()  # keep a copy only of a file that is usable: runs refer to it after the temp upload is gone
         except (ValueError, OSError) as exc:
             return failed(exc, lang)
-        frames = [_frame(view.splits[split]) for split in ("train", "val", "test")]
+        frames = [_frame(view.splits[split], lang) for split in ("train", "val", "test")]
         shown = (text("core.data.report.file", lang, path=name) for name in (path, kept))
         summary = view.summary.replace(*shown, 1)  # the copy runs use, not the temp file
         summary += korean_base_note(kept, lang)
@@ -155,13 +170,14 @@ def build_data_tab(workbench: Workbench) -> DataTab:
             gr.Warning(text("data.split_warning", lang))
         facts = {"new_tokens": view.new_tokens}
         return (kept, summary, gr.update(value=problems, visible=problems is not None),
-                make_length_histogram(view.lengths, max_len), *frames, gr.update(visible=bool(view.split_problem)),
+                _length_histogram(view.lengths, max_len, lang), *frames, gr.update(visible=bool(view.split_problem)),
                 headline(view, data_name(kept, lang), max_len, lang), facts)
 
     def on_check(sample: str, upload: str | None, val_size: float, test_size: float, seed: float,
                  max_len: int = DEFAULT_MAX_LEN, request: gr.Request = None, progress=gr.Progress()):
         path = upload or f"{SAMPLE_PREFIX}{sample}"
-        keep = (lambda: str(workbench.save_upload(upload))) if upload else (lambda: path)
+        keep = (lambda: str(workbench.save_upload(upload, viewer_of(workbench, request)))) if upload else \
+            (lambda: path)
         return show(path, keep, val_size, test_size, seed, max_len, lang_of(request), progress)
 
     def on_show(path: str, val_size: float, test_size: float, seed: float, max_len: int = DEFAULT_MAX_LEN,
@@ -170,7 +186,7 @@ def build_data_tab(workbench: Workbench) -> DataTab:
         if not (path or "").strip():  # no data chosen (a failed upload): nothing to show again
             return *([gr.skip()] * (len(outputs) - 2)), no_data_line(NO_DATA, lang), {}
         try:
-            checked = workbench.check_data_path(path)
+            checked = workbench.check_data_path(path, viewer_of(workbench, request))
         except ValueError as exc:
             return failed(exc, lang)
         return show(checked, lambda: checked, val_size, test_size, seed, max_len, lang, progress)

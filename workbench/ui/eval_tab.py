@@ -9,6 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from workbench.app import USER_ERRORS, Workbench
+from workbench.classroom.access import Viewer
 from workbench.data.files import SUFFIXES
 from workbench.evaluate.metrics import SIMILARITY_KIND, metric_help
 from workbench.evaluate.scoring import (
@@ -31,9 +32,11 @@ from workbench.i18n import catalogue, say, text
 from workbench.plots import make_forgetting_figure, make_general_change_figure, make_metric_bars, metric_words
 from workbench.ui.data_tab import DataTab
 from workbench.ui.i18n import T, derived, lang_of
+from workbench.ui.mc_panel import build_mc_panel
 from workbench.ui.sides import follow_answer_lengths
 from workbench.ui.stops import SessionStops
 from workbench.ui.train_tab import TrainTab
+from workbench.ui.who import store_of, viewer_of
 
 RUN_SOURCE, FILE_SOURCE = "A run's test split", "A file or sample"  # the values (the API's); shown in words
 SPLITS = ("all", "train", "val", "test")
@@ -56,27 +59,29 @@ def column_help(name: str, lang: str) -> str:
     return metric_help(name, lang)
 
 
-def _run_targets(workbench: Workbench, run_ids: list[str] | None,
-                 lang: str = "en") -> tuple[list[EvalTarget], str | None]:
-    """An EvalTarget per run (labelled by name, keyed by run id) and the one base model they share."""
+def _run_targets(workbench: Workbench, run_ids: list[str] | None, lang: str = "en",
+                 viewer: Viewer | None = None) -> tuple[list[EvalTarget], str | None]:
+    """An EvalTarget per run the viewer may see (labelled by name, keyed by run id) and the one base model they
+    share."""
     where = text("evaluate.runs.label", lang)  # errors name the field as the page shows it
-    records, model = workbench.trained_runs((run_id, where) for run_id in dict.fromkeys(run_ids or []))
-    labels = workbench.run_labels(r.run_id for r in records)
+    records, model = workbench.trained_runs(((run_id, where) for run_id in dict.fromkeys(run_ids or [])), viewer)
+    labels = workbench.run_labels((r.run_id for r in records), viewer=viewer)
     return [EvalTarget(labels[r.run_id], str(workbench.store.adapter_dir(r.run_id)), key=r.run_id)
             for r in records], model
 
 
 def _examples(workbench: Workbench, source: str, run_id: str | None, path: str, split: str, val_size: float,
-              test_size: float, seed: float, limit: int, lang: str = "en") -> tuple[list[Any], str]:
+              test_size: float, seed: float, limit: int, lang: str = "en",
+              viewer: Viewer | None = None) -> tuple[list[Any], str]:
     if source == RUN_SOURCE:
         if not run_id:
             raise ValueError(text("evaluate.error.no_run", lang))
+        name = workbench.store_for(workbench.who(viewer)).run(run_id).name  # refused: not the viewer's
         examples = run_split(workbench.store, run_id, "test")
-        name = workbench.store.get_run(run_id).name
         return examples[:limit or None], text("evaluate.data.run_split", lang, run=name)
     if not (path or "").strip():
         raise ValueError(text("evaluate.error.no_file", lang))
-    readable = workbench.check_data_path(path)  # a sample, an upload or a --data-dir file: never any server path
+    readable = workbench.check_data_path(path, viewer)  # a sample, an upload, a --data-dir file: no other path
     label = f"{path.strip()} · {text(f'evaluate.split.{split}', lang)}"
     return load_examples(readable, split, val_size, test_size, int(seed or 0), limit), label
 
@@ -89,7 +94,8 @@ def _limit(value: float | None, lang: str = "en") -> int:
 
 
 def _legend(report: EvalReport, columns: list[str], lang: str) -> str:
-    similarity = report.similarity_kind or text("evaluate.legend.off", lang)
+    similarity = (text("metric.similarity.kind", lang) if report.similarity_kind == SIMILARITY_KIND
+                  else report.similarity_kind) or text("evaluate.legend.off", lang)
     lines = [text("evaluate.legend.head", lang, count=len(report.prompts), data=report.data, similarity=similarity),
              *(f"⚠️ {note}" for note in report.notes),
              *(f"⚠️ {say(note, lang)}" for note in chance_notes(report))]
@@ -171,15 +177,15 @@ class EvalTab:
     split_run_dropdown: gr.Dropdown
     models_dropdown: gr.Dropdown
 
-    def pick(self, workbench: Workbench, run_id: str) -> list:
+    def pick(self, workbench: Workbench, run_id: str, viewer: Viewer | None = None) -> list:
         """Updates that score `run_id` on its own test split next (outputs: source, run, runs)."""
-        choices = workbench.run_choices(trained=True)
+        choices = workbench.run_choices(True, viewer)
         return [RUN_SOURCE, gr.update(choices=choices, value=run_id), gr.update(choices=choices, value=[run_id])]
 
 
 def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> EvalTab:
     gr.Markdown(T("evaluate.intro"))
-    adapters = workbench.run_choices(trained=True)
+    adapters = workbench.run_choices(True, workbench.page_viewer())
     with gr.Row():
         with gr.Column():
             source_radio = gr.Radio([(T("evaluate.source.run"), RUN_SOURCE), (T("evaluate.source.file"), FILE_SOURCE)],
@@ -205,7 +211,8 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
             max_tokens_slider = gr.Slider(8, 512, value=64, step=8, label=T("sampling.max_new_tokens"),
                                           info=T("evaluate.max_new_tokens.info"))
             similarity_info = derived("evaluate.similarity.info+kind",
-                                      lambda lang: text("evaluate.similarity.info", lang, kind=SIMILARITY_KIND))
+                                      lambda lang: text("evaluate.similarity.info", lang,
+                                                        kind=text("metric.similarity.kind", lang)))
             similarity_checkbox = gr.Checkbox(True, label=T("evaluate.similarity.label"), info=similarity_info)
             perplexity_checkbox = gr.Checkbox(True, label=T("evaluate.perplexity.label"),
                                               info=T("evaluate.perplexity.info"))
@@ -235,6 +242,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
             change_plot = gr.Plot(label=T("evaluate.probe.change.label"))
             curve_plot = gr.Plot(label=T("evaluate.probe.curve.label"))
         change_table = gr.Dataframe(_empty_probe_table, label=T("evaluate.probe.table.label"), interactive=False)
+    build_mc_panel(workbench, models_dropdown, train.model_box)  # the same runs, asked multiple-choice questions
 
     def on_source(source: str):
         return gr.update(visible=source == RUN_SOURCE), gr.update(visible=source == FILE_SOURCE)
@@ -243,7 +251,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
         if not upload:
             return gr.skip()
         try:
-            return str(workbench.save_upload(upload))
+            return str(workbench.save_upload(upload, viewer_of(workbench, request)))
         except (ValueError, OSError) as exc:
             gr.Warning(say(exc, lang_of(request)))
             return gr.skip()
@@ -252,7 +260,7 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
         # No runs picked yet: score the run whose split this is (the usual question: did training help?).
         models = gr.update(value=[run_id]) if run_id and not chosen else gr.skip()
         try:
-            report = read_report(workbench.store, run_id) if run_id else None
+            report = read_report(workbench.store, store_of(workbench, request).run(run_id).run_id) if run_id else None
         except USER_ERRORS:
             report = None
         if report is None:
@@ -271,13 +279,14 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
                     similarity, perplexity, fallback_model, request: gr.Request, progress=gr.Progress()):
         stop, lang = stops.new(request), lang_of(request)
         try:
+            viewer = viewer_of(workbench, request)
             limit = _limit(limit, lang)
-            targets, model = _run_targets(workbench, run_ids, lang)
+            targets, model = _run_targets(workbench, run_ids, lang, viewer)
             targets = ([EvalTarget("base")] if use_base else []) + targets
             if not targets:
                 raise ValueError(text("evaluate.error.no_models", lang))
             examples, label = _examples(workbench, source, run_id, path, split, val_size, test_size, seed, limit,
-                                        lang)
+                                        lang, viewer)
             if not model:  # base only: the base of the run whose split it is, else the Train tab's model
                 model = workbench.store.load_config(run_id).model.name_or_path if source == RUN_SOURCE \
                     else fallback_model or "embedded"
@@ -300,22 +309,25 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
         if not run_id:
             raise gr.Error(text("evaluate.error.no_stored_run", lang))
         try:
-            report, record = read_report(workbench.store, run_id), workbench.store.get_run(run_id)
+            store = store_of(workbench, request)
+            record = store.run(run_id)  # refused when it is not the viewer's
+            report = read_report(workbench.store, run_id)
             if report is None:
-                failed = (workbench.store.read_json(run_id, "eval_error.json") or {}).get("error")
+                failed = (store.read_json(run_id, "eval_error.json") or {}).get("error")
                 why = text("evaluate.error.no_stored.failed", lang, error=failed) if failed else \
                     text("evaluate.error.no_stored.off", lang)
                 raise ValueError(text("evaluate.error.no_stored", lang, name=record.name, why=why))
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang)) from None
         for model in report.models:  # stored as "base" and "adapter": label the adapter as Evaluate does
-            model.label = workbench.run_labels([run_id])[run_id] if model.label == "adapter" else model.label
+            model.label = workbench.run_labels([run_id], viewer=store.viewer)[run_id] if model.label == "adapter" \
+                else model.label
         return report_outputs(workbench, report, lang)
 
     def on_probe(run_ids, count, max_tokens, request: gr.Request, progress=gr.Progress()):
         stop, lang = stops.new(request), lang_of(request)
         try:
-            targets, model = _run_targets(workbench, run_ids, lang)
+            targets, model = _run_targets(workbench, run_ids, lang, viewer_of(workbench, request))
             if not targets:
                 raise ValueError(text("evaluate.error.no_probe_runs", lang))
             options = EvalOptions(max_new_tokens=int(max_tokens))
@@ -353,7 +365,9 @@ def build_eval_tab(workbench: Workbench, data: DataTab, train: TrainTab) -> Eval
     follow_answer_lengths(max_tokens_slider, data)
     split_run_dropdown.change(on_split_run, [split_run_dropdown, models_dropdown], [stored_md, models_dropdown],
                               api_visibility="private")
+    def on_runs_focus(request: gr.Request = None):  # runs trained since: the account's own and shared ones
+        return gr.update(choices=workbench.run_choices(True, viewer_of(workbench, request)))
+
     for dropdown in (split_run_dropdown, models_dropdown, probe_dropdown):
-        dropdown.focus(lambda: gr.update(choices=workbench.run_choices(trained=True)), None, dropdown,
-                       api_visibility="private")
+        dropdown.focus(on_runs_focus, None, dropdown, api_visibility="private")
     return EvalTab(source_radio, split_run_dropdown, models_dropdown)

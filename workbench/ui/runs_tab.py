@@ -10,8 +10,10 @@ import gradio as gr
 import pandas as pd
 
 from workbench.app import USER_ERRORS, Workbench
+from workbench.classroom.access import Viewer
 from workbench.data.view import describe_data
 from workbench.evaluate.metrics import metric_help
+from workbench.evaluate.multiple_choice import mc_change
 from workbench.evaluate.scoring import read_scores
 from workbench.i18n import say, text
 from workbench.methods.registry import get_method
@@ -24,18 +26,22 @@ from workbench.plots import (
     make_metric_bars,
     make_rank_sweep_figure,
 )
+from workbench.runs.scoped import ScopedStore
 from workbench.runs.store import StoreError
 from workbench.train.sweeps import list_sweeps, sweep_points
 from workbench.ui.eval_tab import column_words
 from workbench.ui.i18n import T, derived, lang_of
+from workbench.ui.train_lines import status_words
+from workbench.ui.who import store_of, viewer_of
 
 SCORES = ("rougeL", "token_f1", "chrf", "similarity", "perplexity")  # the adapter's test-split scores shown
+MC_COLUMNS = ("mc_accuracy", "mc_ece", "mc_change")  # multiple choice after training (train.eval_mc): mc_change()
 BAR_METRICS = ("rougeL", "token_f1", "exact_match", "similarity", "bleu", "chrf", "perplexity")
 SWEEP_METRICS = ("val_loss", "train_loss", "rougeL", "token_f1", "chrf", "similarity", "perplexity")
 SELECTED = "selected runs"  # the sweep dropdown's choice that charts the runs picked above instead of a sweep
 GENERAL_CHANGE = "general Δ %"
 COLUMNS = ["run_id", "name", "status", "method", "rank", "steps", "trainable_params", "seconds", "tokens",
-           "train_loss", "val_loss", GENERAL_CHANGE, *(f"test {m}" for m in SCORES), "model", "error"]
+           "train_loss", "val_loss", GENERAL_CHANGE, *(f"test {m}" for m in SCORES), *MC_COLUMNS, "model", "error"]
 # Each header's longest word and a run id (27 characters) fit on one line, so no word is cut in two; the table is
 # still wider than most screens, so its label says it scrolls. Id and name stay pinned on the left.
 WIDTHS = {"run_id": "250px", "name": "160px", "status": "115px", "method": "130px", "rank": "70px",
@@ -58,13 +64,14 @@ def legend(lang: str) -> str:
     scores = " ".join(f"*{column_words(m, lang)}*: {metric_help(m, lang)}" for m in SCORES)
     return "  \n".join([text("runs.legend.columns", lang),
                         text("runs.legend.general", lang, column=text("runs.column.general", lang)),
+                        text("runs.legend.mc", lang),
                         f"{text('runs.legend.test', lang)} {scores}"])
 
 
-def _rank(workbench: Workbench, run_id: str) -> int | None:
+def _rank(store: ScopedStore, run_id: str) -> int | None:
     """The run's rank when its method uses one (a LoRA-family method), else None."""
     try:
-        method = workbench.store.load_config(run_id).method
+        method = store.load_config(run_id).method
     except USER_ERRORS:
         return None
     return method.rank if "rank" in get_method(method.name).knobs else None
@@ -75,39 +82,48 @@ def _general_change(result: dict[str, Any]) -> float | None:
     return round((end - start) / start * 100, 2) if start and end is not None else None
 
 
-def runs_frame(workbench: Workbench, lang: str = "en") -> pd.DataFrame:
+def runs_frame(workbench: Workbench, lang: str = "en", viewer: Viewer | None = None) -> pd.DataFrame:
+    """The runs the viewer may see, one row each, headed in `lang`."""
+    store = workbench.store_for(workbench.who(viewer))
     rows = []
-    for record in workbench.store.list_runs():
-        result = workbench.store.read_json(record.run_id, "result.json") or {}
-        scores = read_scores(workbench.store, record.run_id).get("adapter", {})
-        rows.append({**record.to_dict(), "rank": _rank(workbench, record.run_id),
-                     GENERAL_CHANGE: _general_change(result), **{f"test {m}": scores.get(m) for m in SCORES}})
+    for record in store.list_runs():
+        result = store.read_json(record.run_id, "result.json") or {}
+        scores = read_scores(store, record.run_id).get("adapter", {})
+        rows.append({**record.to_dict(), "rank": _rank(store, record.run_id),
+                     GENERAL_CHANGE: _general_change(result), **{f"test {m}": scores.get(m) for m in SCORES},
+                     **mc_change(store.read_json(record.run_id, "mc.json") or {})})
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["status"] = [status_words(status, lang) for status in frame["status"]]  # in words, as beside Start
     frame = frame.round({"train_loss": 4, "val_loss": 4, "seconds": 1, **{f"test {m}": 4 for m in SCORES}})
     return frame.rename(columns=headers(lang))
 
 
-def _sweep_choices(workbench: Workbench) -> list[tuple[Any, str]]:
-    return [(T("runs.sweep.selected"), SELECTED), *((name, name) for name in list_sweeps(workbench.store))]
+def _sweep_choices(store: ScopedStore) -> list[tuple[Any, str]]:
+    return [(T("runs.sweep.selected"), SELECTED), *((name, name) for name in list_sweeps(store))]
 
 
-def _labels(workbench: Workbench, run_ids: list[str] | None) -> dict[str, str]:
-    """{run_id: run name}, names made unique (two runs may share a name) so that chart legends stay apart."""
+def _labels(workbench: Workbench, run_ids: list[str] | None, viewer: Viewer | None = None,
+            lang: str = "en") -> dict[str, str]:
+    """{run_id: run name} of runs the viewer may see, names made unique (two runs may share a name) so that chart
+    legends stay apart."""
     try:
-        return workbench.run_labels(run_ids or [], taken=())
-    except StoreError as exc:
-        raise gr.Error(str(exc)) from None
+        return workbench.run_labels(run_ids or [], taken=(), viewer=viewer)
+    except (StoreError, ValueError) as exc:
+        raise gr.Error(say(exc, lang)) from None
 
 
-def _metrics_of(workbench: Workbench, run_ids: list[str] | None) -> dict[str, list[dict]]:
-    return {label: workbench.store.read_metrics(run_id) for run_id, label in _labels(workbench, run_ids).items()}
+def _metrics_of(workbench: Workbench, run_ids: list[str] | None, viewer: Viewer | None = None,
+                lang: str = "en") -> dict[str, list[dict]]:
+    return {label: workbench.store.read_metrics(run_id)
+            for run_id, label in _labels(workbench, run_ids, viewer, lang).items()}
 
 
-def _score_results(workbench: Workbench, run_ids: list[str] | None, lang: str = "en") -> dict[str, dict[str, float]]:
+def _score_results(workbench: Workbench, run_ids: list[str] | None, lang: str = "en",
+                   viewer: Viewer | None = None) -> dict[str, dict[str, float]]:
     """The base once per distinct test split (usually once), then each scored run's adapter, by run name."""
     bases: dict[tuple, tuple[str, dict]] = {}
     adapters: dict[str, dict] = {}
-    for run_id, label in _labels(workbench, run_ids).items():
+    for run_id, label in _labels(workbench, run_ids, viewer, lang).items():
         scores = read_scores(workbench.store, run_id)
         if not scores:
             continue
@@ -121,13 +137,13 @@ def _score_results(workbench: Workbench, run_ids: list[str] | None, lang: str = 
     return {**{text("runs.base_split", lang, run=label): base for label, base in bases.values()}, **adapters}
 
 
-def _lengths(workbench: Workbench, run_ids: list[str] | None,
-             lang: str = "en") -> tuple[dict[str, list[int]], int | None]:
+def _lengths(workbench: Workbench, run_ids: list[str] | None, lang: str = "en",
+             viewer: Viewer | None = None) -> tuple[dict[str, list[int]], int | None]:
     """Token lengths of each run's train split, once per distinct data and split; and the common max_seq_len."""
     lengths: dict[str, list[int]] = {}
     seen: set[tuple] = set()
     max_lens = set()
-    for run_id, label in _labels(workbench, run_ids).items():
+    for run_id, label in _labels(workbench, run_ids, viewer, lang).items():
         config = workbench.store.load_config(run_id)
         data = config.data
         key = (config.model.name_or_path, data.path, data.val_size, data.test_size, data.split_seed)
@@ -156,9 +172,9 @@ def _export(action, run_id: str | None, done: str, lang: str):
     return (str(result) if is_file else gr.skip()), f"✅ {done}: `{result}`"
 
 
-def _trash_choices(workbench: Workbench) -> list[tuple[str, str]]:
+def _trash_choices(store: ScopedStore) -> list[tuple[str, str]]:
     return [(f"{record.name} · {record.method} · {_megabytes(size)}", record.run_id)
-            for record, _when, size in workbench.store.trash()]
+            for record, _when, size in store.trash()]
 
 
 def _megabytes(size: int) -> str:
@@ -170,15 +186,17 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     refresh_btn = gr.Button(T("runs.refresh"))
 
     def listed(request: gr.Request = None) -> pd.DataFrame:  # the table, its headers in the browser's language
-        return runs_frame(workbench, lang_of(request))
+        return runs_frame(workbench, lang_of(request), viewer_of(workbench, request))
+
+    page = workbench.store_for(workbench.page_viewer())  # what the page opens with, before any request
 
     # A callable value is read again on every page load, so runs trained since the app started (in the app or
     # with `python -m workbench train`) are listed after a reload; opening the tab reads them again too.
     runs_table = gr.Dataframe(listed, label=T("runs.table.label"), interactive=False, wrap=True, max_height=420,
                               show_search="filter", pinned_columns=2, column_widths=COLUMN_WIDTHS)
     gr.Markdown(derived("runs.legend+scores", legend))
-    runs_dropdown = gr.Dropdown(workbench.run_choices(), label=T("runs.chart.label"), multiselect=True,
-                                allow_custom_value=True, info=T("runs.chart.info"))
+    runs_dropdown = gr.Dropdown(workbench.run_choices(viewer=page.viewer), label=T("runs.chart.label"),
+                                multiselect=True, allow_custom_value=True, info=T("runs.chart.info"))
     with gr.Row():
         x_radio = gr.Radio([(T(f"runs.x.{x}"), x) for x in ("step", "epoch", "tokens")], value="step",
                            label=T("runs.x.label"), info=T("runs.x.info"))
@@ -191,14 +209,27 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
         lengths_plot = gr.Plot(label=T("runs.lengths.label"))
     with gr.Accordion(T("runs.sweep"), open=True):
         with gr.Row():
-            sweep_dropdown = gr.Dropdown(_sweep_choices(workbench), value=SELECTED, label=T("runs.sweep.label"),
+            sweep_dropdown = gr.Dropdown(_sweep_choices(page), value=SELECTED, label=T("runs.sweep.label"),
                                          allow_custom_value=True, info=T("runs.sweep.info"))
             metric_dropdown = gr.Dropdown([(T(f"metric.{m}.name"), m) for m in SWEEP_METRICS], value="val_loss",
                                           label=T("runs.metric.label"), info=T("runs.metric.info"))
         sweep_plot = gr.Plot(label=T("runs.sweep_plot.label"))
 
     def on_refresh(request: gr.Request = None):
-        return runs_frame(workbench, lang_of(request)), gr.update(choices=workbench.run_choices())
+        viewer = viewer_of(workbench, request)
+        return runs_frame(workbench, lang_of(request), viewer), gr.update(choices=workbench.run_choices(viewer=viewer))
+
+    def on_list_focus(request: gr.Request = None):  # runs made since, the account's own and shared ones
+        return gr.update(choices=workbench.run_choices(viewer=viewer_of(workbench, request)))
+
+    def on_trained_focus(request: gr.Request = None):
+        return gr.update(choices=workbench.run_choices(True, viewer_of(workbench, request)))
+
+    def on_trash_focus(request: gr.Request = None):
+        return gr.update(choices=_trash_choices(store_of(workbench, request)))
+
+    def on_sweeps_focus(request: gr.Request = None):
+        return gr.update(choices=_sweep_choices(store_of(workbench, request)))
 
     def nothing_picked(title_key: str, request: gr.Request | None):
         """A chart with no run picked: its title and how to fill it."""
@@ -208,20 +239,23 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
     def on_overlay(run_ids: list[str], log_y: bool, x_key: str = "step", request: gr.Request = None):
         if not run_ids:
             return nothing_picked("runs.empty.loss", request)
-        return make_loss_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", log_y=bool(log_y),
+        return make_loss_figure(_metrics_of(workbench, run_ids, viewer_of(workbench, request), lang_of(request)),
+                                x_key=x_key or "step", log_y=bool(log_y),
                                 lang=lang_of(request))
 
     def on_forgetting(run_ids: list[str], x_key: str = "step", request: gr.Request = None):
         if not run_ids:
             return nothing_picked("runs.empty.forgetting", request)
-        return make_forgetting_figure(_metrics_of(workbench, run_ids), x_key=x_key or "step", lang=lang_of(request))
+        return make_forgetting_figure(_metrics_of(workbench, run_ids, viewer_of(workbench, request), lang_of(request)),
+                                      x_key=x_key or "step", lang=lang_of(request))
 
     def on_scores(run_ids: list[str], request: gr.Request = None):
         if not run_ids:
             return nothing_picked("runs.empty.scores", request)
         try:
             lang = lang_of(request)
-            return make_metric_bars(_score_results(workbench, run_ids, lang), BAR_METRICS, lang)
+            return make_metric_bars(_score_results(workbench, run_ids, lang, viewer_of(workbench, request)),
+                                    BAR_METRICS, lang)
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang_of(request))) from None
 
@@ -229,29 +263,28 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
         if not run_ids:
             return nothing_picked("runs.empty.lengths", request)
         try:
-            lengths, max_len = _lengths(workbench, run_ids, lang_of(request))
+            lengths, max_len = _lengths(workbench, run_ids, lang_of(request), viewer_of(workbench, request))
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang_of(request))) from None
         return make_length_histogram(lengths, max_len, lang_of(request))
 
     def on_sweep_chart(sweep: str, metric: str, run_ids: list[str] | None, request: gr.Request = None):
-        lang = lang_of(request)
+        lang, store = lang_of(request), store_of(workbench, request)
         if metric not in SWEEP_METRICS:
             raise gr.Error(text("runs.error.metric", lang, metric=metric, choices=", ".join(SWEEP_METRICS)))
         if sweep == SELECTED or not sweep:  # runs without a rank (IA3, prompt tuning, …) have no place here
-            ids = [run_id for run_id in run_ids or [] if _rank(workbench, run_id) is not None]
+            ids = [run_id for run_id in run_ids or [] if _rank(store, run_id) is not None]
         else:
-            ids = list_sweeps(workbench.store).get(sweep)
+            ids = list_sweeps(store).get(sweep)
             if ids is None:
-                raise gr.Error(text("runs.error.sweep", lang, sweep=sweep,
-                                    choices=", ".join(list_sweeps(workbench.store))))
+                raise gr.Error(text("runs.error.sweep", lang, sweep=sweep, choices=", ".join(list_sweeps(store))))
         try:
-            return make_rank_sweep_figure(sweep_points(workbench.store, ids), metric, lang)
+            return make_rank_sweep_figure(sweep_points(store, ids), metric, lang)
         except USER_ERRORS as exc:
             raise gr.Error(say(exc, lang)) from None
 
     with gr.Accordion(T("runs.export"), open=False):
-        export_dropdown = gr.Dropdown(label=T("runs.run.label"), choices=workbench.run_choices(trained=True),
+        export_dropdown = gr.Dropdown(label=T("runs.run.label"), choices=workbench.run_choices(True, page.viewer),
                                       info=T("runs.export.run.info"), allow_custom_value=True)
         with gr.Row():
             zip_btn = gr.Button(T("runs.zip"))
@@ -263,26 +296,29 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
         export_file = gr.File(label=T("runs.download.label"), interactive=False)
         export_md = gr.Markdown()
 
+    # Each export first checks the run is the account's (or shared with the class: zip and push read it; merging
+    # writes into its folder, so only its owner merges).
     def on_zip(run_id: str, request: gr.Request = None):
-        lang = lang_of(request)
-        return _export(lambda: zip_adapter(workbench.store, run_id, workbench.exports), run_id,
+        lang, store = lang_of(request), store_of(workbench, request)
+        return _export(lambda: zip_adapter(workbench.store, store.run(run_id).run_id, workbench.exports), run_id,
                        text("runs.zipped", lang), lang)
 
     def on_merge(run_id: str, request: gr.Request = None):
-        lang = lang_of(request)
-        result = _export(lambda: merge_adapter(workbench.store, run_id), run_id, text("runs.merged", lang), lang)
+        lang, store = lang_of(request), store_of(workbench, request)
+        result = _export(lambda: merge_adapter(workbench.store, store.run(run_id, change=True).run_id), run_id,
+                         text("runs.merged", lang), lang)
         return gr.skip(), result[1]
 
     def on_push(run_id: str, repo: str, request: gr.Request = None):
-        lang = lang_of(request)
-        result = _export(lambda: push_adapter(workbench.store, run_id, repo.strip()), run_id,
+        lang, store = lang_of(request), store_of(workbench, request)
+        result = _export(lambda: push_adapter(workbench.store, store.run(run_id).run_id, repo.strip()), run_id,
                          text("runs.pushed", lang), lang)
         return result[1]
 
     with gr.Accordion(T("runs.manage"), open=False):
         gr.Markdown(T("runs.manage.help"))
         with gr.Row():
-            manage_dropdown = gr.Dropdown(label=T("runs.run.label"), choices=workbench.run_choices(),
+            manage_dropdown = gr.Dropdown(label=T("runs.run.label"), choices=workbench.run_choices(viewer=page.viewer),
                                           allow_custom_value=True, info=T("runs.manage.run.info"))
             new_name_box = gr.Textbox(label=T("runs.new_name.label"), placeholder=T("runs.new_name.placeholder"),
                                       info=T("runs.new_name.info"))
@@ -290,80 +326,78 @@ def build_runs_tab(workbench: Workbench, tab: gr.Tab | None = None) -> None:
                 rename_btn = gr.Button(T("runs.rename"))
                 delete_btn = gr.Button(T("runs.delete"), variant="stop")
         with gr.Row():
-            trash_dropdown = gr.Dropdown(label=T("runs.trash.label"), choices=_trash_choices(workbench),
+            trash_dropdown = gr.Dropdown(label=T("runs.trash.label"), choices=_trash_choices(page),
                                          allow_custom_value=True, info=T("runs.trash.info"))
             with gr.Column():
                 restore_btn = gr.Button(T("runs.restore"))
                 empty_btn = gr.Button(T("runs.empty_trash"), variant="stop")
         manage_md = gr.Markdown()
 
-    def refreshed(message: str, lang: str) -> tuple:  # after a change: the message, the table and every run list
-        choices = workbench.run_choices()
-        return (message, runs_frame(workbench, lang), gr.update(choices=choices),
-                gr.update(choices=choices, value=None), gr.update(choices=_trash_choices(workbench), value=None))
+    def refreshed(message: str, lang: str, store: ScopedStore) -> tuple:  # after a change: the message, the table
+        choices = workbench.run_choices(viewer=store.viewer)  # and every run list
+        return (message, runs_frame(workbench, lang, store.viewer), gr.update(choices=choices),
+                gr.update(choices=choices, value=None), gr.update(choices=_trash_choices(store), value=None))
 
-    def managed(what: str, run_id: str | None, missing: str, action: Callable[[str], str],
+    def managed(what: str, run_id: str | None, missing: str, action: Callable[[str, ScopedStore], str],
                 request: gr.Request | None) -> tuple:
-        """One way for every change: a choice is needed, errors name the action, the lists follow."""
+        """One way for every change: a choice is needed, the run must be the account's, errors name the action, the
+        lists follow."""
         lang = lang_of(request)
         if not run_id:
             raise gr.Error(f"{text(f'runs.action.{what}', lang)}: {text(f'runs.missing.{missing}', lang)}")
         try:
-            return refreshed(action(lang), lang)
+            store = store_of(workbench, request)
+            return refreshed(action(lang, store), lang, store)
         except (StoreError, OSError, ValueError) as exc:
             raise gr.Error(f"{text(f'runs.action.{what}', lang)}: {say(exc, lang)}") from None
 
     def on_rename(run_id: str, name: str, request: gr.Request = None):
-        def rename(lang: str) -> str:
-            old = workbench.store.get_run(run_id).name
-            return text("runs.renamed", lang, old=old, new=workbench.store.rename_run(run_id, name).name)
+        def rename(lang: str, store: ScopedStore) -> str:
+            old = store.run(run_id, change=True).name
+            return text("runs.renamed", lang, old=old, new=store.rename_run(run_id, name).name)
         return managed("rename", run_id, "run", rename, request)
 
     def on_delete(run_id: str, request: gr.Request = None):
-        def delete(lang: str) -> str:
-            name = workbench.store.get_run(run_id).name
-            workbench.store.delete_run(run_id)
+        def delete(lang: str, store: ScopedStore) -> str:
+            name = store.run(run_id, change=True).name
+            store.delete_run(run_id)
             return text("runs.deleted", lang, name=name, run_id=run_id)
         return managed("delete", run_id, "run", delete, request)
 
     def on_restore(run_id: str, request: gr.Request = None):
-        def restore(lang: str) -> str:
-            record = workbench.store.restore_run(run_id)
+        def restore(lang: str, store: ScopedStore) -> str:
+            record = store.restore_run(run_id)
             return text("runs.restored", lang, name=record.name, run_id=record.run_id, status=record.status)
         return managed("restore", run_id, "trash", restore, request)
 
     def on_empty_trash(request: gr.Request = None):
         lang = lang_of(request)
         try:
-            count, size = workbench.store.empty_trash()
-        except OSError as exc:
+            store = store_of(workbench, request)
+            count, size = store.empty_trash()
+        except (OSError, ValueError) as exc:
             raise gr.Error(f"{text('runs.action.empty', lang)}: {say(exc, lang)}") from None
         return refreshed(text("runs.emptied", lang, count=count, size=_megabytes(size)) if count else
-                         text("runs.already_empty", lang), lang)
+                         text("runs.already_empty", lang), lang, store)
 
     manage_outputs = [manage_md, runs_table, runs_dropdown, manage_dropdown, trash_dropdown]
     rename_btn.click(on_rename, [manage_dropdown, new_name_box], manage_outputs, api_name="rename_run")
     delete_btn.click(on_delete, manage_dropdown, manage_outputs, api_name="delete_run")
     restore_btn.click(on_restore, trash_dropdown, manage_outputs, api_name="restore_run")
     empty_btn.click(on_empty_trash, None, manage_outputs, api_name="empty_trash")
-    manage_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, manage_dropdown,
-                          api_visibility="private")
-    trash_dropdown.focus(lambda: gr.update(choices=_trash_choices(workbench)), None, trash_dropdown,
-                         api_visibility="private")
+    manage_dropdown.focus(on_list_focus, None, manage_dropdown, api_visibility="private")
+    trash_dropdown.focus(on_trash_focus, None, trash_dropdown, api_visibility="private")
 
     zip_btn.click(on_zip, export_dropdown, [export_file, export_md], api_name="export_zip")
     merge_btn.click(on_merge, export_dropdown, [export_file, export_md], api_name="export_merge")
     push_btn.click(on_push, [export_dropdown, repo_box], export_md, api_name="export_push")
-    export_dropdown.focus(lambda: gr.update(choices=workbench.run_choices(trained=True)), None,
-                          export_dropdown, api_visibility="private")
+    export_dropdown.focus(on_trained_focus, None, export_dropdown, api_visibility="private")
     if tab is not None:
         tab.select(on_refresh, None, [runs_table, runs_dropdown], api_visibility="private")
     refresh_btn.click(on_refresh, None, [runs_table, runs_dropdown], api_name="list_runs").then(
-        lambda: gr.update(choices=_sweep_choices(workbench)), None, sweep_dropdown, api_visibility="private")
-    runs_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, runs_dropdown,
-                        api_visibility="private")
-    sweep_dropdown.focus(lambda: gr.update(choices=_sweep_choices(workbench)), None, sweep_dropdown,
-                         api_visibility="private")
+        on_sweeps_focus, None, sweep_dropdown, api_visibility="private")
+    runs_dropdown.focus(on_list_focus, None, runs_dropdown, api_visibility="private")
+    sweep_dropdown.focus(on_sweeps_focus, None, sweep_dropdown, api_visibility="private")
     # Each chart has its own endpoint, so a slow one (token lengths) does not hold up the loss curves.
     runs_dropdown.change(on_overlay, [runs_dropdown, log_checkbox, x_radio], overlay_plot, api_name="overlay_runs")
     runs_dropdown.change(on_forgetting, [runs_dropdown, x_radio], forgetting_plot, api_name="forgetting_runs")

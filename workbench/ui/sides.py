@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.app import USER_ERRORS, Workbench
+from workbench.classroom.access import Viewer
 from workbench.generate.engine import ChatEngine, Side
 from workbench.generate.lineups import MAX_SHOTS, few_shot_turns
 from workbench.generate.sampling import SamplingConfig
@@ -25,12 +26,13 @@ BASE, FEW_SHOT, OFF = "base", "few-shot", "off"
 
 
 # A choice's words come from the catalogues (the page draws them in its language); its value stays the same.
-def side_choices(workbench: Workbench) -> list[tuple[Any, str]]:
-    return [(T("sides.off"), OFF), (T("sides.few_shot"), FEW_SHOT), *workbench.run_choices(trained=True)]
+# `viewer`: whose runs are listed (None, as the page is built: the page's; in classroom mode only shared ones).
+def side_choices(workbench: Workbench, viewer: Viewer | None = None) -> list[tuple[Any, str]]:
+    return [(T("sides.off"), OFF), (T("sides.few_shot"), FEW_SHOT), *workbench.run_choices(True, viewer)]
 
 
-def candidate_choices(workbench: Workbench) -> list[tuple[Any, str]]:
-    return [(T("sides.base"), BASE), (T("sides.few_shot"), FEW_SHOT), *workbench.run_choices(trained=True)]
+def candidate_choices(workbench: Workbench, viewer: Viewer | None = None) -> list[tuple[Any, str]]:
+    return [(T("sides.base"), BASE), (T("sides.few_shot"), FEW_SHOT), *workbench.run_choices(True, viewer)]
 
 
 @dataclass
@@ -95,12 +97,12 @@ def make_sampling(temperature: float, top_p: float, max_new_tokens: float, seed:
                           seed=int(seed or 0))
 
 
-def pick_label(workbench: Workbench, pick: str, shots: int) -> str:
+def pick_label(workbench: Workbench, pick: str, shots: int, viewer: Viewer | None = None) -> str:
     if pick == BASE:
         return "base"
     if pick == FEW_SHOT:
         return f"base + {shots}-shot"
-    return workbench.run_label(pick)
+    return workbench.run_label(pick, viewer)
 
 
 @dataclass
@@ -113,18 +115,18 @@ class Lineup:
 
 
 def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str], shots: float, shots_path: str,
-                seed: float | None, fallback_model: str, exclude: str = "") -> Lineup:
+                seed: float | None, fallback_model: str, exclude: str = "", viewer: Viewer | None = None) -> Lineup:
     """Sides for the picks (`fields` name each pick in error messages); adapters are loaded once per engine.
 
     `exclude` is a prompt that the few-shot examples must not contain (the question being asked). Its own errors
     carry a Message, put into the reader's language where they are shown (`say`).
     """
-    _records, model = workbench.trained_runs((pick, where) for pick, where in zip(picks, fields)
-                                             if pick not in (BASE, FEW_SHOT))
+    _records, model = workbench.trained_runs([(pick, where) for pick, where in zip(picks, fields)
+                                              if pick not in (BASE, FEW_SHOT)], viewer)
     model = model or (fallback_model or "").strip() or "embedded"  # no run chosen: the Train tab's model
     engine, sides, turns = workbench.engine(model), [], None
     for pick, where in zip(picks, fields):
-        label = pick_label(workbench, pick, int(shots))
+        label = pick_label(workbench, pick, int(shots), viewer)
         if pick == BASE:
             sides.append(Side(label))
         elif pick == FEW_SHOT:
@@ -133,7 +135,7 @@ def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str
                 if not path:
                     raise ValueError(message("sides.error.few_shot_empty", where=where))
                 try:
-                    turns = few_shot_turns(workbench.check_data_path(path), int(shots), int(seed or 0),
+                    turns = few_shot_turns(workbench.check_data_path(path, viewer), int(shots), int(seed or 0),
                                            exclude=exclude)
                 except USER_ERRORS as exc:
                     error = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Message) else str(exc)
@@ -141,6 +143,6 @@ def make_lineup(workbench: Workbench, picks: Sequence[str], fields: Sequence[str
                                              error=error)) from None
             sides.append(Side(label, shots=turns))
         else:
-            engine.ensure_adapter(pick, workbench.store.adapter_dir(pick))
+            engine.ensure_adapter(pick, workbench.store_for(workbench.who(viewer)).adapter_dir(pick))
             sides.append(Side(label, adapter=pick))
     return Lineup(engine, model, sides)

@@ -9,32 +9,38 @@ import time
 from typing import Any
 
 from workbench.app import Workbench
+from workbench.classroom.access import SINGLE_USER, Viewer
 from workbench.i18n import catalogue, say, text
 from workbench.presets import Preset, list_presets
 from workbench.ui.i18n import derived
 
 
 def preset_label(preset: Preset, lang: str) -> str:
+    if preset.shared:
+        return text("train.preset.shared", lang, name=preset.name)
     return text("train.preset.saved", lang, name=preset.name) if preset.saved else preset.name
 
 
-def preset_choices(workbench: Workbench, lang: str | None = None) -> list[tuple[Any, str]]:
-    """The presets as (label, key); as the page is built (lang None) a saved one's label is drawn by the browser."""
-    presets = list_presets(workbench.home)
+def preset_choices(workbench: Workbench, lang: str | None = None,
+                   viewer: Viewer = SINGLE_USER) -> list[tuple[Any, str]]:
+    """The presets the viewer may load as (label, key): bundled, shared with the class, their own saved ones; as the
+    page is built (lang None) a saved one's label is drawn by the browser."""
+    presets = list_presets(workbench.preset_home(viewer), shared_home=workbench.class_home)
     if lang is None:
         return [(derived(f"train.preset.saved:{p.key}", functools.partial(preset_label, p)) if p.saved else p.name,
                  p.key) for p in presets]
     return [(preset_label(p, lang), p.key) for p in presets]
 
 
-def _status(status: str, lang: str) -> str:
+def status_words(status: str, lang: str) -> str:
+    """A run's status in `lang` ("stopped" → "중지됨"); one without words stays as it is."""
     key = f"train.status.{status}"
     return text(key, lang) if key in catalogue("en") else status
 
 
 def format_progress(snapshot: Any, lang: str = "en") -> str:
     """An HTML progress bar with step / total, ETA, speed and losses, in `lang`."""
-    parts = [f"<b>{_status(snapshot.status, lang)}</b>",
+    parts = [f"<b>{status_words(snapshot.status, lang)}</b>",
              text("train.progress.step", lang, step=snapshot.step, total=snapshot.total_steps or "?")]
     if snapshot.eta is not None:
         parts.append(text("train.progress.eta", lang, minutes=int(snapshot.eta // 60),

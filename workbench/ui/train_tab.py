@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from workbench.app import Workbench
+from workbench.classroom.access import SINGLE_USER, Viewer
 from workbench.config import (
     ConfigError,
     RunConfig,
@@ -22,6 +23,7 @@ from workbench.config import (
 )
 from workbench.data.examples import DataError, file_kind
 from workbench.data.samples import resolve_data_path
+from workbench.evaluate.scoring import chance_notes, read_report
 from workbench.i18n import say, text
 from workbench.methods.cards import method_card
 from workbench.methods.registry import KNOBS, METHODS, get_method
@@ -36,14 +38,18 @@ from workbench.ui.data_tab import DataTab
 from workbench.ui.i18n import T, derived, lang_of
 from workbench.ui.sides import follow_answer_lengths
 from workbench.ui.train_lines import format_progress, preset_choices
+from workbench.ui.who import store_of, viewer_of
 
 DEFAULT_PRESET = "classroom-lora"
 MAIN_FIELDS = ("learning_rate", "epochs", "max_steps", "batch_size", "max_seq_len")
 FORGETTING_FIELDS = ("general_every", "general_samples", "replay_ratio", "l2_to_base")
-AFTER_FIELDS = ("eval_test", "eval_max_new_tokens")
+AFTER_FIELDS = ("eval_test", "eval_max_new_tokens", "eval_mc", "eval_mc_shots")
 PREFERENCE_FIELDS = ("objective", "dpo_beta", "init_adapter")
 FIELD_MIN_WIDTH = 220  # pixels
-CHOICE_KEYS = {"sft": "train.objective.sft", "dpo": "train.objective.dpo"}  # the objective's choices on the form
+# The words of the form's choices (the objective's, the learning-rate schedule's); the values stay as they are.
+CHOICE_KEYS = {"sft": "train.objective.sft", "dpo": "train.objective.dpo",
+               **{name: f"train.lr_schedule.{name}" for name in ("cosine", "linear", "constant")},
+               **{name: f"train.eval_mc.{name}" for name in ("none", "knowledge_en", "knowledge_ko", "both")}}
 
 
 NEXT_STATUSES = ("completed", "stopped")
@@ -107,7 +113,7 @@ def _whole(value: Any, default: Any) -> Any:
 
 def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     config = _default_config()
-    presets = preset_choices(workbench)
+    presets = preset_choices(workbench, viewer=workbench.page_viewer())
     with gr.Row():
         preset_dropdown = gr.Dropdown(presets, value=DEFAULT_PRESET if (DEFAULT_PRESET, DEFAULT_PRESET)
                                       in presets else None, label=T("train.preset.label"),
@@ -188,17 +194,19 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             "split_seed": data.split_seed_number, "run_name": run_name_box}
     defaults = TrainConfig()
 
-    def config_from_form(**values: Any) -> RunConfig:
+    def config_from_form(viewer: Viewer = SINGLE_USER, **values: Any) -> RunConfig:
+        """The form's values as a run config, its data path (and starting adapter) checked for this viewer."""
         method = values["method"]
         knobs = {k: _whole(values[k], KNOBS[k].default) for k in get_method(method).knobs}
-        return RunConfig.from_dict({
+        config = RunConfig.from_dict({
             "name": values["run_name"] or "", "model": {"name_or_path": values["model"]},
             "method": {"name": method, **knobs},
             "train": {k: _whole(values[k], getattr(defaults, k)) for k in train_components},
             # start, sweep, preflight and save all come through here: the data path is checked once for all
-            "data": {"path": workbench.check_data_path(values["data_path"]), "val_size": values["val_size"],
+            "data": {"path": workbench.check_data_path(values["data_path"], viewer), "val_size": values["val_size"],
                      "test_size": values["test_size"], "split_seed": int(values["split_seed"] or 0)},
         })
+        return workbench.check_start_adapter(config, viewer)
 
     def values_of(loaded: RunConfig) -> dict:  # a config as the form's values, by name
         return {"model": loaded.model.name_or_path, "method": loaded.method.name,
@@ -210,7 +218,7 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     def form_values(loaded: RunConfig) -> dict:  # a config back into the form, by component
         return {form[key]: value for key, value in values_of(loaded).items()}
 
-    def restore(saved: dict | None, lang: str = "en") -> tuple[dict, list[str]]:
+    def restore(saved: dict | None, lang: str = "en", viewer: Viewer = SINGLE_USER) -> tuple[dict, list[str]]:
         """A browser's saved form (values by name) back into the form, if it still makes a valid run: data that is
         gone falls back to the default sample, settings this version refuses to the defaults; each with a note (in
         `lang`)."""
@@ -218,24 +226,31 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         values = {**defaults_by_name, **{k: v for k, v in (saved or {}).items() if k in form}}
         notes = []
         try:
-            resolve_data_path(workbench.check_data_path(values["data_path"])).stat()
+            resolve_data_path(workbench.check_data_path(values["data_path"], viewer)).stat()
         except (ValueError, OSError):
             if values["data_path"]:
                 notes.append(text("train.restore.data_gone", lang, path=values["data_path"]))
             values["data_path"] = defaults_by_name["data_path"]
         try:
-            config_from_form(**values)
+            config_from_form(viewer, **values)
         except (ValueError, RuntimeError) as exc:
             notes.append(text("train.restore.settings_refused", lang, error=on_screen(say(exc, lang))))
             values = {**defaults_by_name, "data_path": values["data_path"]}
         return {form[key]: value for key, value in values.items()}, notes
+
+    def choices(request: gr.Request | None) -> list[tuple[str, str]]:  # the runs this browser's account may see
+        return workbench.run_choices(viewer=viewer_of(workbench, request))
+
+    def on_choices_focus(request: gr.Request = None):  # runs made since, also in another browser or the CLI
+        return gr.update(choices=choices(request))
 
     def checked(config: RunConfig) -> list[str]:  # a run id in "Continue from adapter" is checked as its folder
         return launch_problems(workbench.store, config)  # the CLI's `train` asks the same
 
     def on_form_change(request: gr.Request = None, **values):
         try:
-            plan = preflight(resolve_init_adapter(workbench.store, config_from_form(**values)))
+            plan = preflight(resolve_init_adapter(workbench.store,
+                                                  config_from_form(viewer_of(workbench, request), **values)))
         except (ValueError, RuntimeError, OSError) as exc:
             return f"⚠️ {on_screen(say(exc, lang_of(request)))}"
         return plan.summary(lang_of(request))
@@ -247,25 +262,27 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
 
     def on_start(request: gr.Request = None, **values):
         try:
-            config = config_from_form(**values)
+            viewer = viewer_of(workbench, request)
+            config = workbench.class_budget(config_from_form(viewer, **values), viewer)
             problems = checked(config)
             if problems:  # refuse before queueing: the reason and a way out, nothing started
                 raise ConfigError("; ".join(problems))
-            record = workbench.jobs.submit(config)
+            record = workbench.jobs.submit(config, owner=viewer.owner)
         except (ConfigError, ValueError, RuntimeError) as exc:
             raise gr.Error(on_screen(say(exc, lang_of(request)))) from None
-        return gr.update(choices=workbench.run_choices(), value=record.run_id)
+        return gr.update(choices=workbench.run_choices(viewer=viewer), value=record.run_id)
 
     def on_queue_sweep(ranks_text: str, keep_ratio: bool, request: gr.Request = None, **values):
         lang = lang_of(request)
         try:
-            config = config_from_form(**values)
+            viewer = viewer_of(workbench, request)
+            config = workbench.class_budget(config_from_form(viewer, **values), viewer)
             configs = sweep_configs(config, parse_ranks(ranks_text or ""), bool(keep_ratio), config.name)
             problems = [text("train.sweep.problem", lang, rank=c.method.rank, problem=p)
                         for c in configs for p in checked(c)]
             if problems:  # all or nothing: a half-queued sweep would chart a misleading curve
                 raise ConfigError("; ".join(problems))
-            records = [workbench.jobs.submit(c) for c in configs]
+            records = [workbench.jobs.submit(c, owner=viewer.owner) for c in configs]
         except (ConfigError, ValueError, RuntimeError) as exc:
             raise gr.Error(on_screen(say(exc, lang))) from None
         lines = [text("train.sweep.queued", lang, count=len(records))]
@@ -276,40 +293,66 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             lines.append(f"- **{record.name}** · `{record.run_id}` · {where}")
         return "\n".join(lines), [r.run_id for r in records]
 
-    def on_sweep_queued(run_ids: list[str]):  # show the first run of the sweep in "Run shown"
-        return gr.update(choices=workbench.run_choices(), value=run_ids[0] if run_ids else None)
+    def on_sweep_queued(run_ids: list[str], request: gr.Request = None):  # the sweep's first run in "Run shown"
+        return gr.update(choices=choices(request), value=run_ids[0] if run_ids else None)
 
     def on_resume(run_id: str, request: gr.Request = None):
         lang = lang_of(request)
         if not run_id:
             raise gr.Error(text("train.resume.none", lang))
         try:
+            store_of(workbench, request).run(run_id, change=True)
             record = workbench.jobs.resume(run_id)
         except (ValueError, StoreError) as exc:
             raise gr.Error(text("train.resume.refused", lang, error=say(exc, lang))) from None
         gr.Info(text("train.resume.started", lang, name=record.name))
-        return gr.update(choices=workbench.run_choices(), value=run_id)
+        return gr.update(choices=choices(request), value=run_id)
 
     def on_stop(run_id: str, request: gr.Request = None):  # a waiting run is taken out of the queue; a training
-        waiting = bool(run_id) and workbench.jobs.queue_position(run_id) is not None  # one stops at its next step
+        if run_id:  # one stops at its next step
+            try:
+                store_of(workbench, request).run(run_id, change=True)
+            except (ValueError, StoreError) as exc:
+                raise gr.Error(say(exc, lang_of(request))) from None
+        waiting = bool(run_id) and workbench.jobs.queue_position(run_id) is not None
         if run_id and workbench.jobs.stop(run_id):
             gr.Info(text("train.stop.cancelled" if waiting else "train.stop.stopping", lang_of(request)))
 
-    figures: dict[tuple, Any] = {}  # the latest loss figure per run state, shared by every browser
+    figures: dict[tuple, Any] = {}  # the latest loss figure per run state and language, shared by every browser
 
-    def loss_figure(key: tuple, rows: list[dict]) -> Any:
+    def loss_figure(key: tuple, rows: list[dict]) -> Any:  # key: (run id, rows, status, name, language)
         if key not in figures:
             if len(figures) >= 32:
                 figures.pop(next(iter(figures)))
-            figures[key] = make_loss_figure({key[3]: rows})
+            figures[key] = make_loss_figure({key[3]: rows}, lang=key[4])
         return figures[key]
+
+    notes: dict[tuple, str] = {}  # a finished run's warnings by (run, its scores' time, language), read once
+
+    def summary_notes(run_id: str, lang: str) -> str:
+        """Under a finished run's line: a label accuracy at chance on its test split (the format learned, not the
+        task) and what to try."""
+        path = workbench.store.run_dir(run_id) / "eval.json"
+        try:
+            key = (run_id, path.stat().st_mtime, lang)
+        except OSError:  # not scored (yet)
+            return ""
+        if key not in notes:
+            report = read_report(workbench.store, run_id)
+            warnings = chance_notes(report) if report is not None else []
+            notes[key] = "".join(f"<div style='color:#92400e'>⚠️ {html.escape(say(note, lang))}</div>"
+                                 for note in warnings)
+        return notes[key]
 
     def on_poll(run_id: str, seen: tuple | None = None, request: gr.Request = None):
         lang = lang_of(request)
         if not run_id:
             return gr.skip(), gr.skip(), seen, gr.update(visible=False)
+        store = store_of(workbench, request)
         try:
             workbench.store.run_dir(run_id)  # not a run id at all: refused
+            if store.viewer.in_class and not store.viewer.teacher:  # a student's own or shared runs only (a
+                store.run(run_id)  # deleted one included: the same refusal, whether it ever existed or not)
         except StoreError as exc:
             raise gr.Error(say(exc, lang)) from None
         try:
@@ -319,46 +362,50 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
             deleted = text("train.run_deleted", lang, error=html.escape(say(exc, lang)))
             return f"<div style='color:#b91c1c'>{deleted}</div>", gr.skip(), seen, gr.update(visible=False)
         name = workbench.store.get_run(run_id).name
-        key = (run_id, len(rows), snapshot.status, name)
+        key = (run_id, len(rows), snapshot.status, name, lang)
         # Redraw the chart only when there is something new: polling stays light while a run trains. Every
         # browser watching the same run gets the one figure drawn for that state (a class polls the same run).
         # The legend names the run by its name, as the Runs tab does.
+        line = format_progress(snapshot, lang) + (summary_notes(run_id, lang) if snapshot.finished else "")
         if key == seen:
-            return format_progress(snapshot, lang), gr.skip(), key, gr.skip()
+            return line, gr.skip(), key, gr.skip()
         trained = snapshot.status in NEXT_STATUSES and has_trained_weights(workbench.store.adapter_dir(run_id))
-        return format_progress(snapshot, lang), loss_figure(key, rows), key, gr.update(visible=trained)
+        return line, loss_figure(key, rows), key, gr.update(visible=trained)
 
     def on_preset(key: str, request: gr.Request = None):
         if not key:
             raise gr.Error(text("train.preset.none", lang_of(request)))
         try:
-            return form_values(read_preset(key, workbench.home, allow_paths=False))
+            return form_values(read_preset(key, workbench.preset_home(viewer_of(workbench, request)),
+                                           allow_paths=False, shared_home=workbench.class_home))
         except ConfigError as exc:
             raise gr.Error(on_screen(say(exc, lang_of(request)))) from None
 
     def on_save_preset(preset_name: str, request: gr.Request = None, **values):
         lang = lang_of(request)
         try:
-            preset, replaced = save_user_preset(config_from_form(**values), preset_name, workbench.home)
+            viewer = viewer_of(workbench, request)
+            preset, replaced = save_user_preset(config_from_form(viewer, **values), preset_name,
+                                                workbench.preset_home(viewer))
         except (ConfigError, ValueError, OSError) as exc:
             raise gr.Error(on_screen(say(exc, lang))) from None
         saved = text("train.preset.saved_message", lang, name=preset.name, path=preset.path)
         if replaced:
             saved += text("train.preset.backup", lang, backup=f"{preset.path.name}.bak")
-        return saved, gr.update(choices=preset_choices(workbench, lang), value=preset.key)
+        return saved, gr.update(choices=preset_choices(workbench, lang, viewer), value=preset.key)
 
     def on_run_settings(run_id: str, request: gr.Request = None):
         lang = lang_of(request)
         if not run_id:
             raise gr.Error(text("train.run_settings.none", lang))
         try:
-            return form_values(workbench.store.load_config(run_id))
-        except (StoreError, ConfigError) as exc:
+            return form_values(store_of(workbench, request).load_config(run_id))
+        except (StoreError, ConfigError, ValueError) as exc:
             raise gr.Error(text("train.run_settings.refused", lang, error=on_screen(say(exc, lang)))) from None
 
-    def on_data_change(path: str):  # instructions train with SFT, preference pairs with DPO: follow the data
-        try:
-            kind = file_kind(resolve_data_path(workbench.check_data_path(path)))
+    def on_data_change(path: str, request: gr.Request = None):  # instructions train with SFT, preference pairs
+        try:  # with DPO: follow the data
+            kind = file_kind(resolve_data_path(workbench.check_data_path(path, viewer_of(workbench, request))))
         except (DataError, OSError, ValueError):
             return gr.skip(), gr.skip()
         return ("dpo", gr.update(open=True)) if kind == "preference" else ("sft", gr.skip())
@@ -375,14 +422,13 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
     fields = list(form.values())
     preset_btn.click(on_preset, preset_dropdown, fields, api_name="load_preset")
     def on_preset_focus(request: gr.Request = None):  # presets saved since, also from the CLI or another browser
-        return gr.update(choices=preset_choices(workbench, lang_of(request)))
+        return gr.update(choices=preset_choices(workbench, lang_of(request), viewer_of(workbench, request)))
 
     preset_dropdown.focus(on_preset_focus, None, preset_dropdown, api_visibility="private")
     save_btn.click(on_save_preset, inputs_kwargs={"preset_name": preset_name_box, **form},
                    outputs=[save_md, preset_dropdown], api_name="save_preset")
     settings_btn.click(on_run_settings, settings_run_dropdown, fields, api_name="load_run_settings")
-    settings_run_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, settings_run_dropdown,
-                                api_visibility="private")
+    settings_run_dropdown.focus(on_choices_focus, None, settings_run_dropdown, api_visibility="private")
     method_dropdown.change(on_method_change, method_dropdown, [card_md, *knob_components.values()],
                            api_visibility="private")
     # Picked by hand: also take the method's usual learning rate (full fine-tuning wants ~100× less than LoRA).
@@ -406,12 +452,11 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         return on_poll(run_id, None, request)[:2]
 
     run_dropdown.change(on_show_run, run_dropdown, [progress_html, loss_plot], api_name="poll_run")
-    run_dropdown.focus(lambda: gr.update(choices=workbench.run_choices()), None, run_dropdown,
-                       api_visibility="private")
+    run_dropdown.focus(on_choices_focus, None, run_dropdown, api_visibility="private")
 
-    def on_page_load():  # a reload (or an app restart) shows the newest run and its curve again
-        choices = workbench.run_choices()
-        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+    def on_page_load(request: gr.Request = None):  # a reload (or an app restart) shows the newest run and its curve
+        runs = choices(request)  # again
+        return gr.update(choices=runs, value=runs[0][1] if runs else None)
 
     return TrainTab(run_dropdown, compare_next_btn, evaluate_next_btn, model_box, form, params_md, on_form_change,
                     on_page_load, restore)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import html
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -318,14 +319,19 @@ def build_train_tab(workbench: Workbench, data: DataTab) -> TrainTab:
         if run_id and workbench.jobs.stop(run_id):
             gr.Info(text("train.stop.cancelled" if waiting else "train.stop.stopping", lang_of(request)))
 
+    figures_lock = threading.Lock()
     figures: dict[tuple, Any] = {}  # the latest loss figure per run state and language, shared by every browser
 
     def loss_figure(key: tuple, rows: list[dict]) -> Any:  # key: (run id, rows, status, name, language)
-        if key not in figures:
-            if len(figures) >= 32:
-                figures.pop(next(iter(figures)))
-            figures[key] = make_loss_figure({key[3]: rows}, lang=key[4])
-        return figures[key]
+        with figures_lock:  # polls of many browsers run at once: one changes the shared cache at a time
+            figure = figures.get(key)
+        if figure is None:
+            figure = make_loss_figure({key[3]: rows}, lang=key[4])
+            with figures_lock:
+                while len(figures) >= 128:  # a class's runs, each in two languages
+                    figures.pop(next(iter(figures)))
+                figures[key] = figure
+        return figure
 
     notes: dict[tuple, str] = {}  # a finished run's warnings by (run, its scores' time, language), read once
 

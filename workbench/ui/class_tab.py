@@ -156,31 +156,31 @@ def build_class_tab(workbench: Workbench) -> ClassTab:
         except ERRORS as exc:
             raise refused(exc, request) from None
 
-    def queue_action(action: str):
+    def run_action(act, message_key):
+        """A handler for a button that acts on the chosen run: the teacher's call `act(viewer, run_id)`, then the
+        message `message_key(result)` says what happened."""
         def on_action(run_id: str | None, request: gr.Request = None):
             lang = lang_of(request)
             if not run_id:
                 raise gr.Error(text("class.error.no_run", lang))
             try:
-                viewer = teacher(request)
-                done = stop_run(workbench, viewer, run_id) if action == "stop" else \
-                    pin_run(workbench, viewer, run_id, pinned=action == "front")
+                result = act(teacher(request), run_id)
             except ERRORS as exc:
                 raise refused(exc, request) from None
-            return text(f"class.queue.{action}.done" if done else "class.queue.not_waiting", lang)
+            key, fields = message_key(result)
+            return text(key, lang, **fields)
         return on_action
 
+    def queue_action(action: str):
+        def act(viewer, run_id):
+            return stop_run(workbench, viewer, run_id) if action == "stop" else \
+                pin_run(workbench, viewer, run_id, pinned=action == "front")
+        return run_action(act, lambda done: (f"class.queue.{action}.done" if done else "class.queue.not_waiting", {}))
+
     def on_share(shared: bool):
-        def share(run_id: str | None, request: gr.Request = None):
-            lang = lang_of(request)
-            if not run_id:
-                raise gr.Error(text("class.error.no_run", lang))
-            try:
-                name = share_run(workbench, teacher(request), run_id, shared)
-            except ERRORS as exc:
-                raise refused(exc, request) from None
-            return text("class.share.run.shared" if shared else "class.share.run.unshared", lang, name=name)
-        return share
+        return run_action(lambda viewer, run_id: share_run(workbench, viewer, run_id, shared),
+                          lambda name: ("class.share.run.shared" if shared else "class.share.run.unshared",
+                                        {"name": name}))
 
     def on_share_data(path: str | None, request: gr.Request = None):
         lang = lang_of(request)
